@@ -1,0 +1,1 @@
+//! Account lookup over an embedded database, with truthful health checks.

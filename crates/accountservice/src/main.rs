@@ -1,0 +1,3 @@
+//! Entry point of the account service.
+
+fn main() {}

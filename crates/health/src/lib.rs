@@ -1,0 +1,1 @@
+//! Health checks for services: checks, aggregation, caching and HTTP handlers.

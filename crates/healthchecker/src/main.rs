@@ -1,0 +1,3 @@
+//! Tiny HTTP probe for Docker HEALTHCHECK.
+
+fn main() {}
