@@ -1,0 +1,181 @@
+//! The health endpoints as an axum [`Router`], answering from bodies rendered once per change.
+
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, VARY};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+use tokio::time::Instant;
+
+use super::negotiate::Format;
+use super::options::HttpOptions;
+use super::render::render;
+use crate::{Health, Scope};
+
+/// The health endpoints, GET and HEAD (HEAD answers the same status and headers, no body):
+///
+/// | path | scope |
+/// |---|---|
+/// | `/health` | [`Scope::Overall`]: every component |
+/// | `/health/live`, `/livez` | [`Scope::Liveness`] |
+/// | `/health/ready`, `/readyz` | [`Scope::Readiness`] |
+///
+/// Status 503 when the scope's status is `DOWN` or `OUT_OF_SERVICE`, else 200. The body is
+/// `application/json` (Spring Boot style, `{"status":"UP","components":{…}}`) unless the
+/// `Accept` header asks for `application/health+json` (draft-inadarei-api-health-check:
+/// `status` pass/warn/fail, `checks` keyed `component:measurement`). [`HttpOptions::details`]
+/// decides how much either shows.
+///
+/// Every answer carries `Cache-Control: no-store`: it is a fact about one instant, and a
+/// cached `UP` replayed by a proxy or client after the instance failed would be a lie. It
+/// also carries `Vary: Accept`, since the body depends on that header.
+///
+/// Probes never run checks. Bodies are rendered once for every (scope, format) when results
+/// or manual components change, or when a result turns stale, and each probe clones a
+/// reference-counted buffer: thousands of probes per second cost a read lock each.
+///
+/// Generic over the state type so the router merges into an application's `Router<S>`.
+pub fn router<S>(health: Health, options: HttpOptions) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let endpoint = Arc::new(Endpoint::new(health, options));
+    Router::new()
+        .route("/health", get(overall))
+        .route("/health/live", get(liveness))
+        .route("/livez", get(liveness))
+        .route("/health/ready", get(readiness))
+        .route("/readyz", get(readiness))
+        .with_state(endpoint)
+}
+
+async fn overall(State(endpoint): State<Arc<Endpoint>>, request: Request) -> Response {
+    endpoint.answer(Scope::Overall, &request)
+}
+
+async fn liveness(State(endpoint): State<Arc<Endpoint>>, request: Request) -> Response {
+    endpoint.answer(Scope::Liveness, &request)
+}
+
+async fn readiness(State(endpoint): State<Arc<Endpoint>>, request: Request) -> Response {
+    endpoint.answer(Scope::Readiness, &request)
+}
+
+/// The registry, the options and the rendered answers.
+struct Endpoint {
+    health: Health,
+    options: HttpOptions,
+    rendered: RwLock<Arc<Rendered>>,
+    /// Held while rendering, so a change is rendered once, not once per waiting probe.
+    rendering: Mutex<()>,
+}
+
+/// Every answer for one state of the registry.
+struct Rendered {
+    generation: u64,
+    /// When a result in these answers turns stale, so they must be rendered again although
+    /// nothing was published.
+    valid_until: Option<Instant>,
+    /// Indexed by [`slot`].
+    answers: [Answer; 6],
+}
+
+#[derive(Clone)]
+struct Answer {
+    status: StatusCode,
+    body: Bytes,
+}
+
+fn slot(scope: Scope, format: Format) -> usize {
+    let s = match scope {
+        Scope::Overall => 0,
+        Scope::Liveness => 1,
+        Scope::Readiness => 2,
+    };
+    s * 2 + usize::from(format == Format::HealthJson)
+}
+
+impl Rendered {
+    fn new(health: &Health, options: &HttpOptions, now: Instant) -> Rendered {
+        let snapshot = health.snapshot();
+        let answers = Scope::ALL.map(|scope| {
+            let report = health.report_from(&snapshot, scope, now);
+            let status = StatusCode::from_u16(report.http_status())
+                .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            Format::ALL.map(|format| Answer {
+                status,
+                body: Bytes::from(render(&report, format, options)),
+            })
+        });
+        let [[o_json, o_hj], [l_json, l_hj], [r_json, r_hj]] = answers;
+        Rendered {
+            generation: snapshot.generation,
+            valid_until: health.stale_deadline(&snapshot, now),
+            answers: [o_json, o_hj, l_json, l_hj, r_json, r_hj],
+        }
+    }
+
+    fn is_current(&self, generation: u64, now: Instant) -> bool {
+        self.generation == generation && self.valid_until.is_none_or(|until| now < until)
+    }
+}
+
+impl Endpoint {
+    fn new(health: Health, options: HttpOptions) -> Endpoint {
+        let rendered = Rendered::new(&health, &options, Instant::now());
+        Endpoint {
+            health,
+            options,
+            rendered: RwLock::new(Arc::new(rendered)),
+            rendering: Mutex::new(()),
+        }
+    }
+
+    fn answer(&self, scope: Scope, request: &Request) -> Response {
+        let format = Format::negotiate(request.headers().get(ACCEPT));
+        let Answer { status, body } = self.lookup(slot(scope, format));
+        let mut response = Response::new(Body::from(body));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, format.content_type());
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(VARY, HeaderValue::from_static("accept"));
+        response
+    }
+
+    /// The current answer for a slot: from the rendered set if still current, else after
+    /// rendering a new set.
+    fn lookup(&self, slot: usize) -> Answer {
+        let now = Instant::now();
+        let generation = self.health.generation();
+        {
+            let rendered = self.rendered.read().unwrap_or_else(PoisonError::into_inner);
+            if rendered.is_current(generation, now) {
+                return rendered.answers[slot].clone();
+            }
+        }
+        self.render_again(now).answers[slot].clone()
+    }
+
+    fn render_again(&self, now: Instant) -> Arc<Rendered> {
+        let _rendering = self
+            .rendering
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Another probe may have rendered while this one waited.
+        let current = Arc::clone(&self.rendered.read().unwrap_or_else(PoisonError::into_inner));
+        if current.is_current(self.health.generation(), now) {
+            return current;
+        }
+        let fresh = Arc::new(Rendered::new(&self.health, &self.options, now));
+        *self
+            .rendered
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::clone(&fresh);
+        fresh
+    }
+}
