@@ -1,1 +1,25 @@
-//! Account lookup over an embedded database, with truthful health checks.
+//! Account lookup over an embedded redb database: the library behind the `accountservice` binary.
+//!
+//! `main.rs` only parses [`config::Settings`], installs logging and calls
+//! [`startup::Application`]; everything else lives here so that tests can drive it:
+//!
+//! - [`config`]: the one typed settings struct (flags with `ACCOUNTSERVICE_*` fallbacks).
+//! - [`domain`]: [`domain::AccountId`] (parsed at the edge) and [`domain::Account`].
+//! - [`store`]: the [`store::AccountStore`] trait and its redb implementation.
+//! - [`seed`]: idempotent, chunked seeding of fake accounts with progress output.
+//! - [`router`], [`routes`], [`error`], [`state`]: the HTTP surface over [`state::AppState`].
+//! - [`served_by`]: the instance name put in every account answer, computed once.
+//! - [`startup`], [`shutdown`], [`telemetry`]: process life cycle.
+
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod router;
+pub mod routes;
+pub mod seed;
+pub mod served_by;
+pub mod shutdown;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod telemetry;

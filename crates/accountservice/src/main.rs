@@ -1,3 +1,36 @@
-//! Entry point of the account service.
+//! Entry point of the account service: parse settings, start logging, run until a signal.
+//!
+//! Exit codes: 0 after a clean shutdown (SIGTERM or Ctrl-C), 1 when start-up or serving fails
+//! (the reason is printed as one line on stderr), 2 for invalid command-line arguments (clap).
 
-fn main() {}
+use std::process::ExitCode;
+
+use accountservice::{config::Settings, shutdown, startup::Application, telemetry};
+use anyhow::Context as _;
+use clap::Parser as _;
+
+fn main() -> ExitCode {
+    let settings = Settings::parse();
+    match run(settings) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // `{:#}` prints the whole cause chain on one line.
+            eprintln!("accountservice: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(settings: Settings) -> anyhow::Result<()> {
+    telemetry::init(settings.log_format, &settings.log_filter)
+        .context("cannot initialise logging")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let app = Application::build(&settings).await?;
+        app.run_until(shutdown::signal()).await?;
+        anyhow::Ok(())
+    })
+}

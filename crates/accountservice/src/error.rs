@@ -1,0 +1,128 @@
+//! `ApiError`: every way a request can fail, mapped to a status and a JSON body.
+//!
+//! Clients get `{"error":"<short reason>"}`; internal causes (file paths, redb messages) are
+//! logged with their whole chain and never put in a response.
+
+use std::error::Error as _;
+
+use axum::{
+    Json,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+
+use crate::{
+    domain::{AccountId, InvalidAccountId},
+    store::StoreError,
+};
+
+/// A failed request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The path segment is not a valid account id.
+    #[error("invalid account id: {0}")]
+    InvalidAccountId(#[from] InvalidAccountId),
+    /// The path could not be decoded (e.g. percent-encoding that is not UTF-8).
+    #[error("invalid request path: {0}")]
+    InvalidPath(String),
+    /// No account has this id.
+    #[error("account {0} not found")]
+    AccountNotFound(AccountId),
+    /// The store failed; the cause is logged, not returned.
+    #[error("account store unavailable")]
+    StoreUnavailable(#[from] StoreError),
+    /// No route matches the path.
+    #[error("no route for {0}")]
+    RouteNotFound(String),
+    /// The path exists but not for this method (axum adds the `Allow` header).
+    #[error("method {0} not allowed on this path")]
+    MethodNotAllowed(String),
+}
+
+impl ApiError {
+    /// The HTTP status of this error.
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            Self::InvalidAccountId(_) | Self::InvalidPath(_) => StatusCode::BAD_REQUEST,
+            Self::AccountNotFound(_) | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
+            Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+}
+
+/// The JSON body of every error answer.
+#[derive(Debug, Serialize)]
+struct ErrorBody {
+    error: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::StoreUnavailable(cause) = &self {
+            tracing::error!(error = %chain(cause), "account store failed");
+        }
+        // The Display text of each variant is written for clients: it never includes a cause.
+        let body = ErrorBody {
+            error: self.to_string(),
+        };
+        (self.status_code(), Json(body)).into_response()
+    }
+}
+
+/// An error and its sources on one line: `outer: inner: root`.
+fn chain(error: &StoreError) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_maps_to_its_status() {
+        let id = AccountId::parse("1").unwrap();
+        let cases = [
+            (ApiError::InvalidAccountId(InvalidAccountId::Empty), 400),
+            (ApiError::InvalidPath("x".into()), 400),
+            (ApiError::AccountNotFound(id), 404),
+            (ApiError::RouteNotFound("/x".into()), 404),
+            (ApiError::MethodNotAllowed("POST".into()), 405),
+            (
+                ApiError::StoreUnavailable(StoreError::Unavailable("x".into())),
+                503,
+            ),
+        ];
+        for (error, status) in cases {
+            assert_eq!(error.status_code().as_u16(), status, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn a_store_failure_does_not_leak_its_cause() {
+        let error = ApiError::StoreUnavailable(StoreError::Unavailable(
+            "/var/lib/secret/accounts.db is on fire".into(),
+        ));
+        assert_eq!(error.to_string(), "account store unavailable");
+    }
+
+    #[test]
+    fn the_cause_chain_is_joined_on_one_line() {
+        let error = StoreError::Open {
+            path: "/x/accounts.db".into(),
+            source: std::io::Error::other("permission denied"),
+        };
+        assert_eq!(
+            chain(&error),
+            "cannot open database file /x/accounts.db: permission denied"
+        );
+    }
+}

@@ -1,0 +1,4 @@
+//! HTTP handlers, one module per concern.
+
+pub mod accounts;
+pub mod fallback;

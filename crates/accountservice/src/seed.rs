@@ -1,0 +1,158 @@
+//! Seeding the fake accounts of the original service, in chunks, with progress output.
+//!
+//! Each chunk is one write transaction: a million accounts take ten commits instead of a
+//! million (the original did one BoltDB transaction per account). Progress goes to a bar when
+//! stderr is a terminal and to plain log lines otherwise, so container logs stay readable.
+
+use std::io::IsTerminal as _;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::{
+    domain::Account,
+    store::{AccountStore, SeedReport, StoreError},
+};
+
+/// Accounts written per transaction: large enough that commits (each an fsync) are rare, small
+/// enough that a chunk's accounts (~6 MB) and the transaction's dirty pages stay modest.
+pub const DEFAULT_CHUNK_SIZE: u64 = 100_000;
+
+/// Makes sure fake accounts `0..count` exist (ids from `"10000"`, names `Person_<n>`), writing
+/// only the missing ones. Blocking: call it off the async reactor.
+pub fn seed_fake_accounts(
+    store: &dyn AccountStore,
+    count: u64,
+    chunk_size: u64,
+) -> Result<SeedReport, StoreError> {
+    let chunk_size = chunk_size.max(1);
+    let progress = Progress::new(count, chunk_size);
+    let mut report = SeedReport::default();
+    let mut start = 0;
+    while start < count {
+        let end = count.min(start.saturating_add(chunk_size));
+        let chunk: Vec<Account> = (start..end).map(Account::fake).collect();
+        report.add(store.seed(&chunk)?);
+        progress.advance_to(end);
+        start = end;
+    }
+    progress.finish();
+    Ok(report)
+}
+
+/// Where progress is shown.
+enum Progress {
+    /// No output: everything fits in one transaction.
+    Quiet,
+    /// An interactive bar on stderr.
+    Bar(ProgressBar),
+    /// One log line per chunk.
+    Log { total: u64 },
+}
+
+impl Progress {
+    fn new(total: u64, chunk_size: u64) -> Self {
+        if total <= chunk_size {
+            Self::Quiet
+        } else if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(total);
+            // The template is a constant known to be valid; fall back to the default style
+            // rather than fail seeding over cosmetics.
+            if let Ok(style) = ProgressStyle::with_template(
+                "seeding {bar:40} {human_pos}/{human_len} accounts ({per_sec}, eta {eta})",
+            ) {
+                bar.set_style(style);
+            }
+            Self::Bar(bar)
+        } else {
+            Self::Log { total }
+        }
+    }
+
+    fn advance_to(&self, done: u64) {
+        match self {
+            Self::Quiet => {}
+            Self::Bar(bar) => bar.set_position(done),
+            Self::Log { total } => tracing::info!(done, total, "seeding accounts: {done}/{total}"),
+        }
+    }
+
+    fn finish(self) {
+        if let Self::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mockall::predicate::function;
+
+    use super::*;
+    use crate::store::MockAccountStore;
+
+    #[test]
+    fn accounts_are_written_in_chunks_of_the_given_size() {
+        let mut store = MockAccountStore::new();
+        let mut seq = mockall::Sequence::new();
+        for (first, len) in [("10000", 4), ("10004", 4), ("10008", 2)] {
+            store
+                .expect_seed()
+                .with(function(move |chunk: &[Account]| {
+                    chunk.len() == len && chunk[0].id == first
+                }))
+                .times(1)
+                .in_sequence(&mut seq)
+                .returning(|chunk| {
+                    Ok(SeedReport {
+                        inserted: chunk.len() as u64,
+                        existing: 0,
+                    })
+                });
+        }
+        let report = seed_fake_accounts(&store, 10, 4).unwrap();
+        assert_eq!(
+            report,
+            SeedReport {
+                inserted: 10,
+                existing: 0
+            }
+        );
+    }
+
+    #[test]
+    fn reports_of_all_chunks_are_added_up() {
+        let mut store = MockAccountStore::new();
+        store.expect_seed().times(2).returning(|chunk| {
+            Ok(SeedReport {
+                inserted: 1,
+                existing: chunk.len() as u64 - 1,
+            })
+        });
+        let report = seed_fake_accounts(&store, 6, 3).unwrap();
+        assert_eq!(
+            report,
+            SeedReport {
+                inserted: 2,
+                existing: 4
+            }
+        );
+    }
+
+    #[test]
+    fn zero_accounts_touches_nothing() {
+        let store = MockAccountStore::new();
+        let report = seed_fake_accounts(&store, 0, 10).unwrap();
+        assert_eq!(report.total(), 0);
+    }
+
+    #[test]
+    fn a_store_failure_stops_seeding_with_the_error() {
+        let mut store = MockAccountStore::new();
+        store
+            .expect_seed()
+            .times(1)
+            .returning(|_| Err(StoreError::Unavailable("disk full".into())));
+        let error = seed_fake_accounts(&store, 10, 4).unwrap_err();
+        assert!(error.to_string().contains("disk full"));
+    }
+}

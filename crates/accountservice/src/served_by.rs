@@ -1,0 +1,70 @@
+//! The instance name put in every account answer (`servedBy`), computed once at start.
+//!
+//! The original listed the network interfaces on every request (which capped it at ~15k
+//! requests/s) and panicked on a host without a non-loopback IPv4 address. Here the name is
+//! chosen once and the choice cannot fail.
+
+use std::net::IpAddr;
+
+/// Picks the name of this instance: the first non-loopback IPv4 address (as the original), else
+/// the first non-loopback address of any family, else the host name, else `"unknown"`.
+pub fn detect() -> String {
+    let addresses = match if_addrs::get_if_addrs() {
+        Ok(interfaces) => interfaces.iter().map(if_addrs::Interface::ip).collect(),
+        Err(error) => {
+            tracing::warn!(%error, "cannot list network interfaces; naming the instance by host name");
+            Vec::new()
+        }
+    };
+    let hostname = gethostname::gethostname().to_string_lossy().into_owned();
+    choose(&addresses, &hostname)
+}
+
+/// The choice behind [`detect`], separated so it can be tested with any interface list.
+pub fn choose(addresses: &[IpAddr], hostname: &str) -> String {
+    let usable = || addresses.iter().filter(|ip| !ip.is_loopback());
+    if let Some(ip) = usable().find(|ip| ip.is_ipv4()).or_else(|| usable().next()) {
+        return ip.to_string();
+    }
+    if hostname.trim().is_empty() {
+        "unknown".to_owned()
+    } else {
+        hostname.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ips(list: &[&str]) -> Vec<IpAddr> {
+        list.iter().map(|ip| ip.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn the_first_non_loopback_ipv4_address_wins() {
+        let addresses = ips(&["127.0.0.1", "fe80::1", "10.0.0.5", "192.168.1.2"]);
+        assert_eq!(choose(&addresses, "host"), "10.0.0.5");
+    }
+
+    #[test]
+    fn an_ipv6_address_is_used_when_there_is_no_ipv4() {
+        let addresses = ips(&["127.0.0.1", "::1", "2001:db8::7"]);
+        assert_eq!(choose(&addresses, "host"), "2001:db8::7");
+    }
+
+    #[test]
+    fn the_host_name_is_used_when_only_loopback_exists() {
+        assert_eq!(choose(&ips(&["127.0.0.1", "::1"]), "box-1"), "box-1");
+    }
+
+    #[test]
+    fn an_empty_host_name_falls_back_to_unknown() {
+        assert_eq!(choose(&[], ""), "unknown");
+    }
+
+    #[test]
+    fn detection_on_this_machine_gives_a_non_empty_name() {
+        assert!(!detect().is_empty());
+    }
+}

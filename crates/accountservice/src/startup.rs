@@ -1,0 +1,216 @@
+//! `Application`: opens the store, seeds it, binds the listener, serves until told to stop.
+//!
+//! The life cycle, in order (each step logs one line):
+//! 1. open the database (bounded wait for another process's lock);
+//! 2. seed the fake accounts that are missing;
+//! 3. bind the listener (port 0 picks a free port; the log gives the real address);
+//! 4. serve until the `shutdown` future completes, then stop accepting, let in-flight requests
+//!    finish for at most `--shutdown-timeout`, and close the database.
+
+use std::{future::Future, io, net::SocketAddr, sync::Arc, time::Duration, time::Instant};
+
+use axum::Router;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinError};
+
+use crate::{
+    config::Settings,
+    router,
+    seed::{self, DEFAULT_CHUNK_SIZE},
+    served_by,
+    state::AppState,
+    store::{AccountStore as _, RedbStore, SeedReport, StoreError},
+};
+
+/// Why the service could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The database could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Seeding failed.
+    #[error("cannot seed the accounts")]
+    Seed(#[source] StoreError),
+    /// The listener could not be bound.
+    #[error("cannot listen on {address}")]
+    Bind {
+        /// The address asked for.
+        address: SocketAddr,
+        /// The operating system's reason.
+        #[source]
+        source: io::Error,
+    },
+    /// The server failed while serving.
+    #[error("the HTTP server failed")]
+    Serve(#[source] io::Error),
+    /// A background task panicked or was cancelled.
+    #[error("a start-up task did not complete")]
+    Task(#[from] JoinError),
+}
+
+/// A started service: database open and seeded, listener bound, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    state: AppState,
+    store: Arc<RedbStore>,
+    shutdown_timeout: Duration,
+}
+
+impl Application {
+    /// Runs start-up steps 1 to 3 for `settings`.
+    pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            db_path = %settings.db_path.display(),
+            "starting accountservice"
+        );
+        let store = open_store(settings).await?;
+        seed_store(&store, settings.seed_accounts).await?;
+        let served_by = served_by::detect();
+        let state = AppState::new(store.clone(), served_by);
+        let address = SocketAddr::new(settings.bind, settings.port);
+        let listener = TcpListener::bind(address)
+            .await
+            .map_err(|source| StartupError::Bind { address, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind { address, source })?;
+        tracing::info!(
+            address = %local_addr,
+            served_by = %state.served_by,
+            "listening on http://{local_addr}"
+        );
+        Ok(Self {
+            listener,
+            local_addr,
+            state,
+            store,
+            shutdown_timeout: settings.shutdown_timeout,
+        })
+    }
+
+    /// The address the listener is bound to, with the real port when 0 was asked for.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The state handlers receive (store and instance name).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves [`router::router`] until `shutdown` completes, then drains and closes the database.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), StartupError> {
+        let app = router::router(self.state.clone());
+        self.serve(app, shutdown).await
+    }
+
+    /// Like [`Application::run_until`] with a router of the caller's making (built over
+    /// [`Application::state`], finished with [`router::finish`]).
+    pub async fn serve(
+        self,
+        app: Router,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), StartupError> {
+        let Self {
+            listener,
+            state,
+            store,
+            shutdown_timeout,
+            ..
+        } = self;
+        drop(state);
+        let (stop_accepting, stop_signal) = oneshot::channel::<()>();
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            // An error means the sender was dropped, which also means "stop".
+            let _ = stop_signal.await;
+        });
+        let mut server = tokio::spawn(server.into_future());
+
+        tokio::select! {
+            result = &mut server => {
+                // axum's accept loop only returns on shutdown, so this is a crash.
+                close_store(store);
+                return match result? {
+                    Ok(()) => Err(StartupError::Serve(io::Error::other("server stopped unexpectedly"))),
+                    Err(error) => Err(StartupError::Serve(error)),
+                };
+            }
+            () = shutdown => {}
+        }
+
+        tracing::info!(
+            timeout = ?shutdown_timeout,
+            "shutting down: no new connections, draining in-flight requests"
+        );
+        let started = Instant::now();
+        // The receiver lives inside the server task; if it is gone the server already stopped.
+        let _ = stop_accepting.send(());
+        match tokio::time::timeout(shutdown_timeout, &mut server).await {
+            Ok(Ok(Ok(()))) => tracing::info!(elapsed = ?started.elapsed(), "drained"),
+            Ok(Ok(Err(error))) => tracing::error!(%error, "server failed while draining"),
+            Ok(Err(error)) => tracing::error!(%error, "server task failed while draining"),
+            Err(_) => {
+                tracing::warn!(
+                    timeout = ?shutdown_timeout,
+                    "drain timed out; closing the remaining connections"
+                );
+                server.abort();
+            }
+        }
+        close_store(store);
+        Ok(())
+    }
+}
+
+/// Opens the database off the reactor (redb's open is blocking and may wait for a lock).
+async fn open_store(settings: &Settings) -> Result<Arc<RedbStore>, StartupError> {
+    let path = settings.db_path.clone();
+    let lock_timeout = settings.db_lock_timeout;
+    let store = tokio::task::spawn_blocking(move || RedbStore::open(path, lock_timeout)).await??;
+    Ok(Arc::new(store))
+}
+
+/// Seeds off the reactor and logs what was done.
+async fn seed_store(store: &Arc<RedbStore>, count: u64) -> Result<SeedReport, StartupError> {
+    let started = Instant::now();
+    let seeding = store.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        seed::seed_fake_accounts(seeding.as_ref(), count, DEFAULT_CHUNK_SIZE)
+    })
+    .await?
+    .map_err(StartupError::Seed)?;
+    let stored = store.check().map_err(StartupError::Seed)?;
+    tracing::info!(
+        inserted = report.inserted,
+        existing = report.existing,
+        stored,
+        elapsed = ?started.elapsed(),
+        "seeded {count} fake accounts ({} inserted, {} already present)",
+        report.inserted,
+        report.existing
+    );
+    Ok(report)
+}
+
+/// Closes the database if this was the last handle; otherwise it closes when the last
+/// connection task holding the state ends (at the latest when the runtime stops).
+fn close_store(store: Arc<RedbStore>) {
+    match Arc::try_unwrap(store) {
+        Ok(store) => {
+            let path = store.path().display().to_string();
+            match store.close() {
+                Ok(()) => tracing::info!(db_path = %path, "database closed"),
+                Err(error) => {
+                    tracing::error!(%error, db_path = %path, "closing the database failed")
+                }
+            }
+        }
+        Err(_) => tracing::warn!(
+            "connections still hold the database after the drain; it closes when they end"
+        ),
+    }
+}

@@ -1,0 +1,26 @@
+//! The application state every handler receives: no globals.
+
+use std::sync::Arc;
+
+use crate::store::AccountStore;
+
+/// Shared, cheaply cloned state of the HTTP layer.
+///
+/// Health checks (issue 3) extend this struct with their handle rather than adding globals.
+#[derive(Clone)]
+pub struct AppState {
+    /// Where accounts are read from.
+    pub store: Arc<dyn AccountStore>,
+    /// The `servedBy` value of every account answer, computed once at start.
+    pub served_by: Arc<str>,
+}
+
+impl AppState {
+    /// Bundles a store and an instance name.
+    pub fn new(store: Arc<dyn AccountStore>, served_by: impl Into<Arc<str>>) -> Self {
+        Self {
+            store,
+            served_by: served_by.into(),
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Errors of the account store. Messages name the file and say what to do; they are for
+//! operators and logs, never for HTTP clients (see `crate::error`).
+
+use std::{io, path::PathBuf, time::Duration};
+
+/// Everything that can go wrong opening or using the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process holds the file's lock, for longer than the configured wait.
+    #[error(
+        "database file {path} is in use by another process (still locked after {waited:?}); \
+         is another accountservice running on it?"
+    )]
+    AlreadyOpen {
+        /// The database file.
+        path: PathBuf,
+        /// How long the open kept retrying.
+        waited: Duration,
+    },
+    /// The file exists, is not empty and is not a redb database. It was not modified.
+    #[error(
+        "{path} is not a redb database ({reason}); refusing to use it, the file was left untouched"
+    )]
+    NotADatabase {
+        /// The refused file.
+        path: PathBuf,
+        /// What gave it away.
+        reason: String,
+    },
+    /// The file could not be opened or created (permissions, missing directory, read-only disk).
+    #[error("cannot open database file {path}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// The operating system's reason.
+        #[source]
+        source: io::Error,
+    },
+    /// redb refused the file or failed while opening it.
+    #[error("cannot open database file {path}")]
+    Database {
+        /// The database file.
+        path: PathBuf,
+        /// redb's reason.
+        #[source]
+        source: redb::DatabaseError,
+    },
+    /// A read or write transaction failed.
+    #[error("database {operation} failed")]
+    Transaction {
+        /// What was being done, e.g. "read" or "seed".
+        operation: &'static str,
+        /// redb's reason.
+        #[source]
+        source: redb::Error,
+    },
+    /// A stored value is not an account.
+    #[error("stored value for account {id} is not valid account JSON")]
+    Decode {
+        /// The key whose value failed to decode.
+        id: String,
+        /// The decoder's reason.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The store was deliberately made unavailable (fault injection, shutdown).
+    #[error("the account store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    /// Wraps any redb error raised while doing `operation`.
+    pub(crate) fn transaction(operation: &'static str, source: impl Into<redb::Error>) -> Self {
+        Self::Transaction {
+            operation,
+            source: source.into(),
+        }
+    }
+}

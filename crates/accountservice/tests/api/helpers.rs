@@ -1,0 +1,102 @@
+//! `spawn_app()` and the typed handle the API tests drive the service through.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use accountservice::{
+    config::{LogFormat, Settings},
+    startup::{Application, StartupError},
+};
+use tokio::{sync::oneshot, task::JoinHandle};
+
+/// Upper bound for anything a test waits on.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running service and the means to talk to it and stop it.
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub db_path: PathBuf,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    server: JoinHandle<Result<(), StartupError>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Settings for a test: loopback, port 0, the given database file, 100 seeded accounts.
+pub fn settings(db_path: &Path) -> Settings {
+    Settings {
+        port: 0,
+        bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        db_path: db_path.to_path_buf(),
+        seed_accounts: 100,
+        log_format: LogFormat::Text,
+        log_filter: "info".into(),
+        shutdown_timeout: Duration::from_secs(5),
+        db_lock_timeout: Duration::from_millis(200),
+    }
+}
+
+/// Starts the service on a fresh temporary database.
+pub async fn spawn_app() -> TestApp {
+    let dir = tempfile::tempdir().expect("cannot create a temporary directory");
+    let mut app = spawn_app_with(settings(&dir.path().join("accounts.db"))).await;
+    app._dir = Some(dir);
+    app
+}
+
+/// Starts the service with the given settings (the database is the caller's to clean up).
+pub async fn spawn_app_with(settings: Settings) -> TestApp {
+    let application = tokio::time::timeout(TIMEOUT, Application::build(&settings))
+        .await
+        .expect("start-up timed out")
+        .expect("start-up failed");
+    let address = application.local_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(application.run_until(async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        address,
+        db_path: settings.db_path,
+        client: reqwest::Client::builder()
+            .no_proxy()
+            .timeout(TIMEOUT)
+            .build()
+            .expect("cannot build the HTTP client"),
+        stop: Some(stop),
+        server,
+        _dir: None,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request failed")
+    }
+
+    pub async fn get_account(&self, id: &str) -> reqwest::Response {
+        self.get(&format!("/accounts/{id}")).await
+    }
+
+    /// Triggers the shutdown future and waits (bounded) for `run_until` to return.
+    pub async fn stop(mut self) -> Result<(), StartupError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(TIMEOUT, &mut self.server)
+            .await
+            .expect("shutdown timed out")
+            .expect("server task panicked")
+    }
+}

@@ -1,0 +1,5 @@
+//! API tests: the real service on a random port over a fresh temporary database per test.
+
+mod accounts;
+mod helpers;
+mod lifecycle;

@@ -1,0 +1,323 @@
+//! Process tests: the real `accountservice` binary, its signals, exit codes and messages.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    net::SocketAddr,
+    path::Path,
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+/// Upper bound for anything a test waits on.
+const TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A running service process; killed on drop so a failing test leaves nothing behind.
+struct Service {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    log: Vec<String>,
+}
+
+/// The binary with the given arguments, isolated from `ACCOUNTSERVICE_*` in the environment.
+fn command(dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_accountservice"));
+    command.current_dir(dir).args(args);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("ACCOUNTSERVICE_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+/// Base arguments: loopback, a free port, the given database file.
+fn args<'a>(db: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--bind", "127.0.0.1", "--port", "0", "--db-path", db];
+    args.extend_from_slice(extra);
+    args
+}
+
+impl Service {
+    fn start(dir: &Path, args: &[&str]) -> Self {
+        let mut child = command(dir, args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start the binary");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (sender, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            log: Vec::new(),
+        }
+    }
+
+    /// Waits for a log line containing `needle` and returns it.
+    fn wait_for_line(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.log.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no log line with {needle:?}; log so far: {:#?}", self.log),
+            }
+        }
+    }
+
+    /// Waits for the "listening" line and returns the address in it.
+    fn wait_until_listening(&mut self) -> SocketAddr {
+        let line = self.wait_for_line("listening on http://");
+        let rest = line.split("listening on http://").nth(1).expect("address");
+        let address = rest.split_whitespace().next().expect("address");
+        address.parse().expect("a socket address")
+    }
+
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("cannot run kill");
+        assert!(status.success());
+    }
+
+    /// Waits (bounded) for the process to exit.
+    fn wait(&mut self) -> ExitStatus {
+        wait_bounded(&mut self.child)
+    }
+
+    /// Everything logged after the lines already read, once the process has exited.
+    fn rest_of_log(&mut self) -> Vec<String> {
+        self.log.extend(self.lines.iter());
+        self.log.clone()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_bounded(child: &mut Child) -> ExitStatus {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process did not exit within {TIMEOUT:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs the binary to completion (bounded) and returns its status and stderr.
+fn run_to_exit(dir: &Path, args: &[&str]) -> (ExitStatus, String, Duration) {
+    let started = Instant::now();
+    let mut child = command(dir, args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start the binary");
+    let status = wait_bounded(&mut child);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("piped"), &mut stderr)
+        .expect("stderr");
+    (status, stderr, started.elapsed())
+}
+
+async fn get(address: SocketAddr, path: &str) -> (u16, serde_json::Value) {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(TIMEOUT)
+        .build()
+        .expect("client");
+    let response = client
+        .get(format!("http://{address}{path}"))
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("JSON body"))
+}
+
+#[tokio::test]
+async fn the_service_answers_then_exits_zero_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut service = Service::start(dir.path(), &args("accounts.db", &[]));
+    service.wait_for_line("starting accountservice");
+    let seeded = service.wait_for_line("seeded 100 fake accounts");
+    assert!(
+        seeded.contains("100 inserted, 0 already present"),
+        "{seeded}"
+    );
+    let address = service.wait_until_listening();
+    assert_ne!(address.port(), 0);
+
+    let (status, body) = get(address, "/accounts/10042").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["name"], "Person_42");
+
+    service.terminate();
+    let status = service.wait();
+    assert_eq!(status.code(), Some(0), "{:#?}", service.rest_of_log());
+    let log = service.rest_of_log().join("\n");
+    assert!(log.contains("received SIGTERM"), "{log}");
+    assert!(log.contains("database closed"), "{log}");
+}
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut service = Service::start(dir.path(), &args("accounts.db", &["--log-format", "json"]));
+    let line = service.wait_for_line("listening on");
+    let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(json["level"], "INFO");
+    assert!(json["address"].as_str().unwrap().starts_with("127.0.0.1:"));
+    service.terminate();
+    assert_eq!(service.wait().code(), Some(0));
+}
+
+#[tokio::test]
+async fn a_restart_keeps_the_data_and_inserts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Service::start(dir.path(), &args("accounts.db", &[]));
+    first.wait_until_listening();
+    first.terminate();
+    assert_eq!(first.wait().code(), Some(0));
+
+    let mut second = Service::start(dir.path(), &args("accounts.db", &[]));
+    let seeded = second.wait_for_line("seeded 100 fake accounts");
+    assert!(
+        seeded.contains("0 inserted, 100 already present"),
+        "{seeded}"
+    );
+    let address = second.wait_until_listening();
+    let (status, body) = get(address, "/accounts/10099").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["name"], "Person_99");
+    second.terminate();
+    assert_eq!(second.wait().code(), Some(0));
+}
+
+#[test]
+fn a_second_instance_on_the_same_file_fails_fast_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Service::start(dir.path(), &args("accounts.db", &[]));
+    first.wait_until_listening();
+
+    let (status, stderr, took) = run_to_exit(dir.path(), &args("accounts.db", &[]));
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("accountservice: error: database file"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("in use by another process"), "{stderr}");
+    // The default lock wait is 2 s.
+    assert!(took < Duration::from_secs(6), "took {took:?}");
+}
+
+#[test]
+fn a_corrupt_file_is_refused_and_left_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let contents = b"this is not a database\n".repeat(1000);
+    std::fs::write(dir.path().join("accounts.db"), &contents).unwrap();
+
+    let (status, stderr, _) = run_to_exit(dir.path(), &args("accounts.db", &[]));
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("is not a redb database"), "{stderr}");
+    assert!(stderr.contains("left untouched"), "{stderr}");
+    assert_eq!(
+        std::fs::read(dir.path().join("accounts.db")).unwrap(),
+        contents
+    );
+}
+
+#[test]
+fn an_unwritable_location_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("plain-file"), b"x").unwrap();
+    let (status, stderr, _) = run_to_exit(dir.path(), &args("plain-file/accounts.db", &[]));
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot open database file plain-file/accounts.db: "),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_port_that_cannot_be_bound_exits_non_zero() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let mut arguments = args("accounts.db", &[]);
+    arguments[3] = &port;
+    let (status, stderr, _) = run_to_exit(dir.path(), &arguments);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}: ")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn invalid_arguments_exit_two_with_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let (status, stderr, _) = run_to_exit(dir.path(), &["--port", "eighty"]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--port"), "{stderr}");
+}
+
+#[test]
+fn help_documents_every_setting_and_its_environment_variable() {
+    let output = command(Path::new("."), &["--help"]).output().unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    for name in [
+        "--port",
+        "ACCOUNTSERVICE_PORT",
+        "--bind",
+        "ACCOUNTSERVICE_BIND",
+        "--db-path",
+        "ACCOUNTSERVICE_DB_PATH",
+        "--seed-accounts",
+        "ACCOUNTSERVICE_SEED_ACCOUNTS",
+        "--log-format",
+        "ACCOUNTSERVICE_LOG_FORMAT",
+        "--shutdown-timeout",
+        "--db-lock-timeout",
+    ] {
+        assert!(help.contains(name), "--help lacks {name}:\n{help}");
+    }
+}
+
+#[test]
+fn settings_are_read_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("env.db"), b"not a database").unwrap();
+    let mut command = command(dir.path(), &[]);
+    command.env("ACCOUNTSERVICE_DB_PATH", "env.db");
+    command.env("ACCOUNTSERVICE_PORT", "0");
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr.contains("env.db is not a redb database"), "{stderr}");
+}
