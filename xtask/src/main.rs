@@ -1,3 +1,68 @@
-//! Project automation, run as `cargo xtask <task>`.
+//! Project automation, run as `cargo xtask <task>`: release artefacts, the container image, a local
+//! Swarm deployment and the end-to-end container scenarios, written in Rust instead of shell scripts.
+//!
+//! `main` only parses the command line and dispatches; each task lives in its own module.
+//! Exit codes: 0 when the task succeeded, 1 when it failed (the error and its causes go to stderr).
 
-fn main() {}
+mod deploy;
+mod dist;
+mod docker;
+mod e2e;
+mod elf;
+mod image;
+mod project;
+mod wait;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use xshell::Shell;
+
+use crate::project::Project;
+
+/// Project automation for accountservice.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", version)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Builds static release binaries of accountservice and healthchecker into target/dist/.
+    Dist,
+    /// Runs `dist`, then builds the `FROM scratch` image offline and tags it
+    /// accountservice:latest and accountservice:<version>-<commit>.
+    Image,
+    /// Deploys the image to the local Swarm as copyall.sh did (swarm init if needed, overlay
+    /// network my_network, service recreated).
+    Deploy(deploy::Options),
+    /// Runs the end-to-end container scenarios on the local Docker Engine (builds the image
+    /// first unless --no-build).
+    E2e(e2e::Options),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.task) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(task: Task) -> Result<()> {
+    let sh = Shell::new()?;
+    let project = Project::locate()?;
+    sh.change_dir(&project.root);
+    match task {
+        Task::Dist => dist::run(&sh, &project).map(drop),
+        Task::Image => image::run(&sh, &project).map(drop),
+        Task::Deploy(options) => deploy::run(&sh, &project, &options),
+        Task::E2e(options) => e2e::run(&sh, &project, &options),
+    }
+}

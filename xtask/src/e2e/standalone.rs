@@ -1,0 +1,178 @@
+//! Scenarios 1 and 2: one container under `docker run`, as Docker's health check sees it.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use xshell::{Shell, cmd};
+
+use super::guards::Container;
+use super::http::Client;
+use super::{HEALTH_FLAGS, Timing};
+use crate::dist::mib;
+use crate::docker::{self, ContainerState};
+use crate::image::{LATEST, image_size};
+use crate::wait::{self, Poll};
+
+/// The budget for the image, uncompressed.
+const IMAGE_BUDGET: u64 = 6 * 1000 * 1000;
+
+/// How long a container may take to turn healthy or unhealthy with the e2e health flags.
+const HEALTH_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Starts the image read-only with the port published on loopback and the e2e health flags.
+fn start_container(sh: &Shell, extra: &[&str]) -> Result<Container> {
+    let mut args = vec!["--read-only", "--publish", "127.0.0.1::6767"];
+    args.extend(HEALTH_FLAGS);
+    args.extend(extra);
+    args.push(LATEST);
+    Container::run(sh, &args)
+}
+
+/// Waits until the container's health status is `wanted`, and returns its state then.
+pub fn wait_for_health(
+    sh: &Shell,
+    container: &str,
+    wanted: &str,
+    deadline: Duration,
+) -> Result<ContainerState> {
+    wait::until(
+        &format!("container {} to be {wanted}", short(container)),
+        deadline,
+        Duration::from_millis(200),
+        || {
+            let state = docker::container_state(sh, container)?;
+            Ok(if state.health_status() == wanted {
+                Poll::Ready(state)
+            } else {
+                let last = state
+                    .last_probe()
+                    .map(|probe| probe.output.trim().to_owned())
+                    .unwrap_or_default();
+                Poll::Pending(format!(
+                    "status {}, health {}, last probe {last:?}",
+                    state.status,
+                    state.health_status()
+                ))
+            })
+        },
+    )
+}
+
+/// The first 12 characters of an ID, as `docker ps` shows them.
+pub fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+/// Scenario 1.
+pub fn healthy_container(sh: &Shell) -> Result<Vec<Timing>> {
+    let mut timings = Vec::new();
+    let size = image_size(sh, LATEST)?;
+    println!("    image size: {size} bytes ({:.2} MiB)", mib(size));
+    ensure!(
+        size <= IMAGE_BUDGET,
+        "the image is {size} bytes, over the {IMAGE_BUDGET}-byte budget"
+    );
+
+    let start = Instant::now();
+    let container = start_container(sh, &[])?;
+    wait_for_health(sh, &container.id, "healthy", HEALTH_DEADLINE)?;
+    timings.push(Timing::print(
+        "started read-only, healthy after",
+        start.elapsed(),
+    ));
+
+    let port = docker::published_port(sh, &container.id)?;
+    let client = Client::new(Duration::from_secs(5))?;
+    let account = client.account(port, 10_000)?;
+    client.account(port, 10_042)?;
+    ensure!(!account.served_by.is_empty(), "servedBy is empty");
+    println!(
+        "    GET 127.0.0.1:{port}/accounts/10000 -> {} {} (servedBy {})",
+        account.id, account.name, account.served_by
+    );
+
+    // The process's real uid, as the host's ps sees it, not only what the image declares.
+    let id = &container.id;
+    let format = "{{.Config.User}}";
+    let user = cmd!(sh, "docker inspect --format {format} {id}")
+        .quiet()
+        .read()?;
+    let top = cmd!(sh, "docker top {id} -eo uid,comm").quiet().read()?;
+    let uids: Vec<&str> = top
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    ensure!(!uids.is_empty(), "docker top listed no process: {top}");
+    for uid in &uids {
+        let uid: u32 = uid.parse().with_context(|| format!("uid {uid:?}"))?;
+        ensure!(uid != 0, "a process of the container runs as root: {top}");
+    }
+    println!(
+        "    image user {user}; processes run as uid {}",
+        uids.join(",")
+    );
+
+    let stop = Instant::now();
+    cmd!(sh, "docker stop --time 20 {id}")
+        .quiet()
+        .ignore_stdout()
+        .run()?;
+    let took = stop.elapsed();
+    let state = docker::container_state(sh, &container.id)?;
+    ensure!(
+        state.exit_code == 0,
+        "the service exited {} on SIGTERM, expected 0",
+        state.exit_code
+    );
+    ensure!(
+        took < Duration::from_secs(10),
+        "stopping took {took:?}: SIGTERM was not handled promptly (grace period 20 s)"
+    );
+    timings.push(Timing::print("docker stop (SIGTERM) to exit 0 took", took));
+    Ok(timings)
+}
+
+/// Scenario 2.
+pub fn unhealthy_container(sh: &Shell) -> Result<Vec<Timing>> {
+    let mut timings = Vec::new();
+    let container = start_container(sh, &["--env", "ACCOUNTSERVICE_TESTABILITY=true"])?;
+    wait_for_health(sh, &container.id, "healthy", HEALTH_DEADLINE)?;
+    let port = docker::published_port(sh, &container.id)?;
+    let client = Client::new(Duration::from_secs(5))?;
+
+    let flipped = Instant::now();
+    client.switch(port, "/testability/healthy/false")?;
+    let state = wait_for_health(sh, &container.id, "unhealthy", HEALTH_DEADLINE)?;
+    timings.push(Timing::print(
+        "forced unhealthy to Docker's `unhealthy`",
+        flipped.elapsed(),
+    ));
+    let probe = state
+        .last_probe()
+        .context("unhealthy, but no probe in the health log")?;
+    let reason = probe.output.trim();
+    println!("    docker inspect .State.Health.Log[-1].Output: {reason}");
+    ensure!(
+        probe.exit_code == 1,
+        "the probe exited {}, expected 1",
+        probe.exit_code
+    );
+    ensure!(
+        reason.starts_with("unhealthy") && reason.contains("503"),
+        "the probe's line does not explain the failure: {reason:?}"
+    );
+    ensure!(
+        reason.contains("forced unhealthy"),
+        "the probe's line does not carry the service's reason (forced unhealthy): {reason:?}"
+    );
+
+    let restored = Instant::now();
+    client.switch(port, "/testability/healthy/true")?;
+    wait_for_health(sh, &container.id, "healthy", HEALTH_DEADLINE)?;
+    timings.push(Timing::print(
+        "restored to Docker's `healthy`",
+        restored.elapsed(),
+    ));
+    Ok(timings)
+}

@@ -1,0 +1,285 @@
+//! The shipped deployment files say what the issue promises: probes, security, update and
+//! rollback policies. No cluster runs here, so the YAML and the Dockerfile are parsed and checked.
+
+use std::path::{Path, PathBuf};
+
+use serde_yaml_ng::Value;
+
+fn deploy_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy")
+}
+
+fn read(relative: &str) -> String {
+    let path = deploy_dir().join(relative);
+    std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+}
+
+/// Every document of every YAML file in `deploy/k8s/`.
+fn k8s_documents() -> Vec<Value> {
+    let mut documents = Vec::new();
+    for entry in std::fs::read_dir(deploy_dir().join("k8s")).expect("deploy/k8s is readable") {
+        let path = entry.expect("a directory entry").path();
+        if path
+            .extension()
+            .is_some_and(|ext| ext == "yaml" || ext == "yml")
+        {
+            let text = std::fs::read_to_string(&path).expect("a readable manifest");
+            for document in serde_yaml_ng::Deserializer::from_str(&text) {
+                let value = <Value as serde::Deserialize>::deserialize(document)
+                    .unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+                documents.push(value);
+            }
+        }
+    }
+    documents
+}
+
+fn of_kind(documents: &[Value], kind: &str) -> Value {
+    let found: Vec<&Value> = documents.iter().filter(|doc| doc["kind"] == kind).collect();
+    assert_eq!(found.len(), 1, "expected exactly one {kind} in deploy/k8s");
+    found[0].clone()
+}
+
+fn container(deployment: &Value) -> &Value {
+    let containers = deployment["spec"]["template"]["spec"]["containers"]
+        .as_sequence()
+        .expect("containers is a list");
+    assert_eq!(containers.len(), 1);
+    &containers[0]
+}
+
+fn http_probe(container: &Value, probe: &str) -> (String, i64) {
+    let probe_value = &container[probe];
+    assert!(probe_value.is_mapping(), "{probe} is missing");
+    let path = probe_value["httpGet"]["path"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{probe} has no httpGet.path"))
+        .to_owned();
+    let period = probe_value["periodSeconds"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{probe} has no periodSeconds"));
+    (path, period)
+}
+
+#[test]
+fn the_k8s_deployment_probes_liveness_readiness_and_startup_on_their_own_endpoints() {
+    let deployment = of_kind(&k8s_documents(), "Deployment");
+    let container = container(&deployment);
+    assert_eq!(http_probe(container, "livenessProbe").0, "/health/live");
+    assert_eq!(http_probe(container, "readinessProbe").0, "/health/ready");
+    let (startup_path, startup_period) = http_probe(container, "startupProbe");
+    assert_eq!(startup_path, "/health/live");
+    let budget = startup_period
+        * container["startupProbe"]["failureThreshold"]
+            .as_i64()
+            .unwrap();
+    assert!(
+        budget >= 10,
+        "the startup probe allows only {budget} s to start"
+    );
+    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+        let port = &container[probe]["httpGet"]["port"];
+        assert!(
+            port == "http" || port == 6767,
+            "{probe} probes port {port:?}"
+        );
+    }
+}
+
+#[test]
+fn the_k8s_deployment_runs_as_non_root_with_a_read_only_root_and_no_privilege_escalation() {
+    let deployment = of_kind(&k8s_documents(), "Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    let security = &container(&deployment)["securityContext"];
+    assert_eq!(security["runAsNonRoot"], true);
+    assert_eq!(security["readOnlyRootFilesystem"], true);
+    assert_eq!(security["allowPrivilegeEscalation"], false);
+    assert_ne!(security["privileged"], true);
+    let user = security["runAsUser"]
+        .as_i64()
+        .or_else(|| pod["securityContext"]["runAsUser"].as_i64())
+        .expect("a numeric runAsUser");
+    assert_ne!(user, 0);
+    let dropped = security["capabilities"]["drop"].as_sequence().unwrap();
+    assert!(dropped.iter().any(|cap| cap == "ALL"));
+}
+
+#[test]
+fn the_k8s_deployment_has_resources_a_writable_data_volume_and_a_surge_only_rollout() {
+    let deployment = of_kind(&k8s_documents(), "Deployment");
+    let container = container(&deployment);
+    let resources = &container["resources"];
+    assert!(resources["requests"]["cpu"].is_string());
+    assert!(resources["requests"]["memory"].is_string());
+    assert!(resources["limits"]["memory"].is_string());
+    let mounts = container["volumeMounts"].as_sequence().unwrap();
+    assert!(mounts.iter().any(|mount| mount["mountPath"] == "/data"));
+    let rolling = &deployment["spec"]["strategy"]["rollingUpdate"];
+    assert_eq!(rolling["maxUnavailable"], 0);
+}
+
+#[test]
+fn the_k8s_service_selects_the_deployment_pods_on_the_http_port() {
+    let documents = k8s_documents();
+    let deployment = of_kind(&documents, "Deployment");
+    let service = of_kind(&documents, "Service");
+    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    let selector = service["spec"]["selector"].as_mapping().unwrap();
+    assert!(!selector.is_empty());
+    for (key, value) in selector {
+        assert_eq!(
+            &pod_labels[key], value,
+            "selector {key:?} does not match the pods"
+        );
+    }
+    let port = &service["spec"]["ports"][0];
+    assert_eq!(port["port"], 6767);
+    assert!(port["targetPort"] == "http" || port["targetPort"] == 6767);
+}
+
+fn stack_service() -> Value {
+    let stack: Value = serde_yaml_ng::from_str(&read("swarm/stack.yml")).expect("valid YAML");
+    stack["services"]["accountservice"].clone()
+}
+
+#[test]
+fn the_stack_updates_one_task_at_a_time_start_first_and_rolls_back_on_failure() {
+    let service = stack_service();
+    let deploy = &service["deploy"];
+    assert!(deploy["replicas"].as_i64().unwrap() >= 2);
+    let update = &deploy["update_config"];
+    assert_eq!(update["parallelism"], 1);
+    assert_eq!(update["order"], "start-first");
+    assert_eq!(update["failure_action"], "rollback");
+    assert!(
+        update["monitor"].is_string(),
+        "update_config needs a monitor window"
+    );
+    let rollback = &deploy["rollback_config"];
+    assert!(rollback.is_mapping(), "rollback_config is missing");
+    assert_eq!(rollback["parallelism"], 1);
+    assert_eq!(deploy["restart_policy"]["condition"], "any");
+}
+
+#[test]
+fn the_stack_health_check_runs_the_probe_in_exec_form_with_every_timing_set() {
+    let service = stack_service();
+    let healthcheck = &service["healthcheck"];
+    let test = healthcheck["test"]
+        .as_sequence()
+        .expect("exec form: a list");
+    assert_eq!(test[0], "CMD");
+    assert_eq!(test[1], "/healthchecker");
+    assert!(
+        !test
+            .iter()
+            .any(|arg| arg.as_str().is_some_and(|a| a.contains("||")))
+    );
+    for key in ["interval", "timeout", "retries", "start_period"] {
+        assert!(!healthcheck[key].is_null(), "healthcheck.{key} is missing");
+    }
+    assert!(service["stop_grace_period"].is_string());
+    assert_eq!(service["stop_signal"], "SIGTERM");
+}
+
+#[test]
+fn the_stack_publishes_through_ingress_on_the_overlay_network_my_network() {
+    let stack: Value = serde_yaml_ng::from_str(&read("swarm/stack.yml")).unwrap();
+    let service = &stack["services"]["accountservice"];
+    let port = &service["ports"][0];
+    assert_eq!(port["target"], 6767);
+    assert_eq!(port["published"], 6767);
+    assert_eq!(port["mode"], "ingress");
+    let network = &stack["networks"]["my_network"];
+    assert_eq!(network["driver"], "overlay");
+    assert_eq!(network["name"], "my_network");
+    assert!(
+        service["networks"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|n| n == "my_network")
+    );
+}
+
+/// The Dockerfile's instructions as (keyword, rest), continuation lines joined.
+fn dockerfile_instructions(text: &str) -> Vec<(String, String)> {
+    let mut instructions = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('#') || (trimmed.is_empty() && current.is_empty()) {
+            continue;
+        }
+        if let Some(continued) = trimmed.strip_suffix('\\') {
+            current.push_str(continued);
+            current.push(' ');
+            continue;
+        }
+        current.push_str(trimmed);
+        if let Some((keyword, rest)) = current.split_once(char::is_whitespace) {
+            instructions.push((keyword.to_uppercase(), rest.trim().to_owned()));
+        }
+        current.clear();
+    }
+    instructions
+}
+
+#[test]
+fn the_dockerfile_is_from_scratch_non_root_with_an_exec_form_health_check() {
+    let instructions = dockerfile_instructions(&read("Dockerfile"));
+    let get = |keyword: &str| -> Vec<String> {
+        instructions
+            .iter()
+            .filter(|(k, _)| k == keyword)
+            .map(|(_, rest)| rest.clone())
+            .collect()
+    };
+    assert_eq!(get("FROM"), ["scratch"]);
+    let user = get("USER").pop().expect("a USER");
+    let uid = user.split(':').next().unwrap();
+    assert!(
+        uid.parse::<u32>().is_ok_and(|uid| uid != 0),
+        "USER {user} is not a numeric non-root id"
+    );
+    assert_eq!(get("STOPSIGNAL"), ["SIGTERM"]);
+    assert_eq!(get("EXPOSE"), ["6767"]);
+    assert!(
+        get("ENV")
+            .iter()
+            .any(|env| env.contains("ACCOUNTSERVICE_DB_PATH=/data/accounts.db"))
+    );
+    assert!(get("VOLUME").iter().any(|volume| volume.contains("/data")));
+    let healthcheck = get("HEALTHCHECK").pop().expect("a HEALTHCHECK");
+    for flag in ["--interval=", "--timeout=", "--retries=", "--start-period="] {
+        assert!(healthcheck.contains(flag), "HEALTHCHECK lacks {flag}");
+    }
+    let command = healthcheck.split_once("CMD").expect("a CMD").1.trim();
+    assert!(
+        command.starts_with('[') && command.ends_with(']'),
+        "not exec form: {command}"
+    );
+    assert!(
+        !command.contains("||"),
+        "Docker ignores `|| exit 1` in exec form"
+    );
+    assert!(command.contains("/healthchecker"));
+}
+
+#[test]
+fn the_dockerfile_parser_used_here_joins_continuation_lines() {
+    let parsed = dockerfile_instructions(
+        "# c\nFROM scratch\nHEALTHCHECK --interval=1s \\\n    CMD [\"/x\"]\n",
+    );
+    assert_eq!(
+        parsed,
+        [
+            ("FROM".to_owned(), "scratch".to_owned()),
+            (
+                "HEALTHCHECK".to_owned(),
+                "--interval=1s  CMD [\"/x\"]".to_owned()
+            )
+        ]
+    );
+}
