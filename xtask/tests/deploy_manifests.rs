@@ -283,3 +283,22 @@ fn the_dockerfile_parser_used_here_joins_continuation_lines() {
         ]
     );
 }
+
+#[test]
+fn the_multistage_dockerfile_ends_in_the_same_runtime_image_as_the_ci_dockerfile() {
+    let runtime = |text: &str| -> Vec<(String, String)> {
+        let instructions = dockerfile_instructions(text);
+        let last_from = instructions
+            .iter()
+            .rposition(|(keyword, _)| keyword == "FROM")
+            .expect("a FROM");
+        instructions[last_from..]
+            .iter()
+            .filter(|(keyword, _)| keyword != "COPY")
+            .cloned()
+            .collect()
+    };
+    let ci = runtime(&read("Dockerfile"));
+    let multistage = runtime(&read("Dockerfile.multistage"));
+    assert_eq!(multistage, ci);
+}
