@@ -1,14 +1,17 @@
 //! Start-up and shutdown of `Application`: seeding, restarts, locks, binding, draining.
 
-use std::{net::TcpListener, time::Duration, time::Instant};
+use std::{net::TcpListener, sync::Arc, time::Duration, time::Instant};
 
+use accountservice::router;
 use accountservice::{
     domain::{Account, AccountId},
     startup::{Application, StartupError},
     store::{AccountStore as _, RedbStore, StoreError},
 };
+use axum::routing::get;
 use reqwest::StatusCode;
 use serde_json::Value;
+use tokio::sync::Notify;
 
 use crate::helpers::{TIMEOUT, settings, spawn_app, spawn_app_with};
 
@@ -131,4 +134,118 @@ async fn application_state_exposes_the_store_for_health_checks() {
     assert_eq!(state.store.check().unwrap(), 100);
     let id = AccountId::parse("10001").unwrap();
     assert_eq!(state.store.get(&id).unwrap(), Some(Account::fake(1)));
+}
+
+/// The service with an extra `/slow` route whose handler reports when it starts and answers
+/// only when released (never, if `release` is never notified).
+struct SlowApp {
+    address: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<Result<(), StartupError>>,
+    started: Arc<Notify>,
+    release: Arc<Notify>,
+}
+
+/// Starts `Application::serve` with the account routes plus `/slow`.
+async fn serve_with_slow_route(settings: accountservice::config::Settings) -> SlowApp {
+    let application = Application::build(&settings)
+        .await
+        .expect("start-up failed");
+    let address = application.local_addr();
+    let started = Arc::new(Notify::new());
+    let release = Arc::new(Notify::new());
+    let (handler_started, handler_release) = (started.clone(), release.clone());
+    let slow = get(move || async move {
+        handler_started.notify_one();
+        handler_release.notified().await;
+        "done"
+    });
+    let app = router::finish(router::api_routes(application.state().clone()).route("/slow", slow));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(application.serve(app, async move {
+        let _ = stopped.await;
+    }));
+    SlowApp {
+        address,
+        stop,
+        server,
+        started,
+        release,
+    }
+}
+
+#[tokio::test]
+async fn an_in_flight_request_completes_during_the_drain() {
+    let dir = tempfile::tempdir().unwrap();
+    let SlowApp {
+        address,
+        stop,
+        mut server,
+        started,
+        release,
+    } = serve_with_slow_route(settings(&dir.path().join("accounts.db"))).await;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(TIMEOUT)
+        .build()
+        .unwrap();
+    let request = tokio::spawn(client.get(format!("http://{address}/slow")).send());
+    tokio::time::timeout(TIMEOUT, started.notified())
+        .await
+        .unwrap();
+
+    stop.send(()).unwrap();
+    // Draining: the server waits for the request instead of returning.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut server)
+            .await
+            .is_err(),
+        "the server stopped with a request in flight"
+    );
+    // New connections are no longer accepted.
+    assert!(tokio::net::TcpStream::connect(address).await.is_err());
+
+    release.notify_one();
+    let response = request.await.unwrap().unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.text().await.unwrap(), "done");
+    tokio::time::timeout(TIMEOUT, server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_drain_gives_up_after_the_shutdown_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut short = settings(&dir.path().join("accounts.db"));
+    short.shutdown_timeout = Duration::from_millis(300);
+    let SlowApp {
+        address,
+        stop,
+        server,
+        started,
+        ..
+    } = serve_with_slow_route(short).await;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(TIMEOUT)
+        .build()
+        .unwrap();
+    let _stuck = tokio::spawn(client.get(format!("http://{address}/slow")).send());
+    tokio::time::timeout(TIMEOUT, started.notified())
+        .await
+        .unwrap();
+
+    let begun = Instant::now();
+    stop.send(()).unwrap();
+    tokio::time::timeout(TIMEOUT, server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let took = begun.elapsed();
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
 }
