@@ -106,12 +106,13 @@ pub enum Unhealthy {
         source: io::Error,
     },
     /// The peer does not speak HTTP/1.x.
-    #[error("invalid HTTP response from {addr}: {source}")]
+    #[error("invalid HTTP response from {addr}: {reason}")]
     Invalid {
         /// The peer.
         addr: SocketAddr,
-        /// What the parser objected to.
-        source: httparse::Error,
+        /// What the parser objected to (`httparse` without `std` has no `Error` impl, so
+        /// this is not a `source`).
+        reason: httparse::Error,
     },
     /// The response head does not fit in [`MAX_HEAD`] bytes.
     #[error("response headers exceed {MAX_HEAD} bytes ({addr})")]
@@ -215,7 +216,7 @@ pub fn probe(target: &Target, timeout: Timeout) -> Result<Healthy, Unhealthy> {
                 continue;
             }
             Ok(Parsed::Partial) => {}
-            Err(source) => return Err(Unhealthy::Invalid { addr, source }),
+            Err(reason) => return Err(Unhealthy::Invalid { addr, reason }),
         }
         if len == buf.len() {
             return Err(Unhealthy::HeadTooLarge { addr });
