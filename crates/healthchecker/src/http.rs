@@ -11,8 +11,9 @@ const MAX_HEADERS: usize = 64;
 pub const MAX_EXCERPT: usize = 512;
 /// Most raw body bytes read to find that excerpt (chunk framing takes some room).
 pub const MAX_RAW_BODY: usize = 4 * 1024;
-/// Most bytes of a reason phrase or `Location` kept for the output line.
-const MAX_FIELD: usize = 256;
+/// Most bytes of a reason phrase or `Location` kept for the output line. With the excerpt,
+/// and each byte escaped to at most four, the line stays under the 4096 bytes Docker keeps.
+const MAX_FIELD: usize = 128;
 
 /// The probe's only request: a GET that asks the server to close, so the answer ends with
 /// the connection and no keep-alive state is left behind.

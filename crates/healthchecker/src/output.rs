@@ -27,7 +27,7 @@ pub fn line(result: &Result<Healthy, Unhealthy>) -> String {
 
 /// `0.4 ms` under 10 ms, `12 ms` under a second, `1.2 s` above.
 pub fn elapsed(duration: Duration) -> String {
-    let micros = duration.as_micros();
+    let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
     let (whole, tenths, unit) = match micros {
         0..10_000 => (micros / 1000, Some(micros % 1000 / 100), " ms"),
         10_000..1_000_000 => (micros / 1000, None, " ms"),

@@ -39,7 +39,7 @@ impl Timeout {
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(text.len());
         let (number, unit) = text.split_at(split);
-        let unit_nanos: u128 = match unit {
+        let unit_nanos: u64 = match unit {
             "ms" => 1_000_000,
             "s" => 1_000_000_000,
             "m" => 60_000_000_000,
@@ -51,16 +51,18 @@ impl Timeout {
         if whole.is_empty() && fraction.is_empty() || fraction.contains('.') {
             return Err(TimeoutError::Syntax);
         }
-        // Integer arithmetic on nanoseconds: no float parsing or formatting code in the binary.
+        // Integer arithmetic on nanoseconds: no float parsing or formatting code in the
+        // binary, and u64 rather than u128, whose division and formatting add code.
         let mut nanos = digits(whole)?
             .checked_mul(unit_nanos)
             .ok_or(TimeoutError::OutOfRange)?;
         let mut scale = unit_nanos;
         for digit in fraction.bytes() {
             scale /= 10;
-            nanos += u128::from(digit - b'0') * scale;
+            nanos = nanos
+                .checked_add(u64::from(digit - b'0') * scale)
+                .ok_or(TimeoutError::OutOfRange)?;
         }
-        let nanos = u64::try_from(nanos).map_err(|_| TimeoutError::OutOfRange)?;
         let duration = Duration::from_nanos(nanos);
         if duration.is_zero() || duration > MAX {
             return Err(TimeoutError::OutOfRange);
@@ -75,10 +77,10 @@ impl Timeout {
 }
 
 /// Parses a run of ASCII digits (possibly empty, meaning 0) without overflow.
-fn digits(text: &str) -> Result<u128, TimeoutError> {
-    text.bytes().try_fold(0u128, |acc, digit| {
+fn digits(text: &str) -> Result<u64, TimeoutError> {
+    text.bytes().try_fold(0u64, |acc, digit| {
         acc.checked_mul(10)
-            .and_then(|acc| acc.checked_add(u128::from(digit - b'0')))
+            .and_then(|acc| acc.checked_add(u64::from(digit - b'0')))
             .ok_or(TimeoutError::OutOfRange)
     })
 }
@@ -86,7 +88,8 @@ fn digits(text: &str) -> Result<u128, TimeoutError> {
 impl fmt::Display for Timeout {
     /// Whole seconds as `2s`, whole milliseconds as `500ms`, anything finer as `1500us`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let micros = self.0.as_micros();
+        // At most an hour: fits in u64 with room to spare.
+        let micros = u64::try_from(self.0.as_micros()).unwrap_or(u64::MAX);
         if micros.is_multiple_of(1_000_000) {
             write!(f, "{}s", micros / 1_000_000)
         } else if micros.is_multiple_of(1_000) {
@@ -146,6 +149,14 @@ mod tests {
             Err(TimeoutError::OutOfRange)
         );
         assert_eq!(ms("60m"), 3_600_000);
+        assert_eq!(
+            Timeout::parse("18446744073.709551615s"),
+            Err(TimeoutError::OutOfRange)
+        );
+        assert_eq!(
+            Timeout::parse("18446744073.9s"),
+            Err(TimeoutError::OutOfRange)
+        );
     }
 
     #[test]

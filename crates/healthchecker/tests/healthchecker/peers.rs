@@ -300,3 +300,21 @@ fn localhost_reports_every_address_it_tried() {
         format!("unhealthy: connection refused (127.0.0.1:{port}, [::1]:{port})\n")
     );
 }
+
+#[test]
+fn the_worst_line_fits_in_the_4096_bytes_docker_keeps() {
+    let server = Server::start(|stream| {
+        let mut response = b"HTTP/1.1 302 ".to_vec();
+        response.extend_from_slice(&[0xff; 1000]);
+        response.extend_from_slice(b"\r\nLocation: ");
+        response.extend_from_slice(&[0xfd; 1000]);
+        response.extend_from_slice(b"\r\n\r\n");
+        response.extend_from_slice(&[0xfe; 5000]);
+        let _ = stream.write_all(&response);
+    });
+    let run = healthchecker(&["--port", &server.port()]);
+    run.assert_code(1).assert_line_starts_with("unhealthy: 302");
+    assert!(run.stdout.len() <= 4096, "{} bytes", run.stdout.len());
+    assert!(run.stdout.contains(r"(redirect to \xfd\xfd"), "{run:?}");
+    assert!(run.stdout.contains(r": \xfe\xfe"), "{run:?}");
+}
