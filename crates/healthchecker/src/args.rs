@@ -28,18 +28,22 @@ that Docker keeps in `docker inspect` (.State.Health.Log).
 Usage: healthchecker [OPTIONS]
 
 Options:
-      --port <PORT>         Port to probe [env: HEALTHCHECK_PORT] [default: 6767]
-                            (the original probe defaulted to 80, so forgetting
-                            -port silently probed the wrong port)
+      --port <PORT>         Port to probe [default: 6767]
+                            [env: HEALTHCHECK_PORT] (the original defaulted
+                            to 80, so forgetting -port silently probed the
+                            wrong port)
       --host <HOST>         IPv4 or IPv6 address, or localhost (tries 127.0.0.1,
-                            then ::1) [default: 127.0.0.1]; names are not resolved
-      --path <PATH>         Request path [env: HEALTHCHECK_PATH] [default: /health]
+                            then ::1) [default: 127.0.0.1]; names are not
+                            resolved
+      --path <PATH>         Request path [default: /health]
+                            [env: HEALTHCHECK_PATH]
       --url <URL>           Whole target instead of --host/--port/--path:
                             http://host[:port][/path] (http only; port 80 if
                             omitted, as in any URL)
       --timeout <DURATION>  Budget for connect, send and receive together:
-                            2s, 500ms, 1.5s... [env: HEALTHCHECK_TIMEOUT]
-                            [default: 2s]; keep Docker's --timeout above it
+                            2s, 500ms, 1.5s... [default: 2s]
+                            [env: HEALTHCHECK_TIMEOUT]; keep Docker's
+                            --timeout above it
   -q, --quiet               Print nothing when healthy (failures still say why)
   -h, --help                Print this help and exit 0
   -V, --version             Print the version and exit 0

@@ -6,7 +6,7 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::http::{self, Framing, Head, MAX_HEAD, Parsed};
+use crate::http::{self, Head, MAX_HEAD, Parsed};
 use crate::output::escape;
 use crate::target::Target;
 use crate::timeout::Timeout;
@@ -274,7 +274,7 @@ fn answer(stream: &mut TcpStream, head: &Head, mut raw: Vec<u8>, deadline: &Dead
     let mut chunk = [0; 1024];
     let excerpt = loop {
         let excerpt = http::excerpt(head.framing, &raw, closed);
-        if excerpt.done || head.framing == Framing::Empty {
+        if excerpt.done {
             break excerpt;
         }
         match read(stream, &mut chunk, deadline) {
