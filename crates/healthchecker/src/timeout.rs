@@ -3,11 +3,13 @@
 use std::fmt;
 use std::time::Duration;
 
+/// Shortest budget accepted: below this, nothing useful can be measured.
+const MIN: Duration = Duration::from_millis(1);
 /// Longest budget accepted. Docker kills a health check after its own `--timeout` anyway;
 /// anything longer than this is a typo, not a wish.
 const MAX: Duration = Duration::from_secs(3600);
 
-/// A non-zero time budget of at most one hour, covering connect, write and read together.
+/// A time budget from one millisecond to one hour, covering connect, write and read together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeout(Duration);
 
@@ -23,8 +25,8 @@ pub enum TimeoutError {
     /// The unit is not one of `ms`, `s` or `m`.
     #[error("unknown unit (use ms, s or m)")]
     UnknownUnit,
-    /// Zero or longer than an hour.
-    #[error("must be more than 0 and at most 1h")]
+    /// Shorter than a millisecond or longer than an hour.
+    #[error("must be from 1ms to 1h")]
     OutOfRange,
 }
 
@@ -64,7 +66,7 @@ impl Timeout {
                 .ok_or(TimeoutError::OutOfRange)?;
         }
         let duration = Duration::from_nanos(nanos);
-        if duration.is_zero() || duration > MAX {
+        if duration < MIN || duration > MAX {
             return Err(TimeoutError::OutOfRange);
         }
         Ok(Timeout(duration))
@@ -122,6 +124,7 @@ mod tests {
         assert_eq!(ms(".5s"), 500);
         assert_eq!(ms("2.s"), 2000);
         assert_eq!(Timeout::parse("1.5ms").unwrap().get().as_micros(), 1500);
+        assert_eq!(Timeout::parse("0.001s").unwrap().get().as_micros(), 1000);
     }
 
     #[test]
@@ -139,9 +142,10 @@ mod tests {
     }
 
     #[test]
-    fn zero_and_more_than_an_hour_are_out_of_range() {
+    fn less_than_a_millisecond_and_more_than_an_hour_are_out_of_range() {
         assert_eq!(Timeout::parse("0s"), Err(TimeoutError::OutOfRange));
-        assert_eq!(Timeout::parse("0.0000001ms"), Err(TimeoutError::OutOfRange));
+        assert_eq!(Timeout::parse("0.5ms"), Err(TimeoutError::OutOfRange));
+        assert_eq!(ms("1ms"), 1);
         assert_eq!(Timeout::parse("3601s"), Err(TimeoutError::OutOfRange));
         assert_eq!(Timeout::parse("61m"), Err(TimeoutError::OutOfRange));
         assert_eq!(
