@@ -166,8 +166,15 @@ fn run_scenarios(
     }
     let swarm = guards::Swarm::join(sh)?;
     if swarm.initialised() {
-        println!("\nswarm: initialised a single-node swarm for the run; it is left at the end");
+        println!(
+            "\nswarm: initialised a single-node swarm for the run; the run leaves it again at the end"
+        );
     }
+    let images = if options.wants(5) {
+        Some(rolling::prepare_images(sh)?)
+    } else {
+        None
+    };
     let network = guards::Network::overlay(sh, heal::NETWORK)?;
     let service = heal::create_service(sh, &network)?;
     scenario(3, "swarm replaces a replica forced unhealthy", &mut || {
@@ -183,8 +190,10 @@ fn run_scenarios(
         "rolling update under load loses nothing; a broken image is rolled back",
         &mut || rolling::update_under_load(sh, &service),
     )?;
+    // The order matters: containers before the network and the images they use, the swarm last.
     drop(service);
     drop(network);
+    drop(images);
     drop(swarm);
     Ok(())
 }

@@ -95,17 +95,36 @@ fn print_counts(phase: &str, counts: Counts) {
     );
 }
 
-/// Scenario 5.
-pub fn update_under_load(sh: &Shell, service: &Service) -> Result<Vec<Timing>> {
-    let mut timings = Vec::new();
+/// The two images scenario 5 updates to, untagged on drop. They must outlive the service: an
+/// image still used by one of its containers cannot be untagged.
+pub struct Images {
+    _next: Tag,
+    _broken: Tag,
+}
+
+/// Tags [`NEXT`] and builds [`BROKEN`] (offline: from our own image).
+pub fn prepare_images(sh: &Shell) -> Result<Images> {
     cmd!(sh, "docker tag {LATEST} {NEXT}").quiet().run()?;
-    let _next = Tag::adopt(NEXT);
-    cmd!(sh, "docker build --quiet --tag {BROKEN} -")
+    let next = Tag::adopt(NEXT);
+    let output = cmd!(sh, "docker build --quiet --tag {BROKEN} -")
         .stdin(BROKEN_DOCKERFILE)
         .quiet()
-        .ignore_stdout()
-        .run()?;
-    let _broken = Tag::adopt(BROKEN);
+        .ignore_status()
+        .output()?;
+    ensure!(
+        output.status.success(),
+        "building {BROKEN} failed: {}",
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    Ok(Images {
+        _next: next,
+        _broken: Tag::adopt(BROKEN),
+    })
+}
+
+/// Scenario 5 (needs [`prepare_images`] first).
+pub fn update_under_load(sh: &Shell, service: &Service) -> Result<Vec<Timing>> {
+    let mut timings = Vec::new();
     wait_for_full_strength(sh, &service.name, |_| true)?;
 
     let load = Load::start(&service.name, WORKERS)?;

@@ -97,12 +97,11 @@ pub fn healthy_container(sh: &Shell) -> Result<Vec<Timing>> {
     let user = cmd!(sh, "docker inspect --format {format} {id}")
         .quiet()
         .read()?;
-    let top = cmd!(sh, "docker top {id} -eo uid,comm").quiet().read()?;
-    let uids: Vec<&str> = top
-        .lines()
-        .skip(1)
-        .filter_map(|line| line.split_whitespace().next())
-        .collect();
+    // docker top runs ps on the engine's host and needs a PID column to match processes.
+    let top = cmd!(sh, "docker top {id} -eo pid,uid,comm")
+        .quiet()
+        .read()?;
+    let uids = uid_column(&top)?;
     ensure!(!uids.is_empty(), "docker top listed no process: {top}");
     for uid in &uids {
         let uid: u32 = uid.parse().with_context(|| format!("uid {uid:?}"))?;
@@ -131,6 +130,19 @@ pub fn healthy_container(sh: &Shell) -> Result<Vec<Timing>> {
     );
     timings.push(Timing::print("docker stop (SIGTERM) to exit 0 took", took));
     Ok(timings)
+}
+
+/// The UID column of `docker top` output.
+fn uid_column(top: &str) -> Result<Vec<&str>> {
+    let mut lines = top.lines();
+    let header = lines.next().unwrap_or_default();
+    let column = header
+        .split_whitespace()
+        .position(|name| name == "UID")
+        .with_context(|| format!("no UID column in docker top output {top:?}"))?;
+    Ok(lines
+        .filter_map(|line| line.split_whitespace().nth(column))
+        .collect())
 }
 
 /// Scenario 2.
@@ -175,4 +187,20 @@ pub fn unhealthy_container(sh: &Shell) -> Result<Vec<Timing>> {
         restored.elapsed(),
     ));
     Ok(timings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_uid_column_is_found_by_its_header() {
+        let top = "PID                 UID                 COMMAND\n12601               10001               accountservice\n";
+        assert_eq!(uid_column(top).unwrap(), ["10001"]);
+    }
+
+    #[test]
+    fn docker_top_output_without_a_uid_column_is_an_error() {
+        assert!(uid_column("PID COMMAND\n1 x\n").is_err());
+    }
 }
