@@ -91,6 +91,11 @@ fn start_service(db_path: std::path::PathBuf) -> anyhow::Result<SocketAddr> {
         log_filter: "warn".into(),
         shutdown_timeout: Duration::from_secs(1),
         db_lock_timeout: Duration::ZERO,
+        health_details: health::http::Details::Components,
+        health_interval: Duration::from_secs(1),
+        health_timeout: Duration::from_secs(1),
+        pre_stop_delay: Duration::ZERO,
+        testability: false,
     };
     let runtime = one_worker_runtime()?;
     let app = runtime.block_on(Application::build(&settings))?;

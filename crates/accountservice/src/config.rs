@@ -4,7 +4,8 @@
 
 use std::{net::IpAddr, path::PathBuf, time::Duration};
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, ValueEnum, builder::BoolishValueParser};
+use health::http::Details;
 
 /// Everything the service can be told at start. `--help` documents each field.
 #[derive(Debug, Clone, Parser)]
@@ -60,6 +61,55 @@ pub struct Settings {
         value_parser = parse_seconds
     )]
     pub db_lock_timeout: Duration,
+
+    /// How much the health endpoints show: `never` (status, plus a short reason when unhealthy;
+    /// a healthy answer is exactly {"status":"UP"}), `components` (also each component's status
+    /// and reason) or `always` (also file paths, error texts, timings: keep such endpoints away
+    /// from untrusted clients).
+    #[arg(long, env = "ACCOUNTSERVICE_HEALTH_DETAILS", default_value_t = Details::Components)]
+    pub health_details: Details,
+
+    /// Seconds between background health-check rounds; probes are answered from the latest
+    /// round, so any number of probes costs the database one check per interval.
+    #[arg(
+        long,
+        env = "ACCOUNTSERVICE_HEALTH_INTERVAL",
+        default_value = "1",
+        value_parser = parse_positive_seconds
+    )]
+    pub health_interval: Duration,
+
+    /// Seconds one health check may take before it counts as DOWN ("timed out").
+    #[arg(
+        long,
+        env = "ACCOUNTSERVICE_HEALTH_TIMEOUT",
+        default_value = "1",
+        value_parser = parse_positive_seconds
+    )]
+    pub health_timeout: Duration,
+
+    /// Seconds to keep serving after SIGTERM with readiness already failing ("draining"), so
+    /// load balancers stop sending traffic before the listener closes. 0 (the default) starts the
+    /// drain at once, which suits Swarm: it stops routing to a task before signalling it.
+    #[arg(
+        long,
+        env = "ACCOUNTSERVICE_PRE_STOP_DELAY",
+        default_value = "0",
+        value_parser = parse_seconds
+    )]
+    pub pre_stop_delay: Duration,
+
+    /// Mount the /testability routes that make this instance report unhealthy or fail its
+    /// database on purpose (for demos and tests; never in production). Off by default.
+    #[arg(
+        long,
+        env = "ACCOUNTSERVICE_TESTABILITY",
+        num_args = 0..=1,
+        default_value = "false",
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new()
+    )]
+    pub testability: bool,
 }
 
 /// Upper bound of `--seed-accounts`: keeps a typo from seeding for hours.
@@ -84,6 +134,16 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
         .map_err(|_| format!("`{text}` is not a non-negative, finite number of seconds"))
 }
 
+/// Like [`parse_seconds`], but zero is refused: a zero interval or timeout would spin or fail
+/// every check.
+fn parse_positive_seconds(text: &str) -> Result<Duration, String> {
+    let duration = parse_seconds(text)?;
+    if duration.is_zero() {
+        return Err(format!("`{text}` must be more than zero seconds"));
+    }
+    Ok(duration)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +162,38 @@ mod tests {
         assert_eq!(settings.log_format, LogFormat::Text);
         assert_eq!(settings.shutdown_timeout, Duration::from_secs(8));
         assert_eq!(settings.db_lock_timeout, Duration::from_secs(2));
+        assert_eq!(settings.health_details, Details::Components);
+        assert_eq!(settings.health_interval, Duration::from_secs(1));
+        assert_eq!(settings.health_timeout, Duration::from_secs(1));
+        assert_eq!(settings.pre_stop_delay, Duration::ZERO);
+        assert!(!settings.testability, "testability must be off by default");
+    }
+
+    #[test]
+    fn testability_is_a_flag_that_also_takes_a_boolean() {
+        assert!(parse(&["--testability"]).unwrap().testability);
+        assert!(parse(&["--testability=true"]).unwrap().testability);
+        assert!(!parse(&["--testability=false"]).unwrap().testability);
+        assert!(parse(&["--testability=maybe"]).is_err());
+    }
+
+    #[test]
+    fn health_settings_are_parsed() {
+        let settings = parse(&[
+            "--health-details",
+            "never",
+            "--health-interval",
+            "0.25",
+            "--health-timeout",
+            "2",
+            "--pre-stop-delay",
+            "3",
+        ])
+        .unwrap();
+        assert_eq!(settings.health_details, Details::Never);
+        assert_eq!(settings.health_interval, Duration::from_millis(250));
+        assert_eq!(settings.health_timeout, Duration::from_secs(2));
+        assert_eq!(settings.pre_stop_delay, Duration::from_secs(3));
     }
 
     #[test]
@@ -137,6 +229,9 @@ mod tests {
             &["--shutdown-timeout", "-1"],
             &["--db-lock-timeout", "soon"],
             &["--seed-accounts", "100000000000"],
+            &["--health-details", "sometimes"],
+            &["--health-interval", "0"],
+            &["--health-timeout", "0"],
         ] {
             assert!(parse(args).is_err(), "{args:?} was accepted");
         }

@@ -3,8 +3,6 @@
 //! Clients get `{"error":"<short reason>"}`; internal causes (file paths, redb messages) are
 //! logged with their whole chain and never put in a response.
 
-use std::error::Error as _;
-
 use axum::{
     Json,
     http::StatusCode,
@@ -26,6 +24,9 @@ pub enum ApiError {
     /// The path could not be decoded (e.g. percent-encoding that is not UTF-8).
     #[error("invalid request path: {0}")]
     InvalidPath(String),
+    /// A testability switch was given a state it does not know.
+    #[error("{0}")]
+    InvalidSwitch(String),
     /// No account has this id.
     #[error("account {0} not found")]
     AccountNotFound(AccountId),
@@ -44,7 +45,9 @@ impl ApiError {
     /// The HTTP status of this error.
     pub fn status_code(&self) -> StatusCode {
         match self {
-            Self::InvalidAccountId(_) | Self::InvalidPath(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidAccountId(_) | Self::InvalidPath(_) | Self::InvalidSwitch(_) => {
+                StatusCode::BAD_REQUEST
+            }
             Self::AccountNotFound(_) | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
             Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -72,7 +75,7 @@ impl IntoResponse for ApiError {
 }
 
 /// An error and its sources on one line: `outer: inner: root`.
-fn chain(error: &StoreError) -> String {
+pub fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -8,12 +8,16 @@
 //! - [`store`]: the [`store::AccountStore`] trait and its redb implementation.
 //! - [`seed`]: idempotent, chunked seeding of fake accounts with progress output.
 //! - [`router`], [`routes`], [`error`], [`state`]: the HTTP surface over [`state::AppState`].
+//! - [`checks`]: the database health check and the registry from the `health` crate that runs
+//!   it in the background; [`metrics`]: `/metrics` and the request metrics middleware.
 //! - [`served_by`]: the instance name put in every account answer, computed once.
 //! - [`startup`], [`shutdown`], [`telemetry`]: process life cycle.
 
+pub mod checks;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod metrics;
 pub mod router;
 pub mod routes;
 pub mod seed;

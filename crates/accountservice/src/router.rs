@@ -1,11 +1,49 @@
-//! The one function that builds the HTTP router; tests call it without a socket.
+//! The functions that build the HTTP router; tests call them without a socket.
 
-use axum::{Router, routing::get};
+use std::sync::Arc;
+
+use axum::{Router, middleware, routing::get};
+use health::{Health, http::HttpOptions};
 use tower_http::trace::TraceLayer;
 
-use crate::{routes, state::AppState};
+use crate::{
+    metrics::{self, Metrics},
+    routes::{self, testability::Testability},
+    state::AppState,
+};
 
-/// The complete router of the service over `state`.
+/// Everything besides the account routes: health endpoints, metrics, testability switches.
+#[derive(Clone)]
+pub struct Endpoints {
+    /// The health registry behind `/health`, `/health/live`, `/health/ready`, `/livez`, `/readyz`.
+    pub health: Health,
+    /// How much the health endpoints show, and the service's id and version in them.
+    pub health_options: HttpOptions,
+    /// The metrics behind `/metrics`, also fed by every request.
+    pub metrics: Arc<Metrics>,
+    /// The testability switches; `None` leaves their routes unmounted (404).
+    pub testability: Option<Testability>,
+}
+
+/// The complete service: account routes, health endpoints, metrics and (if switched on) the
+/// testability routes, with JSON 404/405 answers, request metrics and tracing.
+pub fn app(state: AppState, endpoints: Endpoints) -> Router {
+    let Endpoints {
+        health,
+        health_options,
+        metrics,
+        testability,
+    } = endpoints;
+    let mut routes = api_routes(state)
+        .merge(health::http::router(health, health_options))
+        .route("/metrics", get(metrics::scrape).with_state(metrics.clone()));
+    if let Some(testability) = testability {
+        routes = routes.merge(routes::testability::routes(testability));
+    }
+    finish(routes).layer(middleware::from_fn_with_state(metrics, metrics::track))
+}
+
+/// The account routes alone, finished: what handler unit tests drive over a mocked store.
 pub fn router(state: AppState) -> Router {
     finish(api_routes(state))
 }

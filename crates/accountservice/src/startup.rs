@@ -3,23 +3,33 @@
 //! The life cycle, in order (each step logs one line):
 //! 1. open the database (bounded wait for another process's lock);
 //! 2. seed the fake accounts that are missing;
-//! 3. bind the listener (port 0 picks a free port; the log gives the real address);
-//! 4. serve until the `shutdown` future completes, then stop accepting, let in-flight requests
-//!    finish for at most `--shutdown-timeout`, and close the database.
+//! 3. run the health checks once, so the very first probe is answered truthfully;
+//! 4. bind the listener (port 0 picks a free port; the log gives the real address);
+//! 5. serve, with the health checks refreshed in the background, until the `shutdown` future
+//!    completes; then turn readiness to 503 "draining" at once, keep serving for
+//!    `--pre-stop-delay`, stop accepting, let in-flight requests finish for at most
+//!    `--shutdown-timeout`, and close the database.
 
 use std::{future::Future, io, net::SocketAddr, sync::Arc, time::Duration, time::Instant};
 
 use axum::Router;
+use health::{Health, Probes, Scope, Status, http::HttpOptions};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinError};
 
 use crate::{
+    checks,
     config::Settings,
-    router,
+    metrics::Metrics,
+    router::{self, Endpoints},
+    routes::testability::Testability,
     seed::{self, DEFAULT_CHUNK_SIZE},
     served_by,
     state::AppState,
-    store::{AccountStore as _, RedbStore, SeedReport, StoreError},
+    store::{AccountStore, FaultInjectingStore, FaultSwitch, RedbStore, SeedReport, StoreError},
 };
+
+/// The manual health component set while the service shuts down.
+pub const LIFECYCLE_COMPONENT: &str = "lifecycle";
 
 /// Why the service could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +52,9 @@ pub enum StartupError {
     /// The server failed while serving.
     #[error("the HTTP server failed")]
     Serve(#[source] io::Error),
+    /// The health registry could not be built from the settings.
+    #[error("invalid health check settings")]
+    Health(#[from] health::BuildError),
     /// A background task panicked or was cancelled.
     #[error("a start-up task did not complete")]
     Task(#[from] JoinError),
@@ -52,12 +65,14 @@ pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
     state: AppState,
+    endpoints: Endpoints,
     store: Arc<RedbStore>,
     shutdown_timeout: Duration,
+    pre_stop_delay: Duration,
 }
 
 impl Application {
-    /// Runs start-up steps 1 to 3 for `settings`.
+    /// Runs start-up steps 1 to 4 for `settings`.
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
@@ -66,8 +81,47 @@ impl Application {
         );
         let store = open_store(settings).await?;
         seed_store(&store, settings.seed_accounts).await?;
+
+        // With testability on, every store call goes through a switch that can fail it, so the
+        // database fault travels the same paths as a real one. Off, nothing is in between.
+        let fault = settings
+            .testability
+            .then(|| Arc::new(FaultSwitch::default()));
+        let serving: Arc<dyn AccountStore> = match &fault {
+            Some(switch) => Arc::new(FaultInjectingStore::new(store.clone(), switch.clone())),
+            None => store.clone(),
+        };
+        let health = checks::registry(serving.clone(), settings)?;
+        health.refresh_now().await;
+        let report = health.report(Scope::Overall);
+        tracing::info!(
+            status = %report.status,
+            reason = report.reason.as_deref().unwrap_or(""),
+            "first health check done"
+        );
+        if fault.is_some() {
+            tracing::warn!(
+                "testability routes are ON (/testability/...): anyone who can reach this port \
+                 can make the instance unhealthy; never enable them in production"
+            );
+        }
+        let endpoints = Endpoints {
+            metrics: Arc::new(Metrics::new(health.clone())),
+            testability: fault.map(|database| Testability {
+                health: health.clone(),
+                database,
+            }),
+            health_options: HttpOptions {
+                details: settings.health_details,
+                service_id: "accountservice".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                description: Some("account lookup over an embedded database".into()),
+            },
+            health,
+        };
+
         let served_by = served_by::detect();
-        let state = AppState::new(store.clone(), served_by);
+        let state = AppState::new(serving, served_by);
         let address = SocketAddr::new(settings.bind, settings.port);
         let listener = TcpListener::bind(address)
             .await
@@ -84,8 +138,10 @@ impl Application {
             listener,
             local_addr,
             state,
+            endpoints,
             store,
             shutdown_timeout: settings.shutdown_timeout,
+            pre_stop_delay: settings.pre_stop_delay,
         })
     }
 
@@ -99,17 +155,27 @@ impl Application {
         &self.state
     }
 
-    /// Serves [`router::router`] until `shutdown` completes, then drains and closes the database.
+    /// The health registry, metrics and testability switches the endpoints are built over.
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    /// The health registry.
+    pub fn health(&self) -> &Health {
+        &self.endpoints.health
+    }
+
+    /// Serves [`router::app`] until `shutdown` completes, then drains and closes the database.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), StartupError> {
-        let app = router::router(self.state.clone());
+        let app = router::app(self.state.clone(), self.endpoints.clone());
         self.serve(app, shutdown).await
     }
 
     /// Like [`Application::run_until`] with a router of the caller's making (built over
-    /// [`Application::state`], finished with [`router::finish`]).
+    /// [`Application::state`] and [`Application::endpoints`]).
     pub async fn serve(
         self,
         app: Router,
@@ -118,11 +184,25 @@ impl Application {
         let Self {
             listener,
             state,
+            endpoints,
             store,
             shutdown_timeout,
+            pre_stop_delay,
             ..
         } = self;
-        drop(state);
+        // Only the router's copies of the state may hold the store from here on, so that it can
+        // be closed once the server has stopped.
+        let Endpoints {
+            health,
+            metrics,
+            testability,
+            health_options,
+        } = endpoints;
+        drop((state, metrics, testability, health_options));
+        let (stop_refresher, refresher_stopped) = oneshot::channel::<()>();
+        let refresher = health.spawn_refresher(async move {
+            let _ = refresher_stopped.await;
+        });
         let (stop_accepting, stop_signal) = oneshot::channel::<()>();
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             // An error means the sender was dropped, which also means "stop".
@@ -133,15 +213,35 @@ impl Application {
         tokio::select! {
             result = &mut server => {
                 // axum's accept loop only returns on shutdown, so this is a crash.
+                stop_health(health, stop_refresher, refresher).await;
                 close_store(store);
-                return match result? {
-                    Ok(()) => Err(StartupError::Serve(io::Error::other("server stopped unexpectedly"))),
-                    Err(error) => Err(StartupError::Serve(error)),
-                };
+                return Err(unexpected_stop(result));
             }
             () = shutdown => {}
         }
 
+        // Readiness and /health fail from this moment, so balancers and orchestrators stop
+        // sending traffic while the requests already here finish.
+        health.set_manual(
+            LIFECYCLE_COMPONENT,
+            Status::OutOfService,
+            "draining",
+            Probes::READINESS,
+        );
+        if !pre_stop_delay.is_zero() {
+            tracing::info!(
+                delay = ?pre_stop_delay,
+                "shutting down: readiness is failing; still serving during the pre-stop delay"
+            );
+            tokio::select! {
+                result = &mut server => {
+                    stop_health(health, stop_refresher, refresher).await;
+                    close_store(store);
+                    return Err(unexpected_stop(result));
+                }
+                () = tokio::time::sleep(pre_stop_delay) => {}
+            }
+        }
         tracing::info!(
             timeout = ?shutdown_timeout,
             "shutting down: no new connections, draining in-flight requests"
@@ -161,8 +261,34 @@ impl Application {
                 server.abort();
             }
         }
+        stop_health(health, stop_refresher, refresher).await;
         close_store(store);
         Ok(())
+    }
+}
+
+/// Stops the background health refresher, waits for it and drops the registry, so no check
+/// holds the store when it is closed.
+async fn stop_health(
+    health: Health,
+    stop: oneshot::Sender<()>,
+    refresher: tokio::task::JoinHandle<()>,
+) {
+    // An error means the refresher already ended.
+    let _ = stop.send(());
+    if let Err(error) = refresher.await {
+        tracing::error!(%error, "the health refresher failed");
+    }
+    drop(health);
+}
+
+/// The error for a server task that ended before it was told to: axum's accept loop only
+/// returns on shutdown, so this is a crash.
+fn unexpected_stop(result: Result<io::Result<()>, JoinError>) -> StartupError {
+    match result {
+        Ok(Ok(())) => StartupError::Serve(io::Error::other("server stopped unexpectedly")),
+        Ok(Err(error)) => StartupError::Serve(error),
+        Err(error) => StartupError::Task(error),
     }
 }
 

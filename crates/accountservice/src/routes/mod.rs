@@ -2,3 +2,4 @@
 
 pub mod accounts;
 pub mod fallback;
+pub mod testability;

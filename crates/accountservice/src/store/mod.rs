@@ -2,10 +2,12 @@
 
 mod account_store;
 mod error;
+mod fault;
 mod redb_store;
 
 #[cfg(test)]
 pub use account_store::MockAccountStore;
 pub use account_store::{AccountStore, SeedReport};
 pub use error::StoreError;
+pub use fault::{FaultInjectingStore, FaultSwitch};
 pub use redb_store::RedbStore;

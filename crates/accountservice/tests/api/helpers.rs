@@ -10,6 +10,7 @@ use accountservice::{
     config::{LogFormat, Settings},
     startup::{Application, StartupError},
 };
+use health::http::Details;
 use tokio::{sync::oneshot, task::JoinHandle};
 
 /// Upper bound for anything a test waits on.
@@ -36,6 +37,11 @@ pub fn settings(db_path: &Path) -> Settings {
         log_filter: "info".into(),
         shutdown_timeout: Duration::from_secs(5),
         db_lock_timeout: Duration::from_millis(200),
+        health_details: Details::Components,
+        health_interval: Duration::from_millis(100),
+        health_timeout: Duration::from_secs(1),
+        pre_stop_delay: Duration::ZERO,
+        testability: false,
     }
 }
 

@@ -1,0 +1,154 @@
+//! The service's health checks and the registry that runs them (see the `health` crate).
+//!
+//! One check, `database`: a real read transaction on the accounts table, timed. The original
+//! service tested `db != nil`, which can never fail; this one fails when reads fail.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Instant,
+};
+
+use health::{BoxFuture, BuildError, CheckOutcome, Health, HealthCheck};
+
+use crate::{config::Settings, error::chain, store::AccountStore};
+
+/// Builds the registry for `settings` over the store the HTTP layer reads from.
+pub fn registry(store: Arc<dyn AccountStore>, settings: &Settings) -> Result<Health, BuildError> {
+    Health::builder()
+        .interval(settings.health_interval)
+        .timeout(settings.health_timeout)
+        .check(DatabaseCheck::new(store))
+        .build()
+}
+
+/// Reads the accounts table through the store, in the blocking pool, and reports how long
+/// the read took (`database:responseTime` in ms).
+///
+/// The read runs in `spawn_blocking` because storage calls can block (a stalled disk); the
+/// registry then gives up at its timeout and reports `DOWN` "timed out". A blocking call cannot be
+/// cancelled, so while one is still running no other is started: a stuck disk costs one
+/// thread, not one per interval.
+pub struct DatabaseCheck {
+    store: Arc<dyn AccountStore>,
+    in_flight: Arc<AtomicBool>,
+}
+
+impl DatabaseCheck {
+    /// A check over `store`.
+    pub fn new(store: Arc<dyn AccountStore>) -> Self {
+        Self {
+            store,
+            in_flight: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+/// Clears the in-flight flag when the blocking read ends, however it ends.
+struct InFlight(Arc<AtomicBool>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+impl HealthCheck for DatabaseCheck {
+    fn name(&self) -> &str {
+        "database"
+    }
+
+    fn measurement(&self) -> &str {
+        "responseTime"
+    }
+
+    fn check(&self) -> BoxFuture<'_, CheckOutcome> {
+        Box::pin(async move {
+            if self.in_flight.swap(true, Ordering::AcqRel) {
+                return CheckOutcome::down("read still blocked")
+                    .with_detail("the previous read has not returned");
+            }
+            let guard = InFlight(self.in_flight.clone());
+            let store = self.store.clone();
+            let started = Instant::now();
+            let read = tokio::task::spawn_blocking(move || {
+                let _guard = guard;
+                store.check()
+            })
+            .await;
+            let millis = started.elapsed().as_secs_f64() * 1000.0;
+            match read {
+                Ok(Ok(_accounts)) => CheckOutcome::up().with_observed(round_ms(millis), "ms"),
+                Ok(Err(error)) => CheckOutcome::down("read failed")
+                    .with_detail(chain(&error))
+                    .with_observed(round_ms(millis), "ms"),
+                Err(error) => CheckOutcome::down("read failed").with_detail(error.to_string()),
+            }
+        })
+    }
+}
+
+/// Milliseconds to three decimals: microseconds are the resolution worth showing.
+fn round_ms(millis: f64) -> f64 {
+    (millis * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use health::Status;
+
+    use super::*;
+    use crate::store::{MockAccountStore, StoreError};
+
+    #[tokio::test]
+    async fn a_successful_read_is_up_with_its_response_time() {
+        let mut store = MockAccountStore::new();
+        store.expect_check().times(1).returning(|| Ok(100));
+        let outcome = DatabaseCheck::new(Arc::new(store)).check().await;
+        assert_eq!(outcome.status, Status::Up);
+        assert_eq!(outcome.observed_unit.as_deref(), Some("ms"));
+        assert!(outcome.observed_value.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_is_down_with_a_short_reason_and_the_cause_as_detail() {
+        let mut store = MockAccountStore::new();
+        store
+            .expect_check()
+            .times(1)
+            .returning(|| Err(StoreError::Unavailable("disk on fire".into())));
+        let outcome = DatabaseCheck::new(Arc::new(store)).check().await;
+        assert_eq!(outcome.status, Status::Down);
+        assert_eq!(outcome.reason.as_deref(), Some("read failed"));
+        assert!(outcome.detail.unwrap().contains("disk on fire"));
+    }
+
+    #[tokio::test]
+    async fn a_blocked_read_is_not_started_twice() {
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = std::sync::Mutex::new(released);
+        let mut store = MockAccountStore::new();
+        // Exactly one read reaches the store while it is blocked.
+        store.expect_check().times(1).returning(move || {
+            let _ = released.lock().unwrap().recv();
+            Ok(1)
+        });
+        let check = Arc::new(DatabaseCheck::new(Arc::new(store)));
+        let first = tokio::spawn({
+            let check = check.clone();
+            async move { check.check().await }
+        });
+        // Wait until the first read holds the flag.
+        while !check.in_flight.load(Ordering::Acquire) {
+            tokio::task::yield_now().await;
+        }
+        let second = check.check().await;
+        assert_eq!(second.status, Status::Down);
+        assert_eq!(second.reason.as_deref(), Some("read still blocked"));
+        release.send(()).unwrap();
+        assert_eq!(first.await.unwrap().status, Status::Up);
+        assert!(!check.in_flight.load(Ordering::Acquire));
+    }
+}
