@@ -41,7 +41,11 @@ fn args<'a>(db: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
 
 impl Service {
     fn start(dir: &Path, args: &[&str]) -> Self {
-        let mut child = command(dir, args)
+        Self::from_command(command(dir, args))
+    }
+
+    fn from_command(mut command: Command) -> Self {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -304,6 +308,13 @@ fn help_documents_every_setting_and_its_environment_variable() {
         "ACCOUNTSERVICE_LOG_FORMAT",
         "--shutdown-timeout",
         "--db-lock-timeout",
+        "--health-details",
+        "ACCOUNTSERVICE_HEALTH_DETAILS",
+        "--health-interval",
+        "--health-timeout",
+        "--pre-stop-delay",
+        "--testability",
+        "ACCOUNTSERVICE_TESTABILITY",
     ] {
         assert!(help.contains(name), "--help lacks {name}:\n{help}");
     }
@@ -320,4 +331,38 @@ fn settings_are_read_from_the_environment() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr.contains("env.db is not a redb database"), "{stderr}");
+}
+
+#[tokio::test]
+async fn testability_is_switched_on_by_its_environment_variable_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = command(dir.path(), &args("accounts.db", &[]));
+    command.env("ACCOUNTSERVICE_TESTABILITY", "true");
+    let mut service = Service::from_command(command);
+    service.wait_for_line("testability routes are ON");
+    let address = service.wait_until_listening();
+    let (status, body) = get(address, "/testability/healthy/false").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = get(address, "/health").await;
+    assert_eq!(status, 503);
+    assert_eq!(body["reason"], "testability: forced unhealthy");
+    service.terminate();
+    assert_eq!(service.wait().code(), Some(0));
+}
+
+#[tokio::test]
+async fn by_default_testability_is_off_and_its_routes_are_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut service = Service::start(dir.path(), &args("accounts.db", &[]));
+    let address = service.wait_until_listening();
+    let (status, _) = get(address, "/testability/healthy/false").await;
+    assert_eq!(status, 404);
+    let (status, body) = get(address, "/health").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "UP");
+    service.terminate();
+    let status = service.wait();
+    assert_eq!(status.code(), Some(0));
+    let log = service.rest_of_log().join("\n");
+    assert!(!log.contains("testability routes are ON"), "{log}");
 }

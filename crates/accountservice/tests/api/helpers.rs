@@ -53,6 +53,16 @@ pub async fn spawn_app() -> TestApp {
     app
 }
 
+/// Starts the service on a fresh temporary database, with settings changed by `configure`.
+pub async fn spawn_app_configured(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().expect("cannot create a temporary directory");
+    let mut settings = settings(&dir.path().join("accounts.db"));
+    configure(&mut settings);
+    let mut app = spawn_app_with(settings).await;
+    app._dir = Some(dir);
+    app
+}
+
 /// Starts the service with the given settings (the database is the caller's to clean up).
 pub async fn spawn_app_with(settings: Settings) -> TestApp {
     let application = tokio::time::timeout(TIMEOUT, Application::build(&settings))
@@ -93,6 +103,39 @@ impl TestApp {
 
     pub async fn get_account(&self, id: &str) -> reqwest::Response {
         self.get(&format!("/accounts/{id}")).await
+    }
+
+    pub async fn request(&self, method: reqwest::Method, path: &str) -> reqwest::Response {
+        self.client
+            .request(method, self.url(path))
+            .send()
+            .await
+            .expect("request failed")
+    }
+
+    /// `GET path` with an `Accept` header.
+    pub async fn get_accepting(&self, path: &str, accept: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .header(reqwest::header::ACCEPT, accept)
+            .send()
+            .await
+            .expect("request failed")
+    }
+
+    /// `GET path`: the status and the body as JSON.
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = self.get(path).await;
+        let status = response.status().as_u16();
+        let body = response.json().await.expect("a JSON body");
+        (status, body)
+    }
+
+    /// Sends the shutdown signal without waiting for the server to stop.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
 
     /// Triggers the shutdown future and waits (bounded) for `run_until` to return.

@@ -1,5 +1,8 @@
 //! API tests: the real service on a random port over a fresh temporary database per test.
 
 mod accounts;
+mod health;
 mod helpers;
 mod lifecycle;
+mod metrics;
+mod testability;
