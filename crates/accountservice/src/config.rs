@@ -37,7 +37,8 @@ pub struct Settings {
     #[arg(long, env = "ACCOUNTSERVICE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// Log filter in `tracing` env-filter syntax, e.g. `info` or `info,accountservice=debug`.
+    /// Log filter: a level, or comma-separated `target=level` directives, e.g. `info` or
+    /// `warn,accountservice=debug` (levels: off, error, warn, info, debug, trace).
     #[arg(long, env = "ACCOUNTSERVICE_LOG", default_value = "info")]
     pub log_filter: String,
 
