@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use axum::{Router, middleware, routing::get};
 use health::{Health, http::HttpOptions};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use tracing::Level;
 
 use crate::{
     metrics::{self, Metrics},
@@ -57,11 +58,15 @@ pub fn api_routes(state: AppState) -> Router {
 
 /// Adds what applies to every route: JSON 404 and 405 answers and request tracing.
 ///
+/// Request spans and 5xx classifications are logged at DEBUG: a 503 from `/health` is an
+/// answer, not a failure of the server, and Docker asks every few seconds, so an ERROR line per
+/// probe would bury the one line that explains the fault (the store logs its own failures).
+///
 /// Call it last, after merging every other router (e.g. health endpoints): axum applies the 405
 /// fallback only to routes that exist when it is set.
 pub fn finish(routes: Router) -> Router {
     routes
         .fallback(routes::fallback::not_found)
         .method_not_allowed_fallback(routes::fallback::method_not_allowed)
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))
 }
