@@ -96,6 +96,10 @@ fn start_service(db_path: std::path::PathBuf) -> anyhow::Result<SocketAddr> {
         health_timeout: Duration::from_secs(1),
         pre_stop_delay: Duration::ZERO,
         testability: false,
+        header_read_timeout: Duration::from_secs(10),
+        max_header_bytes: 16 * 1024,
+        max_connections: 10_000,
+        max_concurrent_requests: 1024,
     };
     let runtime = one_worker_runtime()?;
     let app = runtime.block_on(Application::build(&settings))?;

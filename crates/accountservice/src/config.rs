@@ -4,7 +4,10 @@
 
 use std::{net::IpAddr, path::PathBuf, time::Duration};
 
-use clap::{Parser, ValueEnum, builder::BoolishValueParser};
+use clap::{
+    Parser, ValueEnum,
+    builder::{BoolishValueParser, TypedValueParser as _},
+};
 use health::http::Details;
 
 /// Everything the service can be told at start. `--help` documents each field.
@@ -111,6 +114,47 @@ pub struct Settings {
         value_parser = BoolishValueParser::new()
     )]
     pub testability: bool,
+
+    /// Seconds a client has to send a complete request head; also how long an idle keep-alive
+    /// connection stays open. Closes slowloris connections.
+    #[arg(
+        long,
+        env = "ACCOUNTSERVICE_HEADER_READ_TIMEOUT",
+        default_value = "10",
+        value_parser = parse_positive_seconds
+    )]
+    pub header_read_timeout: Duration,
+
+    /// Largest request head (request line and headers) in bytes; larger is answered 431. At least
+    /// 8192 (the HTTP library's minimum).
+    #[arg(
+        long,
+        env = "ACCOUNTSERVICE_MAX_HEADER_BYTES",
+        default_value_t = 16 * 1024,
+        value_parser = clap::value_parser!(u32).range(8192..=1_048_576).map(|n| n as usize)
+    )]
+    pub max_header_bytes: usize,
+
+    /// Connections served at once; further clients wait in the listen backlog until one ends.
+    /// Bounds memory under a connection flood.
+    #[arg(
+        long,
+        env = "ACCOUNTSERVICE_MAX_CONNECTIONS",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize)
+    )]
+    pub max_connections: usize,
+
+    /// Account and testability requests in progress at once; past it, requests are answered
+    /// 503 with Retry-After at once instead of queueing. Health and metrics are exempt, so a busy
+    /// instance still passes its probes.
+    #[arg(
+        long,
+        env = "ACCOUNTSERVICE_MAX_CONCURRENT_REQUESTS",
+        default_value_t = 1024,
+        value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize)
+    )]
+    pub max_concurrent_requests: usize,
 }
 
 /// Upper bound of `--seed-accounts`: keeps a typo from seeding for hours.
@@ -168,6 +212,10 @@ mod tests {
         assert_eq!(settings.health_timeout, Duration::from_secs(1));
         assert_eq!(settings.pre_stop_delay, Duration::ZERO);
         assert!(!settings.testability, "testability must be off by default");
+        assert_eq!(settings.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(settings.max_header_bytes, 16 * 1024);
+        assert_eq!(settings.max_connections, 10_000);
+        assert_eq!(settings.max_concurrent_requests, 1024);
     }
 
     #[test]
@@ -233,6 +281,10 @@ mod tests {
             &["--health-details", "sometimes"],
             &["--health-interval", "0"],
             &["--health-timeout", "0"],
+            &["--max-header-bytes", "100"],
+            &["--max-connections", "0"],
+            &["--max-concurrent-requests", "0"],
+            &["--header-read-timeout", "0"],
         ] {
             assert!(parse(args).is_err(), "{args:?} was accepted");
         }

@@ -5,7 +5,7 @@
 
 use axum::{
     Json,
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
@@ -36,6 +36,15 @@ pub enum ApiError {
     /// No route matches the path.
     #[error("no route for {0}")]
     RouteNotFound(String),
+    /// The request URI is longer than the service accepts.
+    #[error("request URI longer than {0} bytes")]
+    UriTooLong(usize),
+    /// The request has a body, which no route takes, larger than the service accepts.
+    #[error("request body larger than {0} bytes; no route takes a body")]
+    PayloadTooLarge(u64),
+    /// Too many requests in progress: shed instead of queued.
+    #[error("too many requests in progress; retry shortly")]
+    Overloaded,
     /// The path exists but not for this method (axum adds the `Allow` header).
     #[error("method {0} not allowed on this path")]
     MethodNotAllowed(String),
@@ -49,7 +58,9 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             Self::AccountNotFound(_) | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
-            Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StoreUnavailable(_) | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
@@ -70,7 +81,14 @@ impl IntoResponse for ApiError {
         let body = ErrorBody {
             error: self.to_string(),
         };
-        (self.status_code(), Json(body)).into_response()
+        let mut response = (self.status_code(), Json(body)).into_response();
+        if let Self::Overloaded = self {
+            // A shed request is cheap to retry; one second lets the burst pass.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 
@@ -99,6 +117,9 @@ mod tests {
             (ApiError::AccountNotFound(id), 404),
             (ApiError::RouteNotFound("/x".into()), 404),
             (ApiError::MethodNotAllowed("POST".into()), 405),
+            (ApiError::UriTooLong(8), 414),
+            (ApiError::PayloadTooLarge(8), 413),
+            (ApiError::Overloaded, 503),
             (
                 ApiError::StoreUnavailable(StoreError::Unavailable("x".into())),
                 503,

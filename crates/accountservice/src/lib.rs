@@ -11,17 +11,21 @@
 //! - [`checks`]: the database health check and the registry from the `health` crate that runs
 //!   it in the background; [`metrics`]: `/metrics` and the request metrics middleware.
 //! - [`served_by`]: the instance name put in every account answer, computed once.
-//! - [`startup`], [`shutdown`], [`telemetry`]: process life cycle.
+//! - [`guard`]: request limits (URI length, body size) and load shedding.
+//! - [`startup`], [`server`], [`shutdown`], [`telemetry`]: process life cycle and the HTTP
+//!   server loop with its connection limits.
 
 pub mod checks;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod guard;
 pub mod metrics;
 pub mod router;
 pub mod routes;
 pub mod seed;
 pub mod served_by;
+pub mod server;
 pub mod shutdown;
 pub mod startup;
 pub mod state;

@@ -7,7 +7,10 @@ use health::{Health, http::HttpOptions};
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
+use tokio::sync::Semaphore;
+
 use crate::{
+    guard,
     metrics::{self, Metrics},
     routes::{self, testability::Testability},
     state::AppState,
@@ -24,24 +27,33 @@ pub struct Endpoints {
     pub metrics: Arc<Metrics>,
     /// The testability switches; `None` leaves their routes unmounted (404).
     pub testability: Option<Testability>,
+    /// Account and testability requests in progress at once before new ones are shed (503).
+    pub max_concurrent_requests: usize,
 }
 
 /// The complete service: account routes, health endpoints, metrics and (if switched on) the
-/// testability routes, with JSON 404/405 answers, request metrics and tracing.
+/// testability routes, with JSON 404/405 answers, request limits, load shedding on the work
+/// routes (never on health or metrics), request metrics and tracing.
 pub fn app(state: AppState, endpoints: Endpoints) -> Router {
     let Endpoints {
         health,
         health_options,
         metrics,
         testability,
+        max_concurrent_requests,
     } = endpoints;
-    let mut routes = api_routes(state)
+    let mut work = api_routes(state);
+    if let Some(testability) = testability {
+        work = work.merge(routes::testability::routes(testability));
+    }
+    let in_progress = Arc::new(Semaphore::new(max_concurrent_requests.max(1)));
+    let routes = work
+        .layer(middleware::from_fn_with_state(in_progress, guard::shed))
         .merge(health::http::router(health, health_options))
         .route("/metrics", get(metrics::scrape).with_state(metrics.clone()));
-    if let Some(testability) = testability {
-        routes = routes.merge(routes::testability::routes(testability));
-    }
-    finish(routes).layer(middleware::from_fn_with_state(metrics, metrics::track))
+    finish(routes)
+        .layer(middleware::from_fn(guard::limit_request))
+        .layer(middleware::from_fn_with_state(metrics, metrics::track))
 }
 
 /// The account routes alone, finished: what handler unit tests drive over a mocked store.

@@ -24,6 +24,7 @@ use crate::{
     routes::testability::Testability,
     seed::{self, DEFAULT_CHUNK_SIZE},
     served_by,
+    server::{self, ServerLimits},
     state::AppState,
     store::{AccountStore, FaultInjectingStore, FaultSwitch, RedbStore, SeedReport, StoreError},
 };
@@ -69,6 +70,7 @@ pub struct Application {
     store: Arc<RedbStore>,
     shutdown_timeout: Duration,
     pre_stop_delay: Duration,
+    limits: ServerLimits,
 }
 
 impl Application {
@@ -106,6 +108,7 @@ impl Application {
             );
         }
         let endpoints = Endpoints {
+            max_concurrent_requests: settings.max_concurrent_requests,
             metrics: Arc::new(Metrics::new(health.clone())),
             testability: fault.map(|database| Testability {
                 health: health.clone(),
@@ -142,6 +145,11 @@ impl Application {
             store,
             shutdown_timeout: settings.shutdown_timeout,
             pre_stop_delay: settings.pre_stop_delay,
+            limits: ServerLimits {
+                header_read_timeout: settings.header_read_timeout,
+                max_header_bytes: settings.max_header_bytes,
+                max_connections: settings.max_connections,
+            },
         })
     }
 
@@ -188,6 +196,7 @@ impl Application {
             store,
             shutdown_timeout,
             pre_stop_delay,
+            limits,
             ..
         } = self;
         // Only the router's copies of the state may hold the store from here on, so that it can
@@ -197,6 +206,7 @@ impl Application {
             metrics,
             testability,
             health_options,
+            max_concurrent_requests: _,
         } = endpoints;
         drop((state, metrics, testability, health_options));
         let (stop_refresher, refresher_stopped) = oneshot::channel::<()>();
@@ -204,15 +214,13 @@ impl Application {
             let _ = refresher_stopped.await;
         });
         let (stop_accepting, stop_signal) = oneshot::channel::<()>();
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let mut server = tokio::spawn(server::serve(listener, app, limits, async move {
             // An error means the sender was dropped, which also means "stop".
             let _ = stop_signal.await;
-        });
-        let mut server = tokio::spawn(server.into_future());
+        }));
 
         tokio::select! {
             result = &mut server => {
-                // axum's accept loop only returns on shutdown, so this is a crash.
                 stop_health(health, stop_refresher, refresher).await;
                 close_store(store);
                 return Err(unexpected_stop(result));
@@ -250,8 +258,7 @@ impl Application {
         // The receiver lives inside the server task; if it is gone the server already stopped.
         let _ = stop_accepting.send(());
         match tokio::time::timeout(shutdown_timeout, &mut server).await {
-            Ok(Ok(Ok(()))) => tracing::info!(elapsed = ?started.elapsed(), "drained"),
-            Ok(Ok(Err(error))) => tracing::error!(%error, "server failed while draining"),
+            Ok(Ok(())) => tracing::info!(elapsed = ?started.elapsed(), "drained"),
             Ok(Err(error)) => tracing::error!(%error, "server task failed while draining"),
             Err(_) => {
                 tracing::warn!(
@@ -282,12 +289,11 @@ async fn stop_health(
     drop(health);
 }
 
-/// The error for a server task that ended before it was told to: axum's accept loop only
-/// returns on shutdown, so this is a crash.
-fn unexpected_stop(result: Result<io::Result<()>, JoinError>) -> StartupError {
+/// The error for a server task that ended before it was told to: the accept loop only returns
+/// on shutdown, so this is a crash.
+fn unexpected_stop(result: Result<(), JoinError>) -> StartupError {
     match result {
-        Ok(Ok(())) => StartupError::Serve(io::Error::other("server stopped unexpectedly")),
-        Ok(Err(error)) => StartupError::Serve(error),
+        Ok(()) => StartupError::Serve(io::Error::other("server stopped unexpectedly")),
         Err(error) => StartupError::Task(error),
     }
 }

@@ -42,6 +42,10 @@ pub fn settings(db_path: &Path) -> Settings {
         health_timeout: Duration::from_secs(1),
         pre_stop_delay: Duration::ZERO,
         testability: false,
+        header_read_timeout: Duration::from_secs(10),
+        max_header_bytes: 16 * 1024,
+        max_connections: 10_000,
+        max_concurrent_requests: 1024,
     }
 }
 

@@ -4,5 +4,6 @@ mod accounts;
 mod health;
 mod helpers;
 mod lifecycle;
+mod limits;
 mod metrics;
 mod testability;
