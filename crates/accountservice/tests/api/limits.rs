@@ -60,6 +60,24 @@ async fn a_uri_over_the_limit_is_414_with_a_json_reason() {
 }
 
 #[tokio::test]
+async fn a_100_kb_account_id_is_refused_with_a_status_not_a_dropped_connection() {
+    let app = spawn_app().await;
+    let request = format!(
+        "GET /accounts/{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "9".repeat(100 * 1024)
+    );
+    let answer = exchange(&app, request.as_bytes()).await;
+    // The request head is larger than the 16 KiB head limit, so hyper answers before routing.
+    assert!(
+        status_line(&answer).starts_with("HTTP/1.1 431"),
+        "{answer:.200}"
+    );
+    let (status, _) = app.get_json("/health").await;
+    assert_eq!(status, 200);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_body_over_the_limit_is_413_with_a_json_reason() {
     let app = spawn_app().await;
     let body = "x".repeat(4096);

@@ -6,4 +6,5 @@ mod helpers;
 mod lifecycle;
 mod limits;
 mod metrics;
+mod properties;
 mod testability;
