@@ -66,10 +66,12 @@ impl ApiError {
     }
 }
 
-/// The JSON body of every error answer.
-#[derive(Debug, Serialize)]
-struct ErrorBody {
-    error: String,
+/// The JSON body of every error answer: `{"error":"account 99999 not found"}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// What went wrong, in a sentence safe to show to any client.
+    pub error: String,
 }
 
 impl IntoResponse for ApiError {

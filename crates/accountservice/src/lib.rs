@@ -11,6 +11,7 @@
 //! - [`checks`]: the database health check and the registry from the `health` crate that runs
 //!   it in the background; [`metrics`]: `/metrics` and the request metrics middleware.
 //! - [`served_by`]: the instance name put in every account answer, computed once.
+//! - [`openapi`]: the OpenAPI document served at `/openapi.json`.
 //! - [`guard`]: request limits (URI length, body size) and load shedding.
 //! - [`startup`], [`server`], [`shutdown`], [`telemetry`]: process life cycle and the HTTP
 //!   server loop with its connection limits.
@@ -21,6 +22,7 @@ pub mod domain;
 pub mod error;
 pub mod guard;
 pub mod metrics;
+pub mod openapi;
 pub mod router;
 pub mod routes;
 pub mod seed;

@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use crate::{
     guard,
     metrics::{self, Metrics},
+    openapi,
     routes::{self, testability::Testability},
     state::AppState,
 };
@@ -42,6 +43,12 @@ pub fn app(state: AppState, endpoints: Endpoints) -> Router {
         testability,
         max_concurrent_requests,
     } = endpoints;
+    let document = openapi::document(testability.is_some());
+    // The document is a constant of this instance: render it once.
+    let document = Arc::new(serde_json::to_value(document).unwrap_or_else(|error| {
+        tracing::error!(%error, "cannot render the OpenAPI document");
+        serde_json::Value::Null
+    }));
     let mut work = api_routes(state);
     if let Some(testability) = testability {
         work = work.merge(routes::testability::routes(testability));
@@ -50,7 +57,11 @@ pub fn app(state: AppState, endpoints: Endpoints) -> Router {
     let routes = work
         .layer(middleware::from_fn_with_state(in_progress, guard::shed))
         .merge(health::http::router(health, health_options))
-        .route("/metrics", get(metrics::scrape).with_state(metrics.clone()));
+        .route("/metrics", get(metrics::scrape).with_state(metrics.clone()))
+        .route(
+            "/openapi.json",
+            get(openapi::openapi_json).with_state(document),
+        );
     finish(routes)
         .layer(middleware::from_fn(guard::limit_request))
         .layer(middleware::from_fn_with_state(metrics, metrics::track))

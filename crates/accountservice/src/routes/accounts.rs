@@ -10,13 +10,14 @@ use serde::Serialize;
 use crate::{domain::AccountId, error::ApiError, state::AppState};
 
 /// The answer body: `{"id":"10000","name":"Person_0","servedBy":"10.0.0.5"}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Account)]
 pub struct AccountBody<'a> {
     /// The account's id.
     pub id: &'a str,
     /// The account holder's name.
     pub name: &'a str,
-    /// The instance that answered (see `crate::served_by`).
+    /// The instance that answered: its first non-loopback address, else its hostname.
     #[serde(rename = "servedBy")]
     pub served_by: &'a str,
 }
@@ -32,6 +33,25 @@ pub struct AccountBody<'a> {
 /// service writes only while seeding, before it listens); a cold read is a `pread` of a 4 KiB
 /// page, normally from the OS page cache. If the database ever outgrows memory, or a check
 /// needs a long scan, that call belongs in `spawn_blocking`.
+#[utoipa::path(
+    get,
+    path = "/accounts/{accountId}",
+    tag = "accounts",
+    params(
+        ("accountId" = String, Path,
+            description = "The account's id, e.g. 10042 (seeded ids are 10000 upwards). Any id of \
+                           1 to 64 bytes without control characters is looked up; this \
+                           description admits printable ASCII only.",
+            min_length = 1, max_length = 64, pattern = "^[!-~]+$", example = "10042"),
+    ),
+    responses(
+        (status = 200, description = "The account", body = AccountBody<'_>),
+        (status = 400, description = "Not a valid account id", body = crate::error::ErrorBody),
+        (status = 404, description = "No account has this id", body = crate::error::ErrorBody),
+        (status = 503, description = "The store is unavailable, or too many requests are in \
+            progress (then with Retry-After)", body = crate::error::ErrorBody),
+    )
+)]
 pub async fn get_account(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,

@@ -15,7 +15,7 @@ use axum::{
     routing::get,
 };
 use health::{Health, Probes, Status};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::{error::ApiError, store::FaultSwitch};
 
@@ -48,6 +48,20 @@ where
         .with_state(testability)
 }
 
+/// The answer of the healthy switch: `{"healthy":false}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HealthySwitched {
+    /// The state now set.
+    pub healthy: bool,
+}
+
+/// The answer of the database switch: `{"database":"down"}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DatabaseSwitched {
+    /// The state now set: `up` or `down`.
+    pub database: String,
+}
+
 /// Parses a boolean exactly as Go's `strconv.ParseBool`, which the original used.
 pub fn parse_go_bool(text: &str) -> Option<bool> {
     match text {
@@ -57,10 +71,22 @@ pub fn parse_go_bool(text: &str) -> Option<bool> {
     }
 }
 
-async fn set_healthy(
+/// Forces every health endpoint to 503 "forced unhealthy" (`false`) or restores it (`true`).
+#[utoipa::path(
+    method(get, put, post),
+    path = "/testability/healthy/{state}",
+    tag = "testability",
+    params(("state" = String, Path, description = "A boolean as Go's strconv.ParseBool reads it",
+        pattern = "^(1|t|T|TRUE|true|True|0|f|F|FALSE|false|False)$")),
+    responses(
+        (status = 200, description = "Switched", body = HealthySwitched),
+        (status = 400, description = "Not a boolean", body = crate::error::ErrorBody),
+    )
+)]
+pub async fn set_healthy(
     State(testability): State<Testability>,
     state: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<HealthySwitched>, ApiError> {
     let Path(raw) = state.map_err(|rejection| ApiError::InvalidPath(rejection.body_text()))?;
     let healthy = parse_go_bool(&raw).ok_or_else(|| {
         ApiError::InvalidSwitch(format!(
@@ -76,13 +102,25 @@ async fn set_healthy(
             .health
             .set_manual(COMPONENT, Status::Down, "forced unhealthy", Probes::ALL);
     }
-    Ok(Json(json!({ "healthy": healthy })))
+    Ok(Json(HealthySwitched { healthy }))
 }
 
-async fn set_database(
+/// Makes every store call fail (`down`) or work again (`up`); the health endpoints reflect it
+/// when the answer arrives.
+#[utoipa::path(
+    method(get, put, post),
+    path = "/testability/database/{state}",
+    tag = "testability",
+    params(("state" = String, Path, description = "up or down", pattern = "^(up|down)$")),
+    responses(
+        (status = 200, description = "Switched", body = DatabaseSwitched),
+        (status = 400, description = "Neither up nor down", body = crate::error::ErrorBody),
+    )
+)]
+pub async fn set_database(
     State(testability): State<Testability>,
     state: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DatabaseSwitched>, ApiError> {
     let Path(raw) = state.map_err(|rejection| ApiError::InvalidPath(rejection.body_text()))?;
     let failing = match raw.as_str() {
         "up" => false,
@@ -100,7 +138,7 @@ async fn set_database(
     // Run the real check now, so the answer is only sent once the health endpoints reflect the
     // change (bounded by the check timeout), instead of up to one interval later.
     testability.health.refresh_now().await;
-    Ok(Json(json!({ "database": raw })))
+    Ok(Json(DatabaseSwitched { database: raw }))
 }
 
 #[cfg(test)]

@@ -6,5 +6,6 @@ mod helpers;
 mod lifecycle;
 mod limits;
 mod metrics;
+mod openapi;
 mod properties;
 mod testability;
