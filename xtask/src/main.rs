@@ -4,6 +4,7 @@
 //! `main` only parses the command line and dispatches; each task lives in its own module.
 //! Exit codes: 0 when the task succeeded, 1 when it failed (the error and its causes go to stderr).
 
+mod api_fuzz;
 mod deploy;
 mod dist;
 mod docker;
@@ -42,6 +43,9 @@ enum Task {
     /// Runs the end-to-end container scenarios on the local Docker Engine (builds the image
     /// first unless --no-build).
     E2e(e2e::Options),
+    /// Fuzzes the live service against its own /openapi.json with schemathesis (installed from
+    /// PyPI if missing): every operation, then the testability ones.
+    ApiFuzz(api_fuzz::Options),
 }
 
 fn main() -> ExitCode {
@@ -64,5 +68,6 @@ fn run(task: Task) -> Result<()> {
         Task::Image => image::run(&sh, &project).map(drop),
         Task::Deploy(options) => deploy::run(&sh, &project, &options),
         Task::E2e(options) => e2e::run(&sh, &project, &options),
+        Task::ApiFuzz(options) => api_fuzz::run(&sh, &project, &options),
     }
 }
