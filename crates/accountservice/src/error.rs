@@ -67,8 +67,8 @@ impl ApiError {
 }
 
 /// The JSON body of every error answer: `{"error":"account 99999 not found"}`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[schema(as = Error)]
+#[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(utoipa::ToSchema), schema(as = Error))]
 pub struct ErrorBody {
     /// What went wrong, in a sentence safe to show to any client.
     pub error: String,

@@ -1,210 +1,271 @@
-//! The OpenAPI 3 description of every route, served at `GET /openapi.json`.
+//! The OpenAPI 3.1 description of every route, served at `GET /openapi.json`.
 //!
-//! Built with utoipa from the handlers' own annotations and the response types they serialize,
-//! so it cannot drift from the code; the health endpoints, which live in the `health` crate,
-//! are described by the doc-only functions below, and a test checks that every documented path
-//! is routed. The testability operations are in the document only when their routes are
-//! mounted. `schemathesis` fuzzes the live service against this document in CI.
+//! The document is generated from the code by utoipa: the handlers' own `utoipa::path`
+//! annotations and the response types they serialize, plus the doc-only descriptions below for the
+//! health endpoints, whose handlers live in the `health` crate. Generation runs in a unit test
+//! (`the_committed_document_is_what_the_code_generates`), which fails whenever `openapi.json`
+//! differs from what the code generates, so the file cannot drift on a green build;
+//! `UPDATE_OPENAPI=1 cargo test -p accountservice openapi` rewrites it. The binary serves the
+//! committed file and carries no utoipa code (it cost about 250 KB of a 6 MB image budget).
+//!
+//! The committed document includes the testability operations; an instance without
+//! `--testability` serves it without them. `cargo xtask api-fuzz` fuzzes the live service against
+//! it with schemathesis.
+
+use std::sync::Arc;
 
 use axum::{Json, extract::State};
-use serde::Serialize;
-use utoipa::{OpenApi, ToSchema};
+use serde_json::Value;
 
-/// The document of the routes every instance serves.
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "accountservice",
-        description = "Account lookup over an embedded database, with health checks an \
-                       orchestrator acts on.",
-        license(name = "MIT OR Apache-2.0")
-    ),
-    paths(
-        crate::routes::accounts::get_account,
-        health,
-        liveness,
-        livez,
-        readiness,
-        readyz,
-        metrics,
-        openapi_json,
-    ),
-    components(schemas(
-        crate::routes::accounts::AccountBody<'_>,
-        crate::error::ErrorBody,
-        HealthBody,
-        HealthComponent,
-        HealthJsonBody,
-        HealthStatus,
-    ))
-)]
-pub struct ApiDoc;
+/// The document as generated from the code, testability operations included.
+const DOCUMENT: &str = include_str!("../openapi.json");
 
-/// The testability operations, added when `--testability` is on.
-#[derive(OpenApi)]
-#[openapi(
-    paths(
-        crate::routes::testability::set_healthy,
-        crate::routes::testability::set_database,
-    ),
-    components(schemas(
-        crate::routes::testability::HealthySwitched,
-        crate::routes::testability::DatabaseSwitched,
-    ))
-)]
-pub struct TestabilityDoc;
+/// Paths that exist only with `--testability`.
+const TESTABILITY_PREFIX: &str = "/testability/";
 
 /// The document for an instance with or without the testability routes.
-pub fn document(testability: bool) -> utoipa::openapi::OpenApi {
-    let mut document = ApiDoc::openapi();
-    if testability {
-        document.merge(TestabilityDoc::openapi());
+pub fn document(testability: bool) -> Value {
+    let mut document: Value = match serde_json::from_str(DOCUMENT) {
+        Ok(document) => document,
+        Err(error) => {
+            // The unit test parses the same file, so this cannot happen in a tested build.
+            tracing::error!(%error, "the embedded OpenAPI document does not parse");
+            return Value::Null;
+        }
+    };
+    if !testability {
+        if let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) {
+            paths.retain(|path, _| !path.starts_with(TESTABILITY_PREFIX));
+        }
+        if let Some(schemas) = document
+            .pointer_mut("/components/schemas")
+            .and_then(Value::as_object_mut)
+        {
+            schemas.retain(|name, _| !name.ends_with("Switched"));
+        }
     }
     document
 }
 
 /// `GET /openapi.json`: the document, rendered once at start.
-#[utoipa::path(
+#[cfg_attr(test, utoipa::path(
     get,
     path = "/openapi.json",
     tag = "meta",
     responses((status = 200, description = "This document", content_type = "application/json"))
-)]
-pub async fn openapi_json(
-    State(document): State<std::sync::Arc<serde_json::Value>>,
-) -> Json<serde_json::Value> {
+))]
+pub async fn openapi_json(State(document): State<Arc<Value>>) -> Json<Value> {
     Json(document.as_ref().clone())
 }
 
-/// A health status, worst first: `DOWN > OUT_OF_SERVICE > DEGRADED > UNKNOWN > UP`.
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)] // describes the health crate's answers; never built here
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum HealthStatus {
-    /// Works.
-    Up,
-    /// A non-critical component is down; still 200.
-    Degraded,
-    /// Not known yet.
-    Unknown,
-    /// Deliberately out of service (draining at shutdown, not checked yet); 503.
-    OutOfService,
-    /// Broken; 503.
-    Down,
+#[cfg(test)]
+#[allow(dead_code)] // doc-only items: their generated descriptions are what is used
+mod spec {
+    //! The generator: everything utoipa needs to describe the service.
+
+    use serde::Serialize;
+    use utoipa::{OpenApi, ToSchema};
+
+    /// The document of the routes every instance serves.
+    #[derive(OpenApi)]
+    #[openapi(
+        info(
+            title = "accountservice",
+            description = "Account lookup over an embedded database, with health checks an \
+                           orchestrator acts on.",
+            license(name = "MIT OR Apache-2.0")
+        ),
+        paths(
+            crate::routes::accounts::get_account,
+            health,
+            liveness,
+            livez,
+            readiness,
+            readyz,
+            metrics,
+            crate::openapi::openapi_json,
+        ),
+        components(schemas(
+            crate::routes::accounts::AccountBody<'_>,
+            crate::error::ErrorBody,
+            HealthBody,
+            HealthComponent,
+            HealthJsonBody,
+            HealthStatus,
+        ))
+    )]
+    pub struct ApiDoc;
+
+    /// The testability operations, added when `--testability` is on.
+    #[derive(OpenApi)]
+    #[openapi(
+        paths(
+            crate::routes::testability::set_healthy,
+            crate::routes::testability::set_database,
+        ),
+        components(schemas(
+            crate::routes::testability::HealthySwitched,
+            crate::routes::testability::DatabaseSwitched,
+        ))
+    )]
+    pub struct TestabilityDoc;
+
+    /// A health status, worst first: `DOWN > OUT_OF_SERVICE > DEGRADED > UNKNOWN > UP`.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum HealthStatus {
+        /// Works.
+        Up,
+        /// A non-critical component is down; still 200.
+        Degraded,
+        /// Not known yet.
+        Unknown,
+        /// Deliberately out of service (draining at shutdown, not checked yet); 503.
+        OutOfService,
+        /// Broken; 503.
+        Down,
+    }
+
+    /// One component of a health answer.
+    #[derive(Serialize, ToSchema)]
+    pub struct HealthComponent {
+        /// The component's status.
+        pub status: HealthStatus,
+        /// Why it is not UP, in a few words.
+        pub reason: Option<String>,
+    }
+
+    /// A health answer (`application/json`). With `--health-details always` components carry more
+    /// fields (details, observed values, timings).
+    #[derive(Serialize, ToSchema)]
+    pub struct HealthBody {
+        /// The aggregate status: the worst of the components'.
+        pub status: HealthStatus,
+        /// When not UP: the failing components and why, e.g. `database: read failed`.
+        pub reason: Option<String>,
+        /// Each component by name (absent with `--health-details never`).
+        pub components: Option<std::collections::BTreeMap<String, HealthComponent>>,
+    }
+
+    /// A health answer in the IETF draft format (`application/health+json`).
+    #[derive(Serialize, ToSchema)]
+    pub struct HealthJsonBody {
+        /// `pass`, `warn` or `fail`.
+        #[schema(pattern = "^(pass|warn|fail)$")]
+        pub status: String,
+        /// The service version.
+        pub version: Option<String>,
+        /// The service id.
+        #[serde(rename = "serviceId")]
+        pub service_id: Option<String>,
+        /// Human-readable description of the service.
+        pub description: Option<String>,
+        /// Why it is not passing.
+        pub output: Option<String>,
+        /// Checks keyed `component:measurement`.
+        #[schema(value_type = Option<Object>)]
+        pub checks: Option<serde_json::Value>,
+    }
+
+    /// Declares a doc-only function for a health path: the handler itself is generic and lives in
+    /// the `health` crate.
+    macro_rules! health_path {
+        ($name:ident, $path:literal, $what:literal) => {
+            #[doc = $what]
+            #[utoipa::path(
+                get,
+                path = $path,
+                tag = "health",
+                description = $what,
+                responses(
+                    (status = 200, description = "Healthy (UP, DEGRADED or UNKNOWN)",
+                        content(
+                            (HealthBody = "application/json"),
+                            (HealthJsonBody = "application/health+json"),
+                        )),
+                    (status = 503, description = "Unhealthy (DOWN or OUT_OF_SERVICE), with a reason",
+                        content(
+                            (HealthBody = "application/json"),
+                            (HealthJsonBody = "application/health+json"),
+                        )),
+                )
+            )]
+            fn $name() {}
+        };
+    }
+
+    health_path!(
+        health,
+        "/health",
+        "Every component: the database check, the testability switch and the shutdown state."
+    );
+    health_path!(
+        liveness,
+        "/health/live",
+        "Liveness: the process answers. Checks no dependency."
+    );
+    health_path!(livez, "/livez", "Liveness (alias of /health/live).");
+    health_path!(
+        readiness,
+        "/health/ready",
+        "Readiness: the database works, not draining, not forced unhealthy."
+    );
+    health_path!(readyz, "/readyz", "Readiness (alias of /health/ready).");
+
+    /// Prometheus metrics.
+    #[utoipa::path(
+        get,
+        path = "/metrics",
+        tag = "meta",
+        responses((status = 200, description = "Metrics in the OpenMetrics text format",
+            content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String))
+    )]
+    fn metrics() {}
 }
-
-/// One component of a health answer.
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)] // describes the health crate's answers; never built here
-pub struct HealthComponent {
-    /// The component's status.
-    pub status: HealthStatus,
-    /// Why it is not UP, in a few words.
-    pub reason: Option<String>,
-}
-
-/// A health answer (`application/json`). With `--health-details always` components carry more
-/// fields (details, observed values, timings).
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)] // describes the health crate's answers; never built here
-pub struct HealthBody {
-    /// The aggregate status: the worst of the components'.
-    pub status: HealthStatus,
-    /// When not UP: the failing components and why, e.g. `database: read failed`.
-    pub reason: Option<String>,
-    /// Each component by name (absent with `--health-details never`).
-    pub components: Option<std::collections::BTreeMap<String, HealthComponent>>,
-}
-
-/// A health answer in the IETF draft format (`application/health+json`).
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)] // describes the health crate's answers; never built here
-pub struct HealthJsonBody {
-    /// `pass`, `warn` or `fail`.
-    #[schema(pattern = "^(pass|warn|fail)$")]
-    pub status: String,
-    /// The service version.
-    pub version: Option<String>,
-    /// The service id.
-    #[serde(rename = "serviceId")]
-    pub service_id: Option<String>,
-    /// Human-readable description of the service.
-    pub description: Option<String>,
-    /// Why it is not passing.
-    pub output: Option<String>,
-    /// Checks keyed `component:measurement`.
-    #[schema(value_type = Option<Object>)]
-    pub checks: Option<serde_json::Value>,
-}
-
-/// Declares a doc-only function for a health path: the handler itself is generic and lives in
-/// the `health` crate.
-macro_rules! health_path {
-    ($name:ident, $path:literal, $what:literal) => {
-        #[doc = $what]
-        #[utoipa::path(
-            get,
-            path = $path,
-            tag = "health",
-            description = $what,
-            responses(
-                (status = 200, description = "Healthy (UP, DEGRADED or UNKNOWN)",
-                    content(
-                        (HealthBody = "application/json"),
-                        (HealthJsonBody = "application/health+json"),
-                    )),
-                (status = 503, description = "Unhealthy (DOWN or OUT_OF_SERVICE), with a reason",
-                    content(
-                        (HealthBody = "application/json"),
-                        (HealthJsonBody = "application/health+json"),
-                    )),
-            )
-        )]
-        #[allow(dead_code)] // only its generated path description is used
-        fn $name() {}
-    };
-}
-
-health_path!(
-    health,
-    "/health",
-    "Every component: the database check, the testability switch and the shutdown state."
-);
-health_path!(
-    liveness,
-    "/health/live",
-    "Liveness: the process answers. Checks no dependency."
-);
-health_path!(livez, "/livez", "Liveness (alias of /health/live).");
-health_path!(
-    readiness,
-    "/health/ready",
-    "Readiness: the database works, not draining, not forced unhealthy."
-);
-health_path!(readyz, "/readyz", "Readiness (alias of /health/ready).");
-
-/// Prometheus metrics.
-#[utoipa::path(
-    get,
-    path = "/metrics",
-    tag = "meta",
-    responses((status = 200, description = "Metrics in the OpenMetrics text format",
-        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String))
-)]
-#[allow(dead_code)] // only its generated path description is used
-fn metrics() {}
 
 #[cfg(test)]
 mod tests {
+    use utoipa::OpenApi as _;
+
     use super::*;
 
+    /// What the code describes: every route, testability included.
+    fn generated() -> Value {
+        let mut document = spec::ApiDoc::openapi();
+        document.merge(spec::TestabilityDoc::openapi());
+        serde_json::to_value(document).unwrap()
+    }
+
     #[test]
-    fn the_testability_operations_are_documented_only_when_mounted() {
-        let without = serde_json::to_value(document(false)).unwrap();
-        let with = serde_json::to_value(document(true)).unwrap();
+    fn the_committed_document_is_what_the_code_generates() {
+        let generated = generated();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
+        if std::env::var_os("UPDATE_OPENAPI").is_some() {
+            let text = serde_json::to_string_pretty(&generated).unwrap() + "\n";
+            std::fs::write(path, text).unwrap();
+            // The binary embeds the file at compile time: the next build serves the new one.
+            return;
+        }
+        let committed: Value = serde_json::from_str(DOCUMENT).unwrap();
+        assert!(
+            committed == generated,
+            "openapi.json is out of date: run `UPDATE_OPENAPI=1 cargo test -p accountservice \
+             openapi` and commit the file"
+        );
+    }
+
+    #[test]
+    fn the_testability_operations_are_served_only_when_mounted() {
+        let without = document(false);
+        let with = document(true);
         assert!(
             without["paths"]
                 .get("/testability/healthy/{state}")
+                .is_none()
+        );
+        assert!(
+            without["components"]["schemas"]
+                .get("HealthySwitched")
                 .is_none()
         );
         assert!(with["paths"].get("/testability/healthy/{state}").is_some());

@@ -43,12 +43,8 @@ pub fn app(state: AppState, endpoints: Endpoints) -> Router {
         testability,
         max_concurrent_requests,
     } = endpoints;
-    let document = openapi::document(testability.is_some());
-    // The document is a constant of this instance: render it once.
-    let document = Arc::new(serde_json::to_value(document).unwrap_or_else(|error| {
-        tracing::error!(%error, "cannot render the OpenAPI document");
-        serde_json::Value::Null
-    }));
+    // The document is a constant of this instance: parse it once.
+    let document = Arc::new(openapi::document(testability.is_some()));
     let mut work = api_routes(state);
     if let Some(testability) = testability {
         work = work.merge(routes::testability::routes(testability));

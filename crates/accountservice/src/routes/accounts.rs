@@ -10,8 +10,8 @@ use serde::Serialize;
 use crate::{domain::AccountId, error::ApiError, state::AppState};
 
 /// The answer body: `{"id":"10000","name":"Person_0","servedBy":"10.0.0.5"}`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[schema(as = Account)]
+#[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(utoipa::ToSchema), schema(as = Account))]
 pub struct AccountBody<'a> {
     /// The account's id.
     pub id: &'a str,
@@ -33,7 +33,7 @@ pub struct AccountBody<'a> {
 /// service writes only while seeding, before it listens); a cold read is a `pread` of a 4 KiB
 /// page, normally from the OS page cache. If the database ever outgrows memory, or a check
 /// needs a long scan, that call belongs in `spawn_blocking`.
-#[utoipa::path(
+#[cfg_attr(test, utoipa::path(
     get,
     path = "/accounts/{accountId}",
     tag = "accounts",
@@ -51,7 +51,7 @@ pub struct AccountBody<'a> {
         (status = 503, description = "The store is unavailable, or too many requests are in \
             progress (then with Retry-After)", body = crate::error::ErrorBody),
     )
-)]
+))]
 pub async fn get_account(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,

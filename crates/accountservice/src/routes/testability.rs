@@ -49,14 +49,16 @@ where
 }
 
 /// The answer of the healthy switch: `{"healthy":false}`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(utoipa::ToSchema))]
 pub struct HealthySwitched {
     /// The state now set.
     pub healthy: bool,
 }
 
 /// The answer of the database switch: `{"database":"down"}`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(utoipa::ToSchema))]
 pub struct DatabaseSwitched {
     /// The state now set: `up` or `down`.
     pub database: String,
@@ -72,7 +74,7 @@ pub fn parse_go_bool(text: &str) -> Option<bool> {
 }
 
 /// Forces every health endpoint to 503 "forced unhealthy" (`false`) or restores it (`true`).
-#[utoipa::path(
+#[cfg_attr(test, utoipa::path(
     method(get, put, post),
     path = "/testability/healthy/{state}",
     tag = "testability",
@@ -82,7 +84,7 @@ pub fn parse_go_bool(text: &str) -> Option<bool> {
         (status = 200, description = "Switched", body = HealthySwitched),
         (status = 400, description = "Not a boolean", body = crate::error::ErrorBody),
     )
-)]
+))]
 pub async fn set_healthy(
     State(testability): State<Testability>,
     state: Result<Path<String>, PathRejection>,
@@ -107,7 +109,7 @@ pub async fn set_healthy(
 
 /// Makes every store call fail (`down`) or work again (`up`); the health endpoints reflect it
 /// when the answer arrives.
-#[utoipa::path(
+#[cfg_attr(test, utoipa::path(
     method(get, put, post),
     path = "/testability/database/{state}",
     tag = "testability",
@@ -116,7 +118,7 @@ pub async fn set_healthy(
         (status = 200, description = "Switched", body = DatabaseSwitched),
         (status = 400, description = "Neither up nor down", body = crate::error::ErrorBody),
     )
-)]
+))]
 pub async fn set_database(
     State(testability): State<Testability>,
     state: Result<Path<String>, PathRejection>,
