@@ -19,9 +19,18 @@ const IMAGE_BUDGET: u64 = 6 * 1000 * 1000;
 /// How long a container may take to turn healthy or unhealthy with the e2e health flags.
 const HEALTH_DEADLINE: Duration = Duration::from_secs(30);
 
-/// Starts the image read-only with the port published on loopback and the e2e health flags.
+/// Starts the image read-only, without capabilities or privilege escalation, with the port
+/// published on loopback and the e2e health flags.
 fn start_container(sh: &Shell, extra: &[&str]) -> Result<Container> {
-    let mut args = vec!["--read-only", "--publish", "127.0.0.1::6767"];
+    let mut args = vec![
+        "--read-only",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--publish",
+        "127.0.0.1::6767",
+    ];
     args.extend(HEALTH_FLAGS);
     args.extend(extra);
     args.push(LATEST);
@@ -112,6 +121,13 @@ pub fn healthy_container(sh: &Shell) -> Result<Vec<Timing>> {
         uids.join(",")
     );
 
+    let files = shipped_files(sh, id)?;
+    ensure!(
+        files == ["accountservice", "healthchecker"],
+        "the image should hold only the two binaries, it holds {files:?}"
+    );
+    println!("    files in the image: {} (no shell)", files.join(", "));
+
     let stop = Instant::now();
     cmd!(sh, "docker stop --time 20 {id}")
         .quiet()
@@ -130,6 +146,27 @@ pub fn healthy_container(sh: &Shell) -> Result<Vec<Timing>> {
     );
     timings.push(Timing::print("docker stop (SIGTERM) to exit 0 took", took));
     Ok(timings)
+}
+
+/// The regular files of a container's filesystem, apart from those Docker itself injects into
+/// every container (`.dockerenv`, `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`,
+/// `/dev/console`).
+fn shipped_files(sh: &Shell, container: &str) -> Result<Vec<String>> {
+    let dir = sh.create_temp_dir()?;
+    let tar = dir.path().join("fs.tar");
+    cmd!(sh, "docker export --output {tar} {container}")
+        .quiet()
+        .run()?;
+    let listing = cmd!(sh, "tar -tf {tar}").quiet().read()?;
+    Ok(listing
+        .lines()
+        .map(|line| line.trim_start_matches("./"))
+        .filter(|name| !name.is_empty() && !name.ends_with('/'))
+        .filter(|name| {
+            *name != ".dockerenv" && !name.starts_with("etc/") && !name.starts_with("dev/")
+        })
+        .map(str::to_owned)
+        .collect())
 }
 
 /// The UID column of `docker top` output.
