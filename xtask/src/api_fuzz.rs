@@ -108,6 +108,8 @@ fn fuzz(
     let spec = format!("{base}/openapi.json");
     let seed = options.seed.to_string();
     let examples = options.max_examples.to_string();
+    // schemathesis keeps a cache directory where it runs: keep it out of the checkout.
+    let _in_temp = sh.push_dir(&dir);
     let result = cmd!(
         sh,
         "schemathesis run {spec} --url {base} --seed {seed} --max-examples {examples} --no-color {filters...}"
