@@ -4,7 +4,7 @@
 //! loaded by `wrk` in the same run. Prints requests per second and the ratios.
 //!
 //! ```text
-//! cargo run --release -p health --example probe_bench [-- SECONDS [CONNECTIONS]]
+//! cargo run --release -p health --example endpoint_bench [-- SECONDS [CONNECTIONS]]
 //! ```
 //!
 //! Needs `wrk` on the PATH. Defaults: 5 s per run, 50 connections, three alternating runs per
@@ -45,13 +45,13 @@ fn main() -> ExitCode {
     let seconds: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(5);
     let connections: u32 = args.next().and_then(|s| s.parse().ok()).unwrap_or(50);
     if Command::new("wrk").arg("--version").output().is_err() {
-        eprintln!("probe_bench: wrk is not installed (apt-get install wrk)");
+        eprintln!("endpoint_bench: wrk is not installed (apt-get install wrk)");
         return ExitCode::FAILURE;
     }
     let body = match expected_body() {
         Ok(body) => body,
         Err(err) => {
-            eprintln!("probe_bench: {err}");
+            eprintln!("endpoint_bench: {err}");
             return ExitCode::FAILURE;
         }
     };
@@ -68,7 +68,7 @@ fn main() -> ExitCode {
                     best[i] = best[i].max(rps);
                 }
                 Err(err) => {
-                    eprintln!("probe_bench: {server:?}: {err}");
+                    eprintln!("endpoint_bench: {server:?}: {err}");
                     return ExitCode::FAILURE;
                 }
             }
