@@ -13,7 +13,11 @@ use std::{
 
 use health::{BoxFuture, BuildError, CheckOutcome, Health, HealthCheck};
 
-use crate::{config::Settings, error::chain, store::AccountStore};
+use crate::{
+    config::Settings,
+    error::chain,
+    store::{AccountStore, StoreError},
+};
 
 /// Builds the registry for `settings` over the store the HTTP layer reads from.
 pub fn registry(store: Arc<dyn AccountStore>, settings: &Settings) -> Result<Health, BuildError> {
@@ -81,9 +85,17 @@ impl HealthCheck for DatabaseCheck {
             let millis = started.elapsed().as_secs_f64() * 1000.0;
             match read {
                 Ok(Ok(_accounts)) => CheckOutcome::up().with_observed(round_ms(millis), "ms"),
-                Ok(Err(error)) => CheckOutcome::down("read failed")
-                    .with_detail(chain(&error))
-                    .with_observed(round_ms(millis), "ms"),
+                Ok(Err(error)) => {
+                    // A short reason that says what is wrong without internals: "file removed",
+                    // "storage error, restart needed"; any other failure is a failed read.
+                    let reason = match &error {
+                        StoreError::Unusable { summary, .. } => *summary,
+                        _ => "read failed",
+                    };
+                    CheckOutcome::down(reason)
+                        .with_detail(chain(&error))
+                        .with_observed(round_ms(millis), "ms")
+                }
                 Err(error) => CheckOutcome::down("read failed").with_detail(error.to_string()),
             }
         })

@@ -1,4 +1,5 @@
-//! Request guards: size limits hyper does not apply (URI length, body size) and load shedding.
+//! Request guards: size limits hyper does not apply (URI length, body size), `Connection:
+//! close` while draining, and load shedding.
 //!
 //! Each answers with a JSON [`ApiError`] and a precise status (414, 413, 503 with
 //! `Retry-After`) instead of dropping the connection. The request-head size limit (431) and the
@@ -8,13 +9,13 @@ use std::sync::Arc;
 
 use axum::{
     extract::{Request, State},
-    http::header,
+    http::{HeaderValue, header},
     middleware::Next,
     response::Response,
 };
 use tokio::sync::Semaphore;
 
-use crate::error::ApiError;
+use crate::{error::ApiError, server::Draining};
 
 /// Longest accepted request target (path and query) in bytes. Account ids are at most 64 bytes;
 /// this leaves room for anything reasonable and answers 414 beyond.
@@ -25,9 +26,14 @@ pub const MAX_URI_BYTES: usize = 8 * 1024;
 /// it.
 pub const MAX_BODY_BYTES: u64 = 1024;
 
-/// Answers 414 for an over-long URI and 413 for a declared body over [`MAX_BODY_BYTES`], before
-/// any handler runs.
-pub async fn limit_request(request: Request, next: Next) -> Result<Response, ApiError> {
+/// The outermost guard of every request: answers 414 for an over-long URI and 413 for a declared
+/// body over [`MAX_BODY_BYTES`] before any handler runs, and once the drain has begun marks every
+/// answer `Connection: close` so clients move to another instance.
+pub async fn edge(
+    State(draining): State<Draining>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let uri_bytes = request
         .uri()
         .path_and_query()
@@ -43,7 +49,13 @@ pub async fn limit_request(request: Request, next: Next) -> Result<Response, Api
     if declared_body.is_some_and(|bytes| bytes > MAX_BODY_BYTES) {
         return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
     }
-    Ok(next.run(request).await)
+    let mut response = next.run(request).await;
+    if draining.is_draining() {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    Ok(response)
 }
 
 /// Admits a request only if fewer than the semaphore's permits are in progress; otherwise
@@ -70,10 +82,14 @@ mod tests {
 
     use super::*;
 
-    fn app() -> Router {
+    fn app_draining(draining: Draining) -> Router {
         Router::new()
             .route("/x", get(|| async { "ok" }))
-            .layer(middleware::from_fn(limit_request))
+            .layer(middleware::from_fn_with_state(draining, edge))
+    }
+
+    fn app() -> Router {
+        app_draining(Draining::default())
     }
 
     async fn status(app: Router, request: axum::http::Request<Body>) -> StatusCode {
@@ -104,6 +120,20 @@ mod tests {
             .body(Body::from("{}"))
             .unwrap();
         assert_eq!(status(app(), request).await, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn answers_close_their_connection_once_draining() {
+        let draining = Draining::default();
+        let request = || axum::http::Request::get("/x").body(Body::empty()).unwrap();
+        let before = app_draining(draining.clone())
+            .oneshot(request())
+            .await
+            .unwrap();
+        assert!(before.headers().get(header::CONNECTION).is_none());
+        draining.start();
+        let after = app_draining(draining).oneshot(request()).await.unwrap();
+        assert_eq!(after.headers()[header::CONNECTION], "close");
     }
 
     #[tokio::test]

@@ -30,7 +30,9 @@ fn run(settings: Settings) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let app = Application::build(&settings).await?;
-        app.run_until(shutdown::signal()).await?;
+        // Before the "listening" line, so a SIGTERM right after it still drains.
+        let signals = shutdown::Signals::install().context("cannot handle SIGTERM and SIGINT")?;
+        app.run_until(signals.received()).await?;
         anyhow::Ok(())
     })
 }

@@ -14,6 +14,7 @@ use crate::{
     metrics::{self, Metrics},
     openapi,
     routes::{self, testability::Testability},
+    server::Draining,
     state::AppState,
 };
 
@@ -30,6 +31,8 @@ pub struct Endpoints {
     pub testability: Option<Testability>,
     /// Account and testability requests in progress at once before new ones are shed (503).
     pub max_concurrent_requests: usize,
+    /// Set when shutdown begins: every answer then closes its connection.
+    pub draining: Draining,
 }
 
 /// The complete service: account routes, health endpoints, metrics and (if switched on) the
@@ -42,6 +45,7 @@ pub fn app(state: AppState, endpoints: Endpoints) -> Router {
         metrics,
         testability,
         max_concurrent_requests,
+        draining,
     } = endpoints;
     // The document is a constant of this instance: parse it once.
     let document = Arc::new(openapi::document(testability.is_some()));
@@ -59,7 +63,7 @@ pub fn app(state: AppState, endpoints: Endpoints) -> Router {
             get(openapi::openapi_json).with_state(document),
         );
     finish(routes)
-        .layer(middleware::from_fn(guard::limit_request))
+        .layer(middleware::from_fn_with_state(draining, guard::edge))
         .layer(middleware::from_fn_with_state(metrics, metrics::track))
 }
 

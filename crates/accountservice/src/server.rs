@@ -14,8 +14,22 @@
 //! - **Connection cap** ([`ServerLimits::max_connections`]): at the cap, the loop stops accepting
 //!   until a connection ends; new clients wait in the kernel's backlog instead of costing
 //!   memory. With the timeout above, idle or hostile connections cannot hold the cap for long.
+//! - **Drain without dropping requests** ([`Draining`]): from the moment shutdown begins every
+//!   answer carries `Connection: close` (see `crate::guard::edge`). When the listener closes,
+//!   connections get [`CLOSE_GRACE`] to close on their own after answering what they have
+//!   already been sent; only then are idle keep-alive connections closed. Closing them at once
+//!   would reset a request a client had just written on one, which the server never read.
 
-use std::{future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    io,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use axum::Router;
 use hyper::server::conn::http1;
@@ -39,6 +53,26 @@ pub struct ServerLimits {
     pub max_header_bytes: usize,
     /// Connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
+}
+
+/// How long connections get to close on their own once the listener is closed.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Whether shutdown has begun; shared by the shutdown sequence and the middleware that adds
+/// `Connection: close` to every answer while draining.
+#[derive(Debug, Clone, Default)]
+pub struct Draining(Arc<AtomicBool>);
+
+impl Draining {
+    /// Marks the start of the drain.
+    pub fn start(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// Whether the drain has begun.
+    pub fn is_draining(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
 }
 
 /// hyper's smallest allowed read buffer, which bounds the request head.
@@ -99,6 +133,16 @@ pub async fn serve(
         }
     }
     drop(listener);
+    // Connections that were sent a request answer it with `Connection: close` and end; wait for
+    // them, but not for idle keep-alive connections beyond the grace.
+    let grace = tokio::time::sleep(CLOSE_GRACE);
+    tokio::pin!(grace);
+    loop {
+        tokio::select! {
+            joined = tasks.join_next() => if joined.is_none() { break },
+            () = &mut grace => break,
+        }
+    }
     graceful.shutdown().await;
 }
 

@@ -1,42 +1,37 @@
-//! The shutdown signal of the binary: SIGTERM (what Docker and Swarm send) or Ctrl-C.
+//! The shutdown signals of the binary: SIGTERM (what Docker and Swarm send) and Ctrl-C (SIGINT).
+//!
+//! The handlers are installed by [`Signals::install`], before the service logs that it is
+//! listening: a SIGTERM sent the moment an orchestrator sees the service up must start a graceful
+//! drain, not kill the process with the default action. (During start-up, before that, the
+//! default action applies: seeding is crash-safe, so an early SIGTERM loses nothing.)
 //!
 //! The server takes shutdown as a plain future (`Application::run_until`), so tests trigger it
 //! with a channel instead of a signal.
 
-/// Completes when the process receives SIGTERM or Ctrl-C (SIGINT).
-///
-/// If a handler cannot be installed the failure is logged and that signal is never reported; the
-/// other still works, and SIGKILL remains the orchestrator's last resort.
-pub async fn signal() {
-    let ctrl_c = async {
-        match tokio::signal::ctrl_c().await {
-            Ok(()) => tracing::info!("received Ctrl-C"),
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for Ctrl-C");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
+use std::io;
 
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut stream) => {
-                stream.recv().await;
-                tracing::info!("received SIGTERM");
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
+/// Installed handlers for SIGTERM and SIGINT.
+pub struct Signals {
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl Signals {
+    /// Installs both handlers now. Must be called inside a tokio runtime.
+    pub fn install() -> io::Result<Self> {
+        Ok(Self {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Completes when the process receives SIGTERM or SIGINT.
+    pub async fn received(mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => tracing::info!("received SIGTERM"),
+            _ = self.interrupt.recv() => tracing::info!("received Ctrl-C (SIGINT)"),
+        }
     }
 }

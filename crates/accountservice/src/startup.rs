@@ -24,7 +24,7 @@ use crate::{
     routes::testability::Testability,
     seed::{self, DEFAULT_CHUNK_SIZE},
     served_by,
-    server::{self, ServerLimits},
+    server::{self, Draining, ServerLimits},
     state::AppState,
     store::{AccountStore, FaultInjectingStore, FaultSwitch, RedbStore, SeedReport, StoreError},
 };
@@ -108,6 +108,7 @@ impl Application {
             );
         }
         let endpoints = Endpoints {
+            draining: Draining::default(),
             max_concurrent_requests: settings.max_concurrent_requests,
             metrics: Arc::new(Metrics::new(health.clone())),
             testability: fault.map(|database| Testability {
@@ -132,11 +133,6 @@ impl Application {
         let local_addr = listener
             .local_addr()
             .map_err(|source| StartupError::Bind { address, source })?;
-        tracing::info!(
-            address = %local_addr,
-            served_by = %state.served_by,
-            "listening on http://{local_addr}"
-        );
         Ok(Self {
             listener,
             local_addr,
@@ -189,6 +185,12 @@ impl Application {
         app: Router,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), StartupError> {
+        tracing::info!(
+            address = %self.local_addr,
+            served_by = %self.state.served_by,
+            "listening on http://{}",
+            self.local_addr
+        );
         let Self {
             listener,
             state,
@@ -207,6 +209,7 @@ impl Application {
             testability,
             health_options,
             max_concurrent_requests: _,
+            draining,
         } = endpoints;
         drop((state, metrics, testability, health_options));
         let (stop_refresher, refresher_stopped) = oneshot::channel::<()>();
@@ -222,14 +225,16 @@ impl Application {
         tokio::select! {
             result = &mut server => {
                 stop_health(health, stop_refresher, refresher).await;
-                close_store(store);
+                close_store(store).await;
                 return Err(unexpected_stop(result));
             }
             () = shutdown => {}
         }
 
         // Readiness and /health fail from this moment, so balancers and orchestrators stop
-        // sending traffic while the requests already here finish.
+        // sending traffic while the requests already here finish; every answer from now on
+        // closes its connection, so clients move to other instances.
+        draining.start();
         health.set_manual(
             LIFECYCLE_COMPONENT,
             Status::OutOfService,
@@ -244,7 +249,7 @@ impl Application {
             tokio::select! {
                 result = &mut server => {
                     stop_health(health, stop_refresher, refresher).await;
-                    close_store(store);
+                    close_store(store).await;
                     return Err(unexpected_stop(result));
                 }
                 () = tokio::time::sleep(pre_stop_delay) => {}
@@ -269,7 +274,7 @@ impl Application {
             }
         }
         stop_health(health, stop_refresher, refresher).await;
-        close_store(store);
+        close_store(store).await;
         Ok(())
     }
 }
@@ -328,21 +333,39 @@ async fn seed_store(store: &Arc<RedbStore>, count: u64) -> Result<SeedReport, St
     Ok(report)
 }
 
-/// Closes the database if this was the last handle; otherwise it closes when the last
-/// connection task holding the state ends (at the latest when the runtime stops).
-fn close_store(store: Arc<RedbStore>) {
-    match Arc::try_unwrap(store) {
-        Ok(store) => {
-            let path = store.path().display().to_string();
-            match store.close() {
-                Ok(()) => tracing::info!(db_path = %path, "database closed"),
-                Err(error) => {
-                    tracing::error!(%error, db_path = %path, "closing the database failed")
-                }
+/// How long shutdown waits for the last other holders of the store to let go: a database check
+/// already running on a blocking thread (bounded by the check timeout) or a connection task the
+/// runtime is still tearing down.
+const STORE_RELEASE_WAIT: Duration = Duration::from_secs(3);
+
+/// Closes the database once this is the last handle, waiting up to [`STORE_RELEASE_WAIT`] for
+/// the others; past that it closes when the last holder drops it (at the latest when the
+/// runtime stops).
+async fn close_store(mut store: Arc<RedbStore>) {
+    let started = Instant::now();
+    let store = loop {
+        match Arc::try_unwrap(store) {
+            Ok(store) => break store,
+            Err(shared) if started.elapsed() < STORE_RELEASE_WAIT => {
+                store = shared;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err(_) => {
+                tracing::warn!(
+                    waited = ?STORE_RELEASE_WAIT,
+                    "the database is still in use after the drain; it closes when released"
+                );
+                return;
             }
         }
-        Err(_) => tracing::warn!(
-            "connections still hold the database after the drain; it closes when they end"
+    };
+    let path = store.path().display().to_string();
+    match store.close() {
+        Ok(()) => tracing::info!(db_path = %path, "database closed"),
+        Err(error) => tracing::error!(
+            error = %crate::error::chain(&error),
+            db_path = %path,
+            "closing the database failed"
         ),
     }
 }

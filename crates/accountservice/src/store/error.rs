@@ -63,6 +63,15 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// The database cannot be trusted any more: its file was removed, replaced or damaged, or a
+    /// storage error or panic in redb left it unusable until restart.
+    #[error("database unusable: {summary}: {detail}")]
+    Unusable {
+        /// A few words safe to show anyone, e.g. "file removed".
+        summary: &'static str,
+        /// The whole story, for logs and `--health-details always`.
+        detail: String,
+    },
     /// The store was deliberately made unavailable (fault injection, shutdown).
     #[error("the account store is unavailable: {0}")]
     Unavailable(String),

@@ -3,6 +3,7 @@
 mod account_store;
 mod error;
 mod fault;
+mod integrity;
 mod redb_store;
 
 #[cfg(test)]

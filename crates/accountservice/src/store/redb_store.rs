@@ -11,10 +11,16 @@
 //!   handle (another process, or this one) holds the file. We retry that for a bounded time, so
 //!   a restart can outlive a predecessor that is still closing, then give up with a clear error.
 //! - A missing file is created; an empty file is initialised (redb's rule).
+//!
+//! At run time the store also watches its file and remembers storage failures (see
+//! [`super::integrity`]): every read is run under `catch_unwind`, because redb panics on some
+//! damaged pages, and a storage error or panic makes the store fail fast until restart.
 
 use std::{
+    any::Any,
     fs::File,
     io::{self, Read as _},
+    panic::{AssertUnwindSafe, catch_unwind},
     path::{Path, PathBuf},
     thread,
     time::{Duration, Instant},
@@ -25,7 +31,10 @@ use redb::{
     StorageError, TableDefinition, TableError,
 };
 
-use super::{AccountStore, SeedReport, StoreError};
+use super::{
+    AccountStore, SeedReport, StoreError,
+    integrity::{Faults, FileWatch, REDB_MAGIC},
+};
 use crate::domain::{Account, AccountId};
 
 /// The accounts table: id → account JSON (`{"id":"10000","name":"Person_0"}`).
@@ -35,9 +44,6 @@ use crate::domain::{Account, AccountId};
 /// noise next to the HTTP work of a request (see `benches/store.rs`).
 const ACCOUNTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("accounts");
 
-/// The first bytes of every redb file (redb's `MAGICNUMBER`, a PNG-style signature).
-const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
-
 /// Pause between attempts while another process holds the file.
 const LOCK_RETRY_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -46,6 +52,8 @@ const LOCK_RETRY_INTERVAL: Duration = Duration::from_millis(100);
 pub struct RedbStore {
     db: Database,
     path: PathBuf,
+    file: FileWatch,
+    faults: Faults,
 }
 
 impl RedbStore {
@@ -57,7 +65,18 @@ impl RedbStore {
         let started = Instant::now();
         loop {
             match Database::builder().create(&path) {
-                Ok(db) => return Ok(Self { db, path }),
+                Ok(db) => {
+                    let file = FileWatch::open(&path).map_err(|source| StoreError::Open {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    return Ok(Self {
+                        db,
+                        path,
+                        file,
+                        faults: Faults::default(),
+                    });
+                }
                 Err(DatabaseError::DatabaseAlreadyOpen) => {
                     let waited = started.elapsed();
                     if waited >= lock_timeout {
@@ -87,12 +106,74 @@ impl RedbStore {
         &self.path
     }
 
-    /// Flushes and closes the file, releasing its lock.
+    /// Flushes and closes the file, releasing its lock. A panic inside redb (possible on a
+    /// damaged file) is reported as an error, not propagated.
     pub fn close(self) -> Result<(), StoreError> {
-        self.db
-            .close()
-            .map_err(|source| StoreError::transaction("close", source))
+        let db = self.db;
+        match catch_unwind(AssertUnwindSafe(move || db.close())) {
+            Ok(result) => result.map_err(|source| StoreError::transaction("close", source)),
+            Err(panic) => Err(StoreError::Unusable {
+                summary: "storage engine panicked",
+                detail: format!("while closing: {}", panic_message(&*panic)),
+            }),
+        }
     }
+
+    /// Runs a read against redb: fails fast while a fault is recorded, turns a panic into an
+    /// error, and records storage errors and panics as sticky faults.
+    fn read<T>(
+        &self,
+        operation: &'static str,
+        read: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.faults.current()?;
+        match catch_unwind(AssertUnwindSafe(read)) {
+            Ok(Err(StoreError::Transaction { operation, source }))
+                if is_storage_failure(&source) =>
+            {
+                self.faults.set_sticky(
+                    "storage error, restart needed",
+                    format!("database {operation} failed: {source}"),
+                );
+                Err(StoreError::Transaction { operation, source })
+            }
+            Ok(result) => result,
+            Err(panic) => {
+                let detail = format!(
+                    "redb panicked during a {operation}: {}",
+                    panic_message(&*panic)
+                );
+                self.faults
+                    .set_sticky("storage engine panicked, restart needed", detail.clone());
+                Err(StoreError::Unusable {
+                    summary: "storage engine panicked, restart needed",
+                    detail,
+                })
+            }
+        }
+    }
+}
+
+/// Whether a redb error means the storage itself failed (as opposed to a caller's mistake):
+/// after those redb wants to be closed and reopened.
+fn is_storage_failure(error: &redb::Error) -> bool {
+    matches!(
+        error,
+        redb::Error::Io(_)
+            | redb::Error::PreviousIo
+            | redb::Error::Corrupted(_)
+            | redb::Error::LockPoisoned(_)
+            | redb::Error::DatabaseClosed
+    )
+}
+
+/// The message of a caught panic.
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 /// Refuses a non-empty file that does not start with redb's magic number, without writing to it.
@@ -126,28 +207,30 @@ fn refuse_non_database(path: &Path) -> Result<(), StoreError> {
 
 impl AccountStore for RedbStore {
     fn get(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| StoreError::transaction("read", e))?;
-        let table = match txn.open_table(ACCOUNTS) {
-            Ok(table) => table,
-            // Never seeded: no account exists yet.
-            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(StoreError::transaction("read", e)),
-        };
-        let Some(value) = table
-            .get(id.as_str())
-            .map_err(|e| StoreError::transaction("read", e))?
-        else {
-            return Ok(None);
-        };
-        serde_json::from_slice(value.value())
-            .map(Some)
-            .map_err(|source| StoreError::Decode {
-                id: id.to_string(),
-                source,
-            })
+        self.read("read", || {
+            let txn = self
+                .db
+                .begin_read()
+                .map_err(|e| StoreError::transaction("read", e))?;
+            let table = match txn.open_table(ACCOUNTS) {
+                Ok(table) => table,
+                // Never seeded: no account exists yet.
+                Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(e) => return Err(StoreError::transaction("read", e)),
+            };
+            let Some(value) = table
+                .get(id.as_str())
+                .map_err(|e| StoreError::transaction("read", e))?
+            else {
+                return Ok(None);
+            };
+            serde_json::from_slice(value.value())
+                .map(Some)
+                .map_err(|source| StoreError::Decode {
+                    id: id.to_string(),
+                    source,
+                })
+        })
     }
 
     fn seed(&self, accounts: &[Account]) -> Result<SeedReport, StoreError> {
@@ -185,20 +268,33 @@ impl AccountStore for RedbStore {
             txn.abort().map_err(|e| seed_error(e.into()))?;
         } else {
             txn.commit().map_err(|e| seed_error(e.into()))?;
+            self.file.written();
         }
         Ok(report)
     }
 
+    /// Verifies the file on disk (see [`super::integrity`]), then runs a read transaction.
     fn check(&self) -> Result<u64, StoreError> {
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| StoreError::transaction("check", e))?;
-        match txn.open_table(ACCOUNTS) {
-            Ok(table) => table.len().map_err(|e| StoreError::transaction("check", e)),
-            Err(TableError::TableDoesNotExist(_)) => Ok(0),
-            Err(e) => Err(StoreError::transaction("check", e)),
+        self.faults.sticky()?;
+        match self.file.verify() {
+            Ok(()) => self.faults.set_file(None),
+            Err(StoreError::Unusable { summary, detail }) => {
+                self.faults.set_file(Some((summary, detail.clone())));
+                return Err(StoreError::Unusable { summary, detail });
+            }
+            Err(other) => return Err(other),
         }
+        self.read("check", || {
+            let txn = self
+                .db
+                .begin_read()
+                .map_err(|e| StoreError::transaction("check", e))?;
+            match txn.open_table(ACCOUNTS) {
+                Ok(table) => table.len().map_err(|e| StoreError::transaction("check", e)),
+                Err(TableError::TableDoesNotExist(_)) => Ok(0),
+                Err(e) => Err(StoreError::transaction("check", e)),
+            }
+        })
     }
 }
 

@@ -1,0 +1,267 @@
+//! What the store knows about the health of its file, beyond what redb tells it.
+//!
+//! redb caches every page it has read, and its table length lives in memory, so a read
+//! transaction alone cannot notice that the file under it was removed, replaced, truncated or
+//! overwritten. Two things close that gap:
+//!
+//! - [`FileWatch`] looks at the file itself on every health check: the path must still name the
+//!   file redb opened (same device and inode), be readable, start with redb's magic number, and not
+//!   have shrunk. These faults clear when the file is put back.
+//! - [`Faults`] remembers a storage error or a panic inside redb. redb refuses to go on after an
+//!   I/O error ("close and re-open the database"), so such a fault is sticky: lookups and checks
+//!   fail fast with the first cause until the process restarts, which is what the orchestrator
+//!   does when readiness and `/health` fail.
+
+use std::{
+    fs::File,
+    io,
+    os::unix::fs::{FileExt as _, MetadataExt as _},
+    path::{Path, PathBuf},
+    sync::{
+        Mutex, PoisonError,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+};
+
+use super::StoreError;
+
+/// The first bytes of every redb file (redb's `MAGICNUMBER`, a PNG-style signature).
+pub const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
+
+/// A handle on the database file of our own, to compare the path and the contents against.
+#[derive(Debug)]
+pub struct FileWatch {
+    path: PathBuf,
+    handle: File,
+    device: u64,
+    inode: u64,
+    /// The length seen by the first verification after the last write; 0 until then. The
+    /// service writes only while seeding, so the file never shrinks while it serves.
+    length: AtomicU64,
+}
+
+impl FileWatch {
+    /// Opens `path` read-only; call it right after redb opened the same path.
+    pub fn open(path: &Path) -> io::Result<Self> {
+        let handle = File::open(path)?;
+        let metadata = handle.metadata()?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            handle,
+            device: metadata.dev(),
+            inode: metadata.ino(),
+            length: AtomicU64::new(0),
+        })
+    }
+
+    /// Forgets the length, after a write that may legitimately have changed it.
+    pub fn written(&self) {
+        self.length.store(0, Ordering::Release);
+    }
+
+    /// Checks the file as described in the module documentation.
+    pub fn verify(&self) -> Result<(), StoreError> {
+        let unusable = |summary: &'static str, detail: String| StoreError::Unusable {
+            summary,
+            detail: format!("{}: {detail}", self.path.display()),
+        };
+        match File::open(&self.path).and_then(|file| file.metadata()) {
+            Ok(metadata) if (metadata.dev(), metadata.ino()) != (self.device, self.inode) => {
+                return Err(unusable(
+                    "file replaced",
+                    "the path now names another file than the one opened at start".into(),
+                ));
+            }
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                return Err(unusable(
+                    "file removed",
+                    "the open file was unlinked; its data is gone at the next start".into(),
+                ));
+            }
+            Err(error) => {
+                return Err(unusable(
+                    "file unreadable",
+                    format!("cannot open it again ({error}); a restart would fail"),
+                ));
+            }
+        }
+        let mut head = [0_u8; REDB_MAGIC.len()];
+        if let Err(error) = self.handle.read_exact_at(&mut head, 0) {
+            return Err(unusable(
+                "file header unreadable",
+                format!("reading the header failed: {error}"),
+            ));
+        }
+        if head != REDB_MAGIC {
+            return Err(unusable(
+                "file header damaged",
+                "the file no longer starts with redb's magic number".into(),
+            ));
+        }
+        let length = self
+            .handle
+            .metadata()
+            .map_err(|error| unusable("file unreadable", format!("fstat failed: {error}")))?
+            .len();
+        let known = self.length.load(Ordering::Acquire);
+        if known == 0 {
+            self.length.store(length, Ordering::Release);
+        } else if length < known {
+            return Err(unusable(
+                "file truncated",
+                format!("it shrank from {known} to {length} bytes"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The faults currently making the store unusable.
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// Set while either fault below is present: the fast path of every lookup.
+    any: AtomicBool,
+    /// A storage error or panic inside redb; never cleared.
+    sticky: Mutex<Option<(&'static str, String)>>,
+    /// A problem with the file seen by the last verification; cleared when it is gone.
+    file: Mutex<Option<(&'static str, String)>>,
+}
+
+impl Faults {
+    /// `Err` with the first fault, if any.
+    pub fn current(&self) -> Result<(), StoreError> {
+        if !self.any.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let sticky = self.sticky.lock().unwrap_or_else(PoisonError::into_inner);
+        let file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+        match sticky.as_ref().or(file.as_ref()) {
+            Some((summary, detail)) => Err(StoreError::Unusable {
+                summary,
+                detail: detail.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether a sticky fault was recorded.
+    pub fn sticky(&self) -> Result<(), StoreError> {
+        let sticky = self.sticky.lock().unwrap_or_else(PoisonError::into_inner);
+        match sticky.as_ref() {
+            Some((summary, detail)) => Err(StoreError::Unusable {
+                summary,
+                detail: detail.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Records a fault that only a restart clears; the first one is kept.
+    pub fn set_sticky(&self, summary: &'static str, detail: String) {
+        let mut sticky = self.sticky.lock().unwrap_or_else(PoisonError::into_inner);
+        if sticky.is_none() {
+            tracing::error!(%summary, %detail, "the database is unusable until restart");
+            *sticky = Some((summary, detail));
+        }
+        self.any.store(true, Ordering::Release);
+    }
+
+    /// Records the outcome of a file verification.
+    pub fn set_file(&self, fault: Option<(&'static str, String)>) {
+        let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+        match (&*file, &fault) {
+            (None, Some((summary, detail))) => {
+                tracing::error!(%summary, %detail, "the database file is not usable");
+            }
+            (Some(_), None) => tracing::info!("the database file is usable again"),
+            _ => {}
+        }
+        *file = fault;
+        let sticky = self
+            .sticky
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some();
+        self.any.store(sticky || file.is_some(), Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redb_like_file(dir: &Path) -> PathBuf {
+        let path = dir.join("accounts.db");
+        let mut bytes = REDB_MAGIC.to_vec();
+        bytes.resize(4096, 7);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn an_untouched_file_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let watch = FileWatch::open(&redb_like_file(dir.path())).unwrap();
+        watch.verify().unwrap();
+        watch.verify().unwrap();
+    }
+
+    fn summary(error: StoreError) -> &'static str {
+        match error {
+            StoreError::Unusable { summary, .. } => summary,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn removal_replacement_damage_and_truncation_are_each_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = redb_like_file(dir.path());
+        let watch = FileWatch::open(&path).unwrap();
+        watch.verify().unwrap();
+
+        std::fs::rename(&path, dir.path().join("aside")).unwrap();
+        assert_eq!(summary(watch.verify().unwrap_err()), "file removed");
+        std::fs::rename(dir.path().join("aside"), &path).unwrap();
+        watch.verify().unwrap();
+
+        std::fs::write(dir.path().join("other"), REDB_MAGIC).unwrap();
+        std::fs::rename(dir.path().join("other"), dir.path().join("aside")).unwrap();
+        std::fs::hard_link(&path, dir.path().join("keep")).unwrap();
+        std::fs::rename(dir.path().join("aside"), &path).unwrap();
+        assert_eq!(summary(watch.verify().unwrap_err()), "file replaced");
+        std::fs::rename(dir.path().join("keep"), &path).unwrap();
+        watch.verify().unwrap();
+
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_all_at(&[0; 9], 0).unwrap();
+        assert_eq!(summary(watch.verify().unwrap_err()), "file header damaged");
+        file.write_all_at(&REDB_MAGIC, 0).unwrap();
+        watch.verify().unwrap();
+
+        file.set_len(1024).unwrap();
+        assert_eq!(summary(watch.verify().unwrap_err()), "file truncated");
+    }
+
+    #[test]
+    fn a_file_fault_clears_but_a_sticky_fault_stays() {
+        let faults = Faults::default();
+        faults.current().unwrap();
+        faults.set_file(Some(("file removed", "x".into())));
+        assert!(faults.current().is_err());
+        faults.set_file(None);
+        faults.current().unwrap();
+        faults.set_sticky("storage error", "disk".into());
+        faults.set_sticky("later", "ignored".into());
+        faults.set_file(None);
+        let error = faults.current().unwrap_err();
+        assert!(matches!(
+            error,
+            StoreError::Unusable {
+                summary: "storage error",
+                ..
+            }
+        ));
+    }
+}
