@@ -1,21 +1,35 @@
-//! Request guards: size limits hyper does not apply (URI length, body size), `Connection:
-//! close` while draining, and load shedding.
+//! The layers every request passes: the edge (size limits hyper does not apply, `Connection:
+//! close` while draining, request metrics, a DEBUG access line) and load shedding on the work
+//! routes.
 //!
-//! Each answers with a JSON [`ApiError`] and a precise status (414, 413, 503 with
-//! `Retry-After`) instead of dropping the connection. The request-head size limit (431) and the
-//! header read timeout live in the server loop (`crate::server`), where hyper applies them.
+//! Each refusal is a JSON [`ApiError`] with a precise status (414, 413, 503 with `Retry-After`)
+//! instead of a dropped connection. The request-head size limit (431) and the header read timeout
+//! live in the server loop (`crate::server`), where hyper applies them.
+//!
+//! Both are plain tower layers with their own future types rather than
+//! `axum::middleware::from_fn`: that boxes a future and clones the inner service on every
+//! request, and with three such layers plus `tower_http::trace` the middleware cost more CPU per
+//! account lookup than the handler and its database read together (see BENCHMARKS.md, Notes).
 
-use std::sync::Arc;
+use std::{
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+    time::Instant,
+};
 
 use axum::{
-    extract::{Request, State},
-    http::{HeaderValue, header},
-    middleware::Next,
-    response::Response,
+    extract::{MatchedPath, Request},
+    http::{HeaderValue, Method, Uri, header},
+    response::{IntoResponse as _, Response},
 };
-use tokio::sync::Semaphore;
+use pin_project_lite::pin_project;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tower::{Layer, Service};
 
-use crate::{error::ApiError, server::Draining};
+use crate::{error::ApiError, metrics::Metrics, server::Draining};
 
 /// Longest accepted request target (path and query) in bytes. Account ids are at most 64 bytes;
 /// this leaves room for anything reasonable and answers 414 beyond.
@@ -26,57 +40,269 @@ pub const MAX_URI_BYTES: usize = 8 * 1024;
 /// it.
 pub const MAX_BODY_BYTES: u64 = 1024;
 
-/// The outermost guard of every request: answers 414 for an over-long URI and 413 for a declared
-/// body over [`MAX_BODY_BYTES`] before any handler runs, and once the drain has begun marks every
-/// answer `Connection: close` so clients move to another instance.
-pub async fn edge(
-    State(draining): State<Draining>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
+/// The outermost layer of every route (and of the 404/405 fallbacks): answers 414 for an
+/// over-long URI and 413 for a declared body over [`MAX_BODY_BYTES`] before any handler runs;
+/// once the drain has begun marks every answer `Connection: close` so clients move to another
+/// instance; records every answer in [`Metrics`] by route template; and logs it at DEBUG
+/// (`finished processing request`, target `accountservice::guard`).
+#[derive(Clone)]
+pub struct EdgeLayer {
+    draining: Draining,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl EdgeLayer {
+    /// The edge, recording into `metrics` if given.
+    pub fn new(draining: Draining, metrics: Option<Arc<Metrics>>) -> Self {
+        Self { draining, metrics }
+    }
+}
+
+impl<S> Layer<S> for EdgeLayer {
+    type Service = Edge<S>;
+
+    fn layer(&self, inner: S) -> Edge<S> {
+        Edge {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service [`EdgeLayer`] wraps a route in.
+#[derive(Clone)]
+pub struct Edge<S> {
+    inner: S,
+    layer: EdgeLayer,
+}
+
+impl<S> Service<Request> for Edge<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = EdgeFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let started = Instant::now();
+        let method = request.method().clone();
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        // Kept only for the access line, which is rarely on: an `Arc` clone, never a copy.
+        let uri = tracing::enabled!(tracing::Level::DEBUG).then(|| request.uri().clone());
+        let (inner, refused) = match refusal(&request) {
+            Some(error) => (None, Some(error.into_response())),
+            None => (Some(self.inner.call(request)), None),
+        };
+        EdgeFuture {
+            inner,
+            refused,
+            record: Some(Record {
+                layer: self.layer.clone(),
+                started,
+                method,
+                route,
+                uri,
+            }),
+        }
+    }
+}
+
+/// Why a request is refused before routing's handler runs, if it is.
+fn refusal(request: &Request) -> Option<ApiError> {
     let uri_bytes = request
         .uri()
         .path_and_query()
         .map_or(0, |target| target.as_str().len());
     if uri_bytes > MAX_URI_BYTES {
-        return Err(ApiError::UriTooLong(MAX_URI_BYTES));
+        return Some(ApiError::UriTooLong(MAX_URI_BYTES));
     }
     let declared_body = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.trim().parse::<u64>().ok());
-    if declared_body.is_some_and(|bytes| bytes > MAX_BODY_BYTES) {
-        return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
-    }
-    let mut response = next.run(request).await;
-    if draining.is_draining() {
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    Ok(response)
+    declared_body
+        .is_some_and(|bytes| bytes > MAX_BODY_BYTES)
+        .then_some(ApiError::PayloadTooLarge(MAX_BODY_BYTES))
 }
 
-/// Admits a request only if fewer than the semaphore's permits are in progress; otherwise
-/// answers 503 with `Retry-After` at once. Apply it to the work routes only: health and metrics
-/// must keep answering when the service is busy, or the orchestrator kills a busy instance.
-pub async fn shed(
-    State(in_progress): State<Arc<Semaphore>>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let Ok(_permit) = in_progress.try_acquire() else {
-        return Err(ApiError::Overloaded);
-    };
-    Ok(next.run(request).await)
+/// What the edge does with the answer.
+struct Record {
+    layer: EdgeLayer,
+    started: Instant,
+    method: Method,
+    route: Option<MatchedPath>,
+    uri: Option<Uri>,
+}
+
+impl Record {
+    fn finish(self, mut response: Response) -> Response {
+        if self.layer.draining.is_draining() {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        let elapsed = self.started.elapsed();
+        if let Some(metrics) = &self.layer.metrics {
+            metrics.record(
+                &self.method,
+                self.route.as_ref(),
+                response.status(),
+                elapsed.as_secs_f64(),
+            );
+        }
+        if let Some(uri) = self.uri {
+            tracing::debug!(
+                method = %self.method,
+                uri = %uri,
+                status = response.status().as_u16(),
+                latency_us = elapsed.as_micros(),
+                "finished processing request"
+            );
+        }
+        response
+    }
+}
+
+pin_project! {
+    /// The future of [`Edge`]: the route's answer, or the refusal, then the bookkeeping.
+    pub struct EdgeFuture<F> {
+        #[pin]
+        inner: Option<F>,
+        refused: Option<Response>,
+        record: Option<Record>,
+    }
+}
+
+impl<F> Future for EdgeFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = match this.inner.as_pin_mut() {
+            Some(inner) => match ready!(inner.poll(cx)) {
+                Ok(response) => response,
+                Err(never) => match never {},
+            },
+            None => this.refused.take().unwrap_or_else(polled_after_completion),
+        };
+        Poll::Ready(Ok(match this.record.take() {
+            Some(record) => record.finish(response),
+            None => response,
+        }))
+    }
+}
+
+/// The answer for a future polled again after it completed (a caller's bug): a 500, rather
+/// than a panic in the server.
+fn polled_after_completion() -> Response {
+    axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
+}
+
+/// Admits a request only if fewer than `limit` are in progress; otherwise answers 503 with
+/// `Retry-After` at once. Apply it to the work routes only: health and metrics must keep
+/// answering when the service is busy, or the orchestrator kills a busy instance.
+#[derive(Clone)]
+pub struct ShedLayer {
+    in_progress: Arc<Semaphore>,
+}
+
+impl ShedLayer {
+    /// At most `limit` (at least 1) requests in progress at once through every route this layer
+    /// wraps, together.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            in_progress: Arc::new(Semaphore::new(limit.clamp(1, Semaphore::MAX_PERMITS))),
+        }
+    }
+}
+
+impl<S> Layer<S> for ShedLayer {
+    type Service = Shed<S>;
+
+    fn layer(&self, inner: S) -> Shed<S> {
+        Shed {
+            inner,
+            in_progress: self.in_progress.clone(),
+        }
+    }
+}
+
+/// The service [`ShedLayer`] wraps a route in.
+#[derive(Clone)]
+pub struct Shed<S> {
+    inner: S,
+    in_progress: Arc<Semaphore>,
+}
+
+impl<S> Service<Request> for Shed<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = ShedFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        match self.in_progress.clone().try_acquire_owned() {
+            Ok(permit) => ShedFuture {
+                inner: Some(self.inner.call(request)),
+                permit: Some(permit),
+            },
+            Err(_) => ShedFuture {
+                inner: None,
+                permit: None,
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// The future of [`Shed`]: the route's answer while holding a permit, or the 503.
+    pub struct ShedFuture<F> {
+        #[pin]
+        inner: Option<F>,
+        permit: Option<OwnedSemaphorePermit>,
+    }
+}
+
+impl<F> Future for ShedFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        match this.inner.as_pin_mut() {
+            Some(inner) => {
+                let answer = ready!(inner.poll(cx));
+                // The request is done: free its place at once, not when the future is dropped.
+                this.permit.take();
+                Poll::Ready(answer)
+            }
+            None => Poll::Ready(Ok(ApiError::Overloaded.into_response())),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
-    use axum::{Router, body::Body, http::StatusCode, middleware, routing::get};
+    use axum::{Router, body::Body, http::StatusCode, routing::get};
     use tokio::sync::Notify;
     use tower::ServiceExt as _;
 
@@ -85,7 +311,7 @@ mod tests {
     fn app_draining(draining: Draining) -> Router {
         Router::new()
             .route("/x", get(|| async { "ok" }))
-            .layer(middleware::from_fn_with_state(draining, edge))
+            .layer(EdgeLayer::new(draining, None))
     }
 
     fn app() -> Router {
@@ -150,10 +376,7 @@ mod tests {
                     "done"
                 }),
             )
-            .layer(middleware::from_fn_with_state(
-                Arc::new(Semaphore::new(1)),
-                shed,
-            ));
+            .layer(ShedLayer::new(1));
         let request = || {
             axum::http::Request::get("/slow")
                 .body(Body::empty())

@@ -13,19 +13,18 @@
 //! check.
 
 use std::{
+    fmt::Write as _,
     sync::{Arc, Mutex, PoisonError},
-    time::Instant,
 };
 
 use axum::{
-    extract::{MatchedPath, Request, State},
+    extract::{MatchedPath, State},
     http::{HeaderValue, Method, StatusCode, header},
-    middleware::Next,
     response::{IntoResponse, Response},
 };
 use health::{Health, Scope, Status};
 use prometheus_client::{
-    encoding::{EncodeLabelSet, text::encode},
+    encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder, text::encode},
     metrics::{
         counter::Counter,
         family::{Family, MetricConstructor},
@@ -55,15 +54,57 @@ const STATUSES: [Status; 5] = [
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    method: String,
-    route: String,
+    method: MethodLabel,
+    route: RouteLabel,
     status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LatencyLabels {
-    method: String,
-    route: String,
+    method: MethodLabel,
+    route: RouteLabel,
+}
+
+/// A request method as a label value. Cloning a standard method copies a tag, where a `String`
+/// label would allocate on every request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct MethodLabel(Method);
+
+impl EncodeLabelValue for MethodLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> std::fmt::Result {
+        encoder.write_str(self.0.as_str())
+    }
+}
+
+/// The route template a request matched, or `unmatched`. Cloning shares the template (axum
+/// keeps it in an `Arc<str>`).
+#[derive(Clone, Debug)]
+struct RouteLabel(Option<MatchedPath>);
+
+impl RouteLabel {
+    fn as_str(&self) -> &str {
+        self.0.as_ref().map_or("unmatched", MatchedPath::as_str)
+    }
+}
+
+impl PartialEq for RouteLabel {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for RouteLabel {}
+
+impl std::hash::Hash for RouteLabel {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl EncodeLabelValue for RouteLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> std::fmt::Result {
+        encoder.write_str(self.as_str())
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -151,21 +192,29 @@ impl Metrics {
         }
     }
 
-    /// Counts one answered request.
-    pub fn record(&self, method: &Method, route: &str, status: StatusCode, seconds: f64) {
+    /// Counts one answered request, by the route template it matched (`None`: `unmatched`).
+    pub fn record(
+        &self,
+        method: &Method,
+        route: Option<&MatchedPath>,
+        status: StatusCode,
+        seconds: f64,
+    ) {
+        let method = MethodLabel(method.clone());
+        let route = RouteLabel(route.cloned());
+        self.latency
+            .get_or_create(&LatencyLabels {
+                method: method.clone(),
+                route: route.clone(),
+            })
+            .observe(seconds);
         self.requests
             .get_or_create(&RequestLabels {
-                method: method.as_str().to_owned(),
-                route: route.to_owned(),
+                method,
+                route,
                 status: status.as_u16(),
             })
             .inc();
-        self.latency
-            .get_or_create(&LatencyLabels {
-                method: method.as_str().to_owned(),
-                route: route.to_owned(),
-            })
-            .observe(seconds);
     }
 
     /// The metrics in OpenMetrics text format, health series refreshed from the cache first.
@@ -218,24 +267,6 @@ impl Metrics {
     }
 }
 
-/// Middleware recording every request in [`Metrics`], labelled by its route template.
-pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let response = next.run(request).await;
-    metrics.record(
-        &method,
-        &route,
-        response.status(),
-        started.elapsed().as_secs_f64(),
-    );
-    response
-}
-
 /// `GET /metrics`.
 pub async fn scrape(State(metrics): State<Arc<Metrics>>) -> Response {
     match metrics.render() {
@@ -253,7 +284,11 @@ pub async fn scrape(State(metrics): State<Arc<Metrics>>) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use axum::{Router, body::Body, http::Request, routing::get};
+    use tower::ServiceExt as _;
+
     use super::*;
+    use crate::{guard::EdgeLayer, server::Draining};
 
     #[tokio::test]
     async fn requests_and_health_appear_in_the_text_format() {
@@ -264,24 +299,23 @@ mod tests {
             "forced unhealthy",
             health::Probes::ALL,
         );
-        let metrics = Metrics::new(health.clone());
-        metrics.record(
-            &Method::GET,
-            "/accounts/{account_id}",
-            StatusCode::OK,
-            0.0002,
-        );
-        metrics.record(
-            &Method::GET,
-            "/accounts/{account_id}",
-            StatusCode::OK,
-            0.0003,
-        );
+        let metrics = Arc::new(Metrics::new(health.clone()));
+        let app = Router::new()
+            .route("/accounts/{account_id}", get(|| async { "{}" }))
+            .layer(EdgeLayer::new(Draining::default(), Some(metrics.clone())));
+        for path in ["/accounts/1", "/accounts/2", "/nowhere"] {
+            let request = Request::get(path).body(Body::empty()).unwrap();
+            app.clone().oneshot(request).await.unwrap();
+        }
         let text = metrics.render().unwrap();
         assert!(
             text.contains(
                 r#"http_requests_total{method="GET",route="/accounts/{account_id}",status="200"} 2"#
             ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"http_requests_total{method="GET",route="unmatched",status="404"} 1"#),
             "{text}"
         );
         assert!(

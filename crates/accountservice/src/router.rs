@@ -2,12 +2,8 @@
 
 use std::sync::Arc;
 
-use axum::{Router, middleware, routing::get};
+use axum::{Router, routing::get};
 use health::{Health, http::HttpOptions};
-use tower_http::trace::{DefaultOnFailure, TraceLayer};
-use tracing::Level;
-
-use tokio::sync::Semaphore;
 
 use crate::{
     guard,
@@ -53,18 +49,15 @@ pub fn app(state: AppState, endpoints: Endpoints) -> Router {
     if let Some(testability) = testability {
         work = work.merge(routes::testability::routes(testability));
     }
-    let in_progress = Arc::new(Semaphore::new(max_concurrent_requests.max(1)));
     let routes = work
-        .layer(middleware::from_fn_with_state(in_progress, guard::shed))
+        .layer(guard::ShedLayer::new(max_concurrent_requests))
         .merge(health::http::router(health, health_options))
         .route("/metrics", get(metrics::scrape).with_state(metrics.clone()))
         .route(
             "/openapi.json",
             get(openapi::openapi_json).with_state(document),
         );
-    finish(routes)
-        .layer(middleware::from_fn_with_state(draining, guard::edge))
-        .layer(middleware::from_fn_with_state(metrics, metrics::track))
+    finish(routes).layer(guard::EdgeLayer::new(draining, Some(metrics)))
 }
 
 /// The account routes alone, finished: what handler unit tests drive over a mocked store.
@@ -79,17 +72,15 @@ pub fn api_routes(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Adds what applies to every route: JSON 404 and 405 answers and request tracing.
-///
-/// Request spans and 5xx classifications are logged at DEBUG: a 503 from `/health` is an
-/// answer, not a failure of the server, and Docker asks every few seconds, so an ERROR line per
-/// probe would bury the one line that explains the fault (the store logs its own failures).
+/// Adds what applies to every route: JSON 404 and 405 answers.
 ///
 /// Call it last, after merging every other router (e.g. health endpoints): axum applies the 405
-/// fallback only to routes that exist when it is set.
+/// fallback only to routes that exist when it is set. [`app`] then wraps everything in
+/// [`guard::EdgeLayer`], which logs each answer at DEBUG only: a 503 from `/health` is an
+/// answer, not a failure of the server, and Docker asks every few seconds, so an ERROR line per
+/// probe would bury the one line that explains the fault (the store logs its own failures).
 pub fn finish(routes: Router) -> Router {
     routes
         .fallback(routes::fallback::not_found)
         .method_not_allowed_fallback(routes::fallback::method_not_allowed)
-        .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))
 }

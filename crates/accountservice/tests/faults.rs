@@ -626,7 +626,7 @@ struct LoadOutcome {
     /// Unanswered requests written after that line (a client racing the close).
     unanswered_sent_after_drain: u64,
     refused_after_sigterm: u64,
-    /// 200 answers to `/accounts/...` the server logged (tower-http's DEBUG request log).
+    /// 200 answers to `/accounts/...` the server logged (the edge layer's DEBUG access line).
     answered_by_server: u64,
     errors: Vec<String>,
     every_loop_served: bool,
@@ -642,7 +642,10 @@ fn sigterm_under_load() -> LoadOutcome {
     let dir = tempfile::tempdir().expect("temporary directory");
     let mut service = Service::start(
         dir.path(),
-        &args("accounts.db", &["--log-filter", "info,tower_http=debug"]),
+        &args(
+            "accounts.db",
+            &["--log-filter", "info,accountservice::guard=debug"],
+        ),
     );
     let address = service.wait_until_listening();
 
