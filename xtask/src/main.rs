@@ -5,6 +5,7 @@
 //! Exit codes: 0 when the task succeeded, 1 when it failed (the error and its causes go to stderr).
 
 mod api_fuzz;
+mod bench;
 mod deploy;
 mod dist;
 mod docker;
@@ -43,6 +44,10 @@ enum Task {
     /// Runs the end-to-end container scenarios on the local Docker Engine (builds the image
     /// first unless --no-build).
     E2e(e2e::Options),
+    /// Builds the release binaries and measures throughput, latency, probe cost, memory and
+    /// scale against a yardstick in the same run; writes BENCHMARKS.md (--smoke: a short CI run
+    /// that fails on errors or a crash, never on speed, and writes nothing).
+    Bench(bench::Options),
     /// Fuzzes the live service against its own /openapi.json with schemathesis (installed from
     /// PyPI if missing): every operation, then the testability ones.
     ApiFuzz(api_fuzz::Options),
@@ -68,6 +73,7 @@ fn run(task: Task) -> Result<()> {
         Task::Image => image::run(&sh, &project).map(drop),
         Task::Deploy(options) => deploy::run(&sh, &project, &options),
         Task::E2e(options) => e2e::run(&sh, &project, &options),
+        Task::Bench(options) => bench::run(&sh, &project, &options),
         Task::ApiFuzz(options) => api_fuzz::run(&sh, &project, &options),
     }
 }
