@@ -12,6 +12,12 @@
 //!   a restart can outlive a predecessor that is still closing, then give up with a clear error.
 //! - A missing file is created; an empty file is initialised (redb's rule).
 //!
+//! Lookups read through one shared read snapshot of the accounts table, opened on the first
+//! lookup and dropped by every write (the service writes only while seeding, before it serves).
+//! A fresh read transaction and table open per lookup cost about a tenth of the CPU of a whole
+//! request (see BENCHMARKS.md, Notes); [`AccountStore::check`] still opens a fresh transaction
+//! each time, so the health check exercises the whole path.
+//!
 //! At run time the store also watches its file and remembers storage failures (see
 //! [`super::integrity`]): every read is run under `catch_unwind`, because redb panics on some
 //! damaged pages, and a storage error or panic makes the store fail fast until restart.
@@ -22,13 +28,14 @@ use std::{
     io::{self, Read as _},
     panic::{AssertUnwindSafe, catch_unwind},
     path::{Path, PathBuf},
+    sync::{Arc, PoisonError, RwLock},
     thread,
     time::{Duration, Instant},
 };
 
 use redb::{
-    Database, DatabaseError, ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _,
-    StorageError, TableDefinition, TableError,
+    Database, DatabaseError, ReadOnlyTable, ReadableDatabase as _, ReadableTable as _,
+    ReadableTableMetadata as _, StorageError, TableDefinition, TableError,
 };
 
 use super::{
@@ -54,7 +61,12 @@ pub struct RedbStore {
     path: PathBuf,
     file: FileWatch,
     faults: Faults,
+    /// The accounts table as of the last write, shared by every lookup.
+    snapshot: RwLock<Option<Arc<AccountsTable>>>,
 }
+
+/// A read-only view of [`ACCOUNTS`]; it keeps its read transaction alive.
+type AccountsTable = ReadOnlyTable<&'static str, &'static [u8]>;
 
 impl RedbStore {
     /// Opens (or creates) the database at `path`, retrying for up to `lock_timeout` while another
@@ -75,6 +87,7 @@ impl RedbStore {
                         path,
                         file,
                         faults: Faults::default(),
+                        snapshot: RwLock::new(None),
                     });
                 }
                 Err(DatabaseError::DatabaseAlreadyOpen) => {
@@ -154,6 +167,30 @@ impl RedbStore {
     }
 }
 
+impl RedbStore {
+    /// The shared snapshot of the accounts table, opened if there is none yet; `None` while the
+    /// table does not exist (never seeded).
+    fn accounts_table(&self) -> Result<Option<Arc<AccountsTable>>, StoreError> {
+        if let Some(table) = &*self.snapshot.read().unwrap_or_else(PoisonError::into_inner) {
+            return Ok(Some(table.clone()));
+        }
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| StoreError::transaction("read", e))?;
+        let table = match txn.open_table(ACCOUNTS) {
+            Ok(table) => Arc::new(table),
+            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(StoreError::transaction("read", e)),
+        };
+        *self
+            .snapshot
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(table.clone());
+        Ok(Some(table))
+    }
+}
+
 /// Whether a redb error means the storage itself failed (as opposed to a caller's mistake):
 /// after those redb wants to be closed and reopened.
 fn is_storage_failure(error: &redb::Error) -> bool {
@@ -208,15 +245,9 @@ fn refuse_non_database(path: &Path) -> Result<(), StoreError> {
 impl AccountStore for RedbStore {
     fn get(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
         self.read("read", || {
-            let txn = self
-                .db
-                .begin_read()
-                .map_err(|e| StoreError::transaction("read", e))?;
-            let table = match txn.open_table(ACCOUNTS) {
-                Ok(table) => table,
-                // Never seeded: no account exists yet.
-                Err(TableError::TableDoesNotExist(_)) => return Ok(None),
-                Err(e) => return Err(StoreError::transaction("read", e)),
+            // Never seeded: no account exists yet.
+            let Some(table) = self.accounts_table()? else {
+                return Ok(None);
             };
             let Some(value) = table
                 .get(id.as_str())
@@ -269,6 +300,11 @@ impl AccountStore for RedbStore {
         } else {
             txn.commit().map_err(|e| seed_error(e.into()))?;
             self.file.written();
+            // Lookups must see what was just written.
+            *self
+                .snapshot
+                .write()
+                .unwrap_or_else(PoisonError::into_inner) = None;
         }
         Ok(report)
     }
@@ -337,6 +373,20 @@ mod tests {
         assert_eq!(store.get(&id("10042")).unwrap(), Some(Account::fake(42)));
         assert_eq!(store.get(&id("10100")).unwrap(), None);
         assert_eq!(store.check().unwrap(), 100);
+    }
+
+    #[test]
+    fn lookups_see_every_write_although_they_share_a_snapshot() {
+        let (_dir, path) = temp_db();
+        let store = RedbStore::open(&path, Duration::ZERO).unwrap();
+        // Before the table exists, and after: the empty answer is not remembered.
+        assert_eq!(store.get(&id("10000")).unwrap(), None);
+        store.seed(&[Account::fake(0)]).unwrap();
+        assert_eq!(store.get(&id("10000")).unwrap(), Some(Account::fake(0)));
+        // The snapshot now exists; a later write must replace it.
+        assert_eq!(store.get(&id("10001")).unwrap(), None);
+        store.seed(&[Account::fake(1)]).unwrap();
+        assert_eq!(store.get(&id("10001")).unwrap(), Some(Account::fake(1)));
     }
 
     #[test]
