@@ -16,6 +16,7 @@
 //! does not move.
 
 mod callgrind;
+mod hold;
 mod probe;
 mod procfs;
 mod report;
@@ -47,8 +48,8 @@ const CONNECTIONS: u32 = 50;
 const CONNECTION_COUNTS: [u32; 3] = [10, 100, 1000];
 /// Connections that saturate the service while `/health` is measured.
 const SATURATING: u32 = 1000;
-/// Open files each process needs for 1000 connections, with room to spare.
-const FILES_NEEDED: u64 = 4096;
+/// Open files each process needs for the held connections, with room to spare.
+const FILES_NEEDED: u64 = 11_000;
 /// Pause after a server starts before its idle memory is read: the first background health
 /// round runs and start-up allocations settle.
 const SETTLE: Duration = Duration::from_millis(1500);
@@ -92,6 +93,9 @@ pub struct Plan {
     pub probe_runs: usize,
     /// Length of the saturating load.
     pub saturation: Duration,
+    /// Idle keep-alive connections held open at once while memory and `/health` are measured
+    /// (with the `/health` client, 10,000 in the full run: the service's default cap).
+    pub held_connections: usize,
 }
 
 impl Plan {
@@ -112,6 +116,7 @@ impl Plan {
             scale_accounts: if options.smoke { 10_000 } else { 1_000_000 },
             probe_runs: if options.smoke { 30 } else { 2000 },
             saturation: (duration + Duration::from_secs(5)).max(Duration::from_secs(5)),
+            held_connections: if options.smoke { 1_000 } else { 9_999 },
         }
     }
 }
@@ -649,6 +654,23 @@ fn measure(plan: &Plan, binaries: &Binaries, cpus: Cpus, work: &WorkDir) -> Resu
     let saturated_yardstick =
         lab.saturate(&mut servers.yardstick, &accounts_base, &health, plan)?;
 
+    println!(
+        "bench: {} idle keep-alive connections held open, then one more /health",
+        plan.held_connections
+    );
+    let held = [
+        hold::hold(&mut servers.base, plan.held_connections)?,
+        hold::hold(&mut servers.yardstick, plan.held_connections)?,
+    ];
+    for (name, held) in ["service", "yardstick"].iter().zip(&held) {
+        println!(
+            "  {name:<10} opened in {:.0?}, RSS {:.2} MB, /health in {:.2?}",
+            held.opening,
+            held.memory.rss as f64 / 1e6,
+            held.health
+        );
+    }
+
     let Servers {
         yardstick,
         base,
@@ -724,6 +746,7 @@ fn measure(plan: &Plan, binaries: &Binaries, cpus: Cpus, work: &WorkDir) -> Resu
             service_after_1000: base_after_1000,
             yardstick_after_1000,
         },
+        held,
         startup: startup.map(|(name, took)| (name.to_owned(), took)).to_vec(),
         clean_exit: base_exit.success(),
         instructions,

@@ -15,7 +15,7 @@ use std::{
     convert::Infallible,
     future::Future,
     pin::Pin,
-    sync::Arc,
+    sync::{Arc, OnceLock},
     task::{Context, Poll, ready},
     time::Instant,
 };
@@ -29,7 +29,11 @@ use pin_project_lite::pin_project;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service};
 
-use crate::{error::ApiError, metrics::Metrics, server::Draining};
+use crate::{
+    error::ApiError,
+    metrics::{FastSeries, Metrics},
+    server::Draining,
+};
 
 /// Longest accepted request target (path and query) in bytes. Account ids are at most 64 bytes;
 /// this leaves room for anything reasonable and answers 414 beyond.
@@ -65,15 +69,18 @@ impl<S> Layer<S> for EdgeLayer {
         Edge {
             inner,
             layer: self.clone(),
+            fast: Arc::default(),
         }
     }
 }
 
-/// The service [`EdgeLayer`] wraps a route in.
+/// The service [`EdgeLayer`] wraps a route in. axum layers every route (and each method of
+/// it) separately, so one `Edge` sees one route template: `fast` caches its metric series.
 #[derive(Clone)]
 pub struct Edge<S> {
     inner: S,
     layer: EdgeLayer,
+    fast: Arc<OnceLock<FastSeries>>,
 }
 
 impl<S> Service<Request> for Edge<S>
@@ -103,6 +110,7 @@ where
             refused,
             record: Some(Record {
                 layer: self.layer.clone(),
+                fast: self.fast.clone(),
                 started,
                 method,
                 route,
@@ -134,6 +142,7 @@ fn refusal(request: &Request) -> Option<ApiError> {
 /// What the edge does with the answer.
 struct Record {
     layer: EdgeLayer,
+    fast: Arc<OnceLock<FastSeries>>,
     started: Instant,
     method: Method,
     route: Option<MatchedPath>,
@@ -149,7 +158,8 @@ impl Record {
         }
         let elapsed = self.started.elapsed();
         if let Some(metrics) = &self.layer.metrics {
-            metrics.record(
+            metrics.record_fast(
+                &self.fast,
                 &self.method,
                 self.route.as_ref(),
                 response.status(),

@@ -14,7 +14,7 @@
 
 use std::{
     fmt::Write as _,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{Arc, Mutex, OnceLock, PoisonError},
 };
 
 use axum::{
@@ -83,8 +83,21 @@ struct RouteLabel(Option<MatchedPath>);
 
 impl RouteLabel {
     fn as_str(&self) -> &str {
-        self.0.as_ref().map_or("unmatched", MatchedPath::as_str)
+        Self::name(self.0.as_ref())
     }
+
+    fn name(route: Option<&MatchedPath>) -> &str {
+        route.map_or("unmatched", MatchedPath::as_str)
+    }
+}
+
+/// The request counter and latency histogram of one route's `GET` answers with status 200,
+/// shared with their metric families (see [`Metrics::record_fast`]).
+#[derive(Debug)]
+pub struct FastSeries {
+    route: RouteLabel,
+    requests: Counter,
+    latency: Histogram,
 }
 
 impl PartialEq for RouteLabel {
@@ -190,6 +203,50 @@ impl Metrics {
             scope_status,
             scrape: Mutex::new(()),
         }
+    }
+
+    /// Like [`Metrics::record`], with `fast` caching the series of one route's successful `GET`s:
+    /// after the first, those (nearly every request in practice) skip the label hashing and map
+    /// lookups of the metric families. `fast` belongs to one route; an answer from another
+    /// route takes the ordinary path.
+    pub fn record_fast(
+        &self,
+        fast: &OnceLock<FastSeries>,
+        method: &Method,
+        route: Option<&MatchedPath>,
+        status: StatusCode,
+        seconds: f64,
+    ) {
+        if method != Method::GET || status != StatusCode::OK {
+            return self.record(method, route, status, seconds);
+        }
+        let series = fast.get_or_init(|| {
+            let method = MethodLabel(Method::GET);
+            let route = RouteLabel(route.cloned());
+            FastSeries {
+                requests: self
+                    .requests
+                    .get_or_create(&RequestLabels {
+                        method: method.clone(),
+                        route: route.clone(),
+                        status: StatusCode::OK.as_u16(),
+                    })
+                    .clone(),
+                latency: self
+                    .latency
+                    .get_or_create(&LatencyLabels {
+                        method,
+                        route: route.clone(),
+                    })
+                    .clone(),
+                route,
+            }
+        });
+        if series.route.as_str() != RouteLabel::name(route) {
+            return self.record(method, route, status, seconds);
+        }
+        series.requests.inc();
+        series.latency.observe(seconds);
     }
 
     /// Counts one answered request, by the route template it matched (`None`: `unmatched`).

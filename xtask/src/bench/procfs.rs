@@ -190,7 +190,7 @@ pub fn ensure_file_limit(needed: u64) -> Result<FileLimit> {
     }
     ensure!(
         limit.hard >= needed,
-        "1000 connections need about {needed} open files per process, but the hard limit is \
+        "the bench needs about {needed} open files per process, but the hard limit is \
          {}; raise it (ulimit -Hn) as root",
         limit.hard
     );

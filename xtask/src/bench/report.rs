@@ -48,6 +48,8 @@ pub struct Results {
     pub sizes: Vec<(String, u64)>,
     /// RSS figures.
     pub memory: MemoryTable,
+    /// Idle keep-alive connections held open: the service, then the yardstick.
+    pub held: [super::hold::Held; 2],
     /// Start-up times (spawn to listening).
     pub startup: Vec<(String, Duration)>,
     /// Whether the service exited 0 on SIGTERM after all of it.
@@ -766,7 +768,10 @@ pub fn render(results: &Results, work_dir: &Path, notes: Option<&str>) -> String
          | of which anonymous (heap, stacks) / file-backed (the binary's pages) | {} / {} | {} / {} |\n\
          | peak RSS (VmHWM) after the {}-connection rounds | {} | {} |\n\
          | peak RSS (VmHWM) after 1000 connections | {} | {} |\n\
-         | RSS after 1000 connections | {} | {} |",
+         | RSS after 1000 connections | {} | {} |\n\
+         | RSS with {} idle keep-alive connections open | {} | {} |\n\
+         | peak RSS (VmHWM) by then | {} | {} |\n\
+         | `GET /health` on one more connection meanwhile | {} | {} |",
         mb(memory.service_idle.rss),
         mb(memory.yardstick_idle.rss),
         mb(memory.service_idle.anon),
@@ -780,6 +785,13 @@ pub fn render(results: &Results, work_dir: &Path, notes: Option<&str>) -> String
         mb(memory.yardstick_after_1000.hwm),
         mb(memory.service_after_1000.rss),
         mb(memory.yardstick_after_1000.rss),
+        thousands(results.held[0].connections as u64),
+        mb(results.held[0].memory.rss),
+        mb(results.held[1].memory.rss),
+        mb(results.held[0].memory.hwm),
+        mb(results.held[1].memory.hwm),
+        time(results.held[0].health),
+        time(results.held[1].health),
     );
     for (name, took) in &results.startup {
         let _ = write!(
