@@ -12,26 +12,22 @@
 //! schemathesis comes from PyPI (pinned below) and is installed with pip when missing. The seed
 //! is fixed so a CI failure can be replayed exactly; `--seed` overrides it.
 
-use std::{
-    io::{BufRead as _, BufReader},
-    net::SocketAddr,
-    path::Path,
-    process::{Child, Command, Stdio},
-    sync::mpsc,
-    time::Duration,
-};
+use std::{path::Path, process::Command, time::Duration};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result};
 use clap::Args;
 use xshell::{Shell, cmd};
 
-use crate::project::Project;
+use crate::{project::Project, server::Server};
 
 /// The schemathesis release the checks were written against.
 const SCHEMATHESIS: &str = "schemathesis==4.32.5";
 
 /// How long the service may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long the service may take to drain and exit 0 after SIGTERM.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Options of `cargo xtask api-fuzz`.
 #[derive(Debug, Args)]
@@ -102,112 +98,36 @@ fn fuzz(
     filters: &[&str],
     options: &Options,
 ) -> Result<()> {
-    let dir = tempfile_dir()?;
-    let mut service = Service::start(binary, &dir, testability)?;
-    let base = format!("http://{}", service.address);
+    let dir = tempfile::Builder::new()
+        .prefix("accountservice-api-fuzz-")
+        .tempdir()
+        .context("creating a temporary directory for the pass")?;
+    let mut command = Command::new(binary);
+    command
+        .current_dir(dir.path())
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--log-filter",
+            "warn,accountservice::startup=info",
+        ])
+        .arg(format!("--testability={testability}"));
+    let service = Server::spawn("accountservice", command, START_TIMEOUT)?;
+    let base = format!("http://{}", service.addr);
     let spec = format!("{base}/openapi.json");
     let seed = options.seed.to_string();
     let examples = options.max_examples.to_string();
     // schemathesis keeps a cache directory where it runs: keep it out of the checkout.
-    let _in_temp = sh.push_dir(&dir);
+    let _in_temp = sh.push_dir(dir.path());
     let result = cmd!(
         sh,
         "schemathesis run {spec} --url {base} --seed {seed} --max-examples {examples} --no-color {filters...}"
     )
     .run()
     .context("schemathesis reported failures (see above; replay with the printed curl lines)");
-    let stopped = service.stop();
-    let _ = std::fs::remove_dir_all(&dir);
+    let stopped = service.stop(STOP_GRACE, true);
     result?;
-    stopped
-}
-
-/// A fresh, empty directory for one pass's database.
-fn tempfile_dir() -> Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("accountservice-api-fuzz-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(dir)
-}
-
-/// The service under test; killed on drop if it was not stopped.
-struct Service {
-    child: Child,
-    address: SocketAddr,
-}
-
-impl Service {
-    fn start(binary: &Path, dir: &Path, testability: bool) -> Result<Self> {
-        let mut command = Command::new(binary);
-        command
-            .current_dir(dir)
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--log-filter",
-                "warn,accountservice::startup=info",
-            ])
-            .arg(format!("--testability={testability}"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
-        let stdout = child.stdout.take().context("stdout is piped")?;
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut service = Self {
-            child,
-            address: SocketAddr::from(([127, 0, 0, 1], 0)),
-        };
-        loop {
-            let line = lines
-                .recv_timeout(START_TIMEOUT)
-                .context("the service did not log its address in time")?;
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                let address = rest.split_whitespace().next().unwrap_or_default();
-                service.address = address
-                    .parse()
-                    .with_context(|| format!("parsing the address in {line:?}"))?;
-                // Keep draining stdout so the service never blocks on a full pipe.
-                std::thread::spawn(move || for _ in lines {});
-                return Ok(service);
-            }
-        }
-    }
-
-    /// SIGTERM, then a bounded wait for exit code 0.
-    fn stop(&mut self) -> Result<()> {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status()?;
-        ensure!(status.success(), "kill -TERM {pid} failed");
-        for _ in 0..200 {
-            if let Some(status) = self.child.try_wait()? {
-                ensure!(
-                    status.success(),
-                    "the service exited with {status} after SIGTERM"
-                );
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        bail!("the service did not exit within 10 s of SIGTERM")
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+    stopped.map(drop)
 }

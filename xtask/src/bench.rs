@@ -20,7 +20,6 @@ mod hold;
 mod probe;
 mod procfs;
 mod report;
-mod server;
 mod service;
 mod stats;
 mod wrk;
@@ -35,10 +34,10 @@ use clap::Args;
 use xshell::{Shell, cmd};
 
 use self::report::{Instructions, Results, Row, Saturation, Scale};
-use self::server::Server;
 use self::wrk::Paths;
 use crate::dist::{self, TARGET};
 use crate::project::Project;
+use crate::server::Server;
 
 /// Accounts in the service most loads run against (the original's default seed).
 const BASE_ACCOUNTS: u64 = 100;
@@ -138,14 +137,14 @@ pub fn run(sh: &Shell, project: &Project, options: &Options) -> Result<()> {
         cpus.load,
         plan.rounds,
         plan.duration,
-        work.path.display()
+        work.path().display()
     );
 
     let mut results = measure(&plan, &binaries, cpus, &work)?;
     results.machine = Some(machine);
     results.total = started.elapsed();
     let problems = results.problems();
-    let markdown = report::render(&results, &work.path, existing_notes(project).as_deref());
+    let markdown = report::render(&results, work.path(), existing_notes(project).as_deref());
     if plan.smoke {
         println!("{markdown}");
         println!("bench --smoke: BENCHMARKS.md left alone (smoke figures are not benchmarks)");
@@ -299,33 +298,28 @@ impl Cpus {
 /// A fresh temporary directory for the databases and scripts, removed at the end.
 #[derive(Debug)]
 struct WorkDir {
-    path: PathBuf,
+    dir: tempfile::TempDir,
 }
 
 impl WorkDir {
     fn create() -> Result<Self> {
-        let path = std::env::temp_dir().join(format!("xtask-bench-{}", std::process::id()));
-        if path.exists() {
-            std::fs::remove_dir_all(&path)
-                .with_context(|| format!("removing the stale {}", path.display()))?;
-        }
-        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(Self { path })
+        let dir = tempfile::Builder::new()
+            .prefix("xtask-bench-")
+            .tempdir()
+            .context("creating the bench's temporary directory")?;
+        Ok(Self { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
     }
 
     fn join(&self, name: &str) -> PathBuf {
-        self.path.join(name)
+        self.path().join(name)
     }
 
     fn script(&self, name: &str, paths: &Paths) -> Result<PathBuf> {
         paths.write_script(&self.join(name))
-    }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        // Best effort: a leftover directory in /tmp is harmless and named after the run.
-        let _ = std::fs::remove_dir_all(&self.path);
     }
 }
 
@@ -394,6 +388,20 @@ impl Lab<'_> {
             cpu,
             others: (core - cpu).max(0.0),
         })
+    }
+
+    /// Runs one recorded sample of `series` and adds it, printing a one-line summary.
+    fn add_sample(
+        &mut self,
+        server: &mut Server,
+        series: &mut Series<'_>,
+        connections: u32,
+        duration: Duration,
+    ) -> Result<()> {
+        let sample = self.sample(server, series.script, connections, duration, true)?;
+        println!("  {:<40} {}", series.label, report::brief(&sample));
+        series.samples.push(sample);
+        Ok(())
     }
 
     /// `/health` from a separate client, and the healthchecker over and over, while `/accounts`
@@ -596,15 +604,7 @@ fn measure(plan: &Plan, binaries: &Binaries, cpus: Cpus, work: &WorkDir) -> Resu
             plan.rounds
         );
         for (which, series) in &mut main {
-            let sample = lab.sample(
-                servers.get(*which),
-                series.script,
-                CONNECTIONS,
-                plan.duration,
-                true,
-            )?;
-            println!("  {:<40} {}", series.label, report::brief(&sample));
-            series.samples.push(sample);
+            lab.add_sample(servers.get(*which), series, CONNECTIONS, plan.duration)?;
         }
     }
     let base_after_50 = servers.base.memory()?;
@@ -629,15 +629,7 @@ fn measure(plan: &Plan, binaries: &Binaries, cpus: Cpus, work: &WorkDir) -> Resu
                 plan.rounds
             );
             for (which, series) in [(Which::Yardstick, &mut yard), (Which::Base, &mut acc)] {
-                let sample = lab.sample(
-                    servers.get(which),
-                    series.script,
-                    connections,
-                    plan.duration,
-                    true,
-                )?;
-                println!("  {:<40} {}", series.label, report::brief(&sample));
-                series.samples.push(sample);
+                lab.add_sample(servers.get(which), series, connections, plan.duration)?;
             }
         }
         curve.push((

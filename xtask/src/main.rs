@@ -13,6 +13,7 @@ mod e2e;
 mod elf;
 mod image;
 mod project;
+mod server;
 mod wait;
 
 use std::process::ExitCode;

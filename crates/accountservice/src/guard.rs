@@ -8,8 +8,9 @@
 //!
 //! Both are plain tower layers with their own future types rather than
 //! `axum::middleware::from_fn`: that boxes a future and clones the inner service on every
-//! request, and with three such layers plus `tower_http::trace` the middleware cost more CPU per
-//! account lookup than the handler and its database read together (see BENCHMARKS.md, Notes).
+//! request, and with three such layers plus `tower_http::trace` the middleware cost about as much
+//! CPU per account lookup (~10%) as the handler and its database read together (~11%; see
+//! BENCHMARKS.md, Notes).
 
 use std::{
     convert::Infallible,
@@ -68,19 +69,29 @@ impl<S> Layer<S> for EdgeLayer {
     fn layer(&self, inner: S) -> Edge<S> {
         Edge {
             inner,
-            layer: self.clone(),
-            fast: Arc::default(),
+            route: Arc::new(RouteEdge {
+                draining: self.draining.clone(),
+                metrics: self.metrics.clone(),
+                fast: OnceLock::new(),
+            }),
         }
     }
 }
 
-/// The service [`EdgeLayer`] wraps a route in. axum layers every route (and each method of
-/// it) separately, so one `Edge` sees one route template: `fast` caches its metric series.
+/// What one route's edge shares between its requests: one `Arc` to clone per request.
+struct RouteEdge {
+    draining: Draining,
+    metrics: Option<Arc<Metrics>>,
+    /// axum layers every route (and each method of it) separately, so one edge sees one route
+    /// template: this caches its metric series.
+    fast: OnceLock<FastSeries>,
+}
+
+/// The service [`EdgeLayer`] wraps a route in.
 #[derive(Clone)]
 pub struct Edge<S> {
     inner: S,
-    layer: EdgeLayer,
-    fast: Arc<OnceLock<FastSeries>>,
+    route: Arc<RouteEdge>,
 }
 
 impl<S> Service<Request> for Edge<S>
@@ -101,16 +112,18 @@ where
         let route = request.extensions().get::<MatchedPath>().cloned();
         // Kept only for the access line, which is rarely on: an `Arc` clone, never a copy.
         let uri = tracing::enabled!(tracing::Level::DEBUG).then(|| request.uri().clone());
-        let (inner, refused) = match refusal(&request) {
-            Some(error) => (None, Some(error.into_response())),
-            None => (Some(self.inner.call(request)), None),
+        let answer = match refusal(&request) {
+            Some(error) => Answer::Refused {
+                response: Some(error.into_response()),
+            },
+            None => Answer::Route {
+                future: self.inner.call(request),
+            },
         };
         EdgeFuture {
-            inner,
-            refused,
+            answer,
             record: Some(Record {
-                layer: self.layer.clone(),
-                fast: self.fast.clone(),
+                route_edge: self.route.clone(),
                 started,
                 method,
                 route,
@@ -141,8 +154,7 @@ fn refusal(request: &Request) -> Option<ApiError> {
 
 /// What the edge does with the answer.
 struct Record {
-    layer: EdgeLayer,
-    fast: Arc<OnceLock<FastSeries>>,
+    route_edge: Arc<RouteEdge>,
     started: Instant,
     method: Method,
     route: Option<MatchedPath>,
@@ -151,15 +163,15 @@ struct Record {
 
 impl Record {
     fn finish(self, mut response: Response) -> Response {
-        if self.layer.draining.is_draining() {
+        if self.route_edge.draining.is_draining() {
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         let elapsed = self.started.elapsed();
-        if let Some(metrics) = &self.layer.metrics {
+        if let Some(metrics) = &self.route_edge.metrics {
             metrics.record_fast(
-                &self.fast,
+                &self.route_edge.fast,
                 &self.method,
                 self.route.as_ref(),
                 response.status(),
@@ -183,9 +195,17 @@ pin_project! {
     /// The future of [`Edge`]: the route's answer, or the refusal, then the bookkeeping.
     pub struct EdgeFuture<F> {
         #[pin]
-        inner: Option<F>,
-        refused: Option<Response>,
+        answer: Answer<F>,
         record: Option<Record>,
+    }
+}
+
+pin_project! {
+    /// Where the answer of an [`Edge`] comes from.
+    #[project = AnswerProjection]
+    enum Answer<F> {
+        Route { #[pin] future: F },
+        Refused { response: Option<Response> },
     }
 }
 
@@ -197,12 +217,14 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let response = match this.inner.as_pin_mut() {
-            Some(inner) => match ready!(inner.poll(cx)) {
+        let response = match this.answer.project() {
+            AnswerProjection::Route { future } => match ready!(future.poll(cx)) {
                 Ok(response) => response,
                 Err(never) => match never {},
             },
-            None => this.refused.take().unwrap_or_else(polled_after_completion),
+            AnswerProjection::Refused { response } => {
+                response.take().unwrap_or_else(polled_after_completion)
+            }
         };
         Poll::Ready(Ok(match this.record.take() {
             Some(record) => record.finish(response),

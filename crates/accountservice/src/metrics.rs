@@ -91,13 +91,21 @@ impl RouteLabel {
     }
 }
 
-/// The request counter and latency histogram of one route's `GET` answers with status 200,
-/// shared with their metric families (see [`Metrics::record_fast`]).
+/// The request counter and latency histogram of one method, route and status, shared with
+/// their metric families; [`Metrics::record_fast`] keeps one per route for its `GET`s with
+/// status 200.
 #[derive(Debug)]
 pub struct FastSeries {
     route: RouteLabel,
     requests: Counter,
     latency: Histogram,
+}
+
+impl FastSeries {
+    fn count(&self, seconds: f64) {
+        self.requests.inc();
+        self.latency.observe(seconds);
+    }
 }
 
 impl PartialEq for RouteLabel {
@@ -217,36 +225,13 @@ impl Metrics {
         status: StatusCode,
         seconds: f64,
     ) {
-        if method != Method::GET || status != StatusCode::OK {
-            return self.record(method, route, status, seconds);
-        }
-        let series = fast.get_or_init(|| {
-            let method = MethodLabel(Method::GET);
-            let route = RouteLabel(route.cloned());
-            FastSeries {
-                requests: self
-                    .requests
-                    .get_or_create(&RequestLabels {
-                        method: method.clone(),
-                        route: route.clone(),
-                        status: StatusCode::OK.as_u16(),
-                    })
-                    .clone(),
-                latency: self
-                    .latency
-                    .get_or_create(&LatencyLabels {
-                        method,
-                        route: route.clone(),
-                    })
-                    .clone(),
-                route,
+        if method == Method::GET && status == StatusCode::OK {
+            let series = fast.get_or_init(|| self.series(&Method::GET, route, StatusCode::OK));
+            if series.route.as_str() == RouteLabel::name(route) {
+                return series.count(seconds);
             }
-        });
-        if series.route.as_str() != RouteLabel::name(route) {
-            return self.record(method, route, status, seconds);
         }
-        series.requests.inc();
-        series.latency.observe(seconds);
+        self.record(method, route, status, seconds);
     }
 
     /// Counts one answered request, by the route template it matched (`None`: `unmatched`).
@@ -257,21 +242,36 @@ impl Metrics {
         status: StatusCode,
         seconds: f64,
     ) {
+        self.series(method, route, status).count(seconds);
+    }
+
+    /// The counter and histogram of one method, route and status, shared with their families.
+    fn series(
+        &self,
+        method: &Method,
+        route: Option<&MatchedPath>,
+        status: StatusCode,
+    ) -> FastSeries {
         let method = MethodLabel(method.clone());
         let route = RouteLabel(route.cloned());
-        self.latency
-            .get_or_create(&LatencyLabels {
-                method: method.clone(),
-                route: route.clone(),
-            })
-            .observe(seconds);
-        self.requests
-            .get_or_create(&RequestLabels {
-                method,
-                route,
-                status: status.as_u16(),
-            })
-            .inc();
+        FastSeries {
+            requests: self
+                .requests
+                .get_or_create(&RequestLabels {
+                    method: method.clone(),
+                    route: route.clone(),
+                    status: status.as_u16(),
+                })
+                .clone(),
+            latency: self
+                .latency
+                .get_or_create(&LatencyLabels {
+                    method,
+                    route: route.clone(),
+                })
+                .clone(),
+            route,
+        }
     }
 
     /// The metrics in OpenMetrics text format, health series refreshed from the cache first.

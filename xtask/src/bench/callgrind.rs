@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 
-use super::server::Server;
 use super::wrk;
+use crate::server::Server;
 
 /// Connections while under valgrind (which runs the server's threads one at a time, some
 /// 50 times slower): enough to keep it busy.

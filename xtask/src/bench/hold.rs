@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 
 use super::procfs::Memory;
-use super::server::Server;
+use crate::server::Server;
 
 /// Connections opened before their answers are read.
 const BATCH: usize = 500;

@@ -1,6 +1,5 @@
 //! Probe cost: the healthchecker against the running service, timed against a static do-nothing
 //! binary (the floor of any `exec`), interleaved so that a noisy machine weighs on both alike.
-//! Same idea as `crates/healthchecker/examples/probe_bench.rs`, against the real service.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

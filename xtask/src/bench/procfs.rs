@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::server::Server;
+
 use anyhow::{Context, Result, bail, ensure};
 
 /// Memory figures of one process, from `/proc/PID/status`.
@@ -255,6 +257,18 @@ pub fn parse_cpuinfo(text: &str) -> (Option<String>, usize) {
         .filter(|line| value(line, "processor").is_some())
         .count();
     (model, processors)
+}
+
+impl Server {
+    /// Current and peak resident memory.
+    pub fn memory(&self) -> Result<Memory> {
+        memory(self.pid()).with_context(|| format!("reading {}'s memory", self.name))
+    }
+
+    /// CPU time used so far.
+    pub fn cpu_time(&self) -> Result<Duration> {
+        cpu_time(self.pid()).with_context(|| format!("reading {}'s CPU time", self.name))
+    }
 }
 
 #[cfg(test)]

@@ -60,8 +60,8 @@ impl FileWatch {
     }
 
     /// Checks the file as described in the module documentation.
-    pub fn verify(&self) -> Result<(), StoreError> {
-        let unusable = |summary: &'static str, detail: String| StoreError::Unusable {
+    pub fn verify(&self) -> Result<(), Fault> {
+        let unusable = |summary: &'static str, detail: String| Fault {
             summary,
             detail: format!("{}: {detail}", self.path.display()),
         };
@@ -117,19 +117,34 @@ impl FileWatch {
     }
 }
 
+/// One reason the store is unusable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    /// A few words safe to show anyone, e.g. "file removed".
+    pub summary: &'static str,
+    /// The whole story, for logs and `--health-details always`.
+    pub detail: String,
+}
+
+impl From<Fault> for StoreError {
+    fn from(Fault { summary, detail }: Fault) -> Self {
+        StoreError::Unusable { summary, detail }
+    }
+}
+
 /// The faults currently making the store unusable.
 #[derive(Debug, Default)]
 pub struct Faults {
     /// Set while either fault below is present: the fast path of every lookup.
     any: AtomicBool,
     /// A storage error or panic inside redb; never cleared.
-    sticky: Mutex<Option<(&'static str, String)>>,
+    sticky: Mutex<Option<Fault>>,
     /// A problem with the file seen by the last verification; cleared when it is gone.
-    file: Mutex<Option<(&'static str, String)>>,
+    file: Mutex<Option<Fault>>,
 }
 
 impl Faults {
-    /// `Err` with the first fault, if any.
+    /// `Err` with the first fault, if any: a sticky one before a file one.
     pub fn current(&self) -> Result<(), StoreError> {
         if !self.any.load(Ordering::Acquire) {
             return Ok(());
@@ -137,43 +152,34 @@ impl Faults {
         let sticky = self.sticky.lock().unwrap_or_else(PoisonError::into_inner);
         let file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
         match sticky.as_ref().or(file.as_ref()) {
-            Some((summary, detail)) => Err(StoreError::Unusable {
-                summary,
-                detail: detail.clone(),
-            }),
-            None => Ok(()),
-        }
-    }
-
-    /// Whether a sticky fault was recorded.
-    pub fn sticky(&self) -> Result<(), StoreError> {
-        let sticky = self.sticky.lock().unwrap_or_else(PoisonError::into_inner);
-        match sticky.as_ref() {
-            Some((summary, detail)) => Err(StoreError::Unusable {
-                summary,
-                detail: detail.clone(),
-            }),
+            Some(fault) => Err(fault.clone().into()),
             None => Ok(()),
         }
     }
 
     /// Records a fault that only a restart clears; the first one is kept.
-    pub fn set_sticky(&self, summary: &'static str, detail: String) {
+    pub fn set_sticky(&self, fault: Fault) {
         let mut sticky = self.sticky.lock().unwrap_or_else(PoisonError::into_inner);
         if sticky.is_none() {
-            tracing::error!(%summary, %detail, "the database is unusable until restart");
-            *sticky = Some((summary, detail));
+            tracing::error!(
+                summary = fault.summary,
+                detail = %fault.detail,
+                "the database is unusable until restart"
+            );
+            *sticky = Some(fault);
         }
         self.any.store(true, Ordering::Release);
     }
 
     /// Records the outcome of a file verification.
-    pub fn set_file(&self, fault: Option<(&'static str, String)>) {
+    pub fn set_file(&self, fault: Option<Fault>) {
         let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
         match (&*file, &fault) {
-            (None, Some((summary, detail))) => {
-                tracing::error!(%summary, %detail, "the database file is not usable");
-            }
+            (None, Some(fault)) => tracing::error!(
+                summary = fault.summary,
+                detail = %fault.detail,
+                "the database file is not usable"
+            ),
             (Some(_), None) => tracing::info!("the database file is usable again"),
             _ => {}
         }
@@ -207,10 +213,14 @@ mod tests {
         watch.verify().unwrap();
     }
 
-    fn summary(error: StoreError) -> &'static str {
-        match error {
-            StoreError::Unusable { summary, .. } => summary,
-            other => panic!("{other:?}"),
+    fn summary(fault: Fault) -> &'static str {
+        fault.summary
+    }
+
+    fn fault(summary: &'static str, detail: &str) -> Fault {
+        Fault {
+            summary,
+            detail: detail.into(),
         }
     }
 
@@ -248,12 +258,12 @@ mod tests {
     fn a_file_fault_clears_but_a_sticky_fault_stays() {
         let faults = Faults::default();
         faults.current().unwrap();
-        faults.set_file(Some(("file removed", "x".into())));
+        faults.set_file(Some(fault("file removed", "x")));
         assert!(faults.current().is_err());
         faults.set_file(None);
         faults.current().unwrap();
-        faults.set_sticky("storage error", "disk".into());
-        faults.set_sticky("later", "ignored".into());
+        faults.set_sticky(fault("storage error", "disk"));
+        faults.set_sticky(fault("later", "ignored"));
         faults.set_file(None);
         let error = faults.current().unwrap_err();
         assert!(matches!(

@@ -14,8 +14,8 @@
 //!
 //! Lookups read through one shared read snapshot of the accounts table, opened on the first
 //! lookup and dropped by every write (the service writes only while seeding, before it serves).
-//! A fresh read transaction and table open per lookup cost about a tenth of the CPU of a whole
-//! request (see BENCHMARKS.md, Notes); [`AccountStore::check`] still opens a fresh transaction
+//! A fresh read transaction and table open per lookup cost ~4.5% of the service's CPU under
+//! load (see BENCHMARKS.md, Notes); [`AccountStore::check`] still opens a fresh transaction
 //! each time, so the health check exercises the whole path.
 //!
 //! At run time the store also watches its file and remembers storage failures (see
@@ -40,7 +40,7 @@ use redb::{
 
 use super::{
     AccountStore, SeedReport, StoreError,
-    integrity::{Faults, FileWatch, REDB_MAGIC},
+    integrity::{Fault, Faults, FileWatch, REDB_MAGIC},
 };
 use crate::domain::{Account, AccountId};
 
@@ -125,10 +125,11 @@ impl RedbStore {
         let db = self.db;
         match catch_unwind(AssertUnwindSafe(move || db.close())) {
             Ok(result) => result.map_err(|source| StoreError::transaction("close", source)),
-            Err(panic) => Err(StoreError::Unusable {
+            Err(panic) => Err(Fault {
                 summary: "storage engine panicked",
                 detail: format!("while closing: {}", panic_message(&*panic)),
-            }),
+            }
+            .into()),
         }
     }
 
@@ -144,30 +145,27 @@ impl RedbStore {
             Ok(Err(StoreError::Transaction { operation, source }))
                 if is_storage_failure(&source) =>
             {
-                self.faults.set_sticky(
-                    "storage error, restart needed",
-                    format!("database {operation} failed: {source}"),
-                );
+                self.faults.set_sticky(Fault {
+                    summary: "storage error, restart needed",
+                    detail: format!("database {operation} failed: {source}"),
+                });
                 Err(StoreError::Transaction { operation, source })
             }
             Ok(result) => result,
             Err(panic) => {
-                let detail = format!(
-                    "redb panicked during a {operation}: {}",
-                    panic_message(&*panic)
-                );
-                self.faults
-                    .set_sticky("storage engine panicked, restart needed", detail.clone());
-                Err(StoreError::Unusable {
+                let fault = Fault {
                     summary: "storage engine panicked, restart needed",
-                    detail,
-                })
+                    detail: format!(
+                        "redb panicked during a {operation}: {}",
+                        panic_message(&*panic)
+                    ),
+                };
+                self.faults.set_sticky(fault.clone());
+                Err(fault.into())
             }
         }
     }
-}
 
-impl RedbStore {
     /// The shared snapshot of the accounts table, opened if there is none yet; `None` while the
     /// table does not exist (never seeded).
     fn accounts_table(&self) -> Result<Option<Arc<AccountsTable>>, StoreError> {
@@ -309,17 +307,11 @@ impl AccountStore for RedbStore {
         Ok(report)
     }
 
-    /// Verifies the file on disk (see [`super::integrity`]), then runs a read transaction.
+    /// Verifies the file on disk (see [`super::integrity`]) and records the outcome, which
+    /// lookups then fail fast with too; then runs a read transaction, which reports the first
+    /// fault recorded (a sticky one before a file one) instead, if there is any.
     fn check(&self) -> Result<u64, StoreError> {
-        self.faults.sticky()?;
-        match self.file.verify() {
-            Ok(()) => self.faults.set_file(None),
-            Err(StoreError::Unusable { summary, detail }) => {
-                self.faults.set_file(Some((summary, detail.clone())));
-                return Err(StoreError::Unusable { summary, detail });
-            }
-            Err(other) => return Err(other),
-        }
+        self.faults.set_file(self.file.verify().err());
         self.read("check", || {
             let txn = self
                 .db

@@ -1,6 +1,6 @@
-//! A server process under test (the service or the yardstick): started pinned to the server core,
-//! its address read from its `listening on` line, its output kept for error messages, its memory
-//! and CPU time read from `/proc`, and stopped with SIGTERM. Dropping it kills it.
+//! A server process a task runs against (the service, or the bench's yardstick): its address
+//! read from its `listening on` line, its output kept for error messages, stopped with SIGTERM.
+//! Dropping it kills it. The bench adds what it reads from `/proc` (`bench::procfs`).
 
 use std::io::{BufRead as _, BufReader, Read};
 use std::net::SocketAddr;
@@ -12,8 +12,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-
-use super::procfs::{self, Memory};
 
 /// Output lines kept per server, for error messages.
 const KEPT_LINES: usize = 400;
@@ -34,8 +32,7 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `program args...` pinned to `cpu` with taskset and waits up to `timeout` for it to print
-    /// `listening on <addr>` (the service and the yardstick both do, on stdout).
+    /// Starts `program args...` pinned to `cpu` with taskset; see [`Server::spawn`].
     pub fn start(
         name: &str,
         cpu: u32,
@@ -47,7 +44,14 @@ impl Server {
         command
             .args(["-c", &cpu.to_string()])
             .arg(program)
-            .args(args)
+            .args(args);
+        Self::spawn(name, command, timeout)
+    }
+
+    /// Starts `command` and waits up to `timeout` for it to print `listening on <addr>` (the
+    /// service and the yardstick both do, on stdout).
+    pub fn spawn(name: &str, mut command: Command, timeout: Duration) -> Result<Self> {
+        command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -108,22 +112,12 @@ impl Server {
         self.child.id()
     }
 
-    /// Current and peak resident memory.
-    pub fn memory(&self) -> Result<Memory> {
-        procfs::memory(self.pid()).with_context(|| format!("reading {}'s memory", self.name))
-    }
-
-    /// CPU time used so far.
-    pub fn cpu_time(&self) -> Result<Duration> {
-        procfs::cpu_time(self.pid()).with_context(|| format!("reading {}'s CPU time", self.name))
-    }
-
     /// Fails if the process has exited: a crash under load.
     pub fn ensure_alive(&mut self) -> Result<()> {
         match self.child.try_wait() {
             Ok(None) => Ok(()),
             Ok(Some(status)) => bail!(
-                "{} crashed or exited under load ({status})\n{}",
+                "{} crashed or exited while in use ({status})\n{}",
                 self.name,
                 self.tail(30)
             ),
