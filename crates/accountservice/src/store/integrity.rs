@@ -133,14 +133,55 @@ impl From<Fault> for StoreError {
 }
 
 /// The faults currently making the store unusable.
+///
+/// Both faults live in one [`FaultState`] under one mutex, so there is no lock order to get
+/// wrong; nothing is logged while the mutex is held (the log line is decided under it and
+/// written after it is released).
 #[derive(Debug, Default)]
 pub struct Faults {
-    /// Set while either fault below is present: the fast path of every lookup.
+    /// Set while either fault is present: the fast path of every lookup.
     any: AtomicBool,
+    state: Mutex<FaultState>,
+}
+
+/// Everything [`Faults`] knows, guarded as one value.
+#[derive(Debug, Default)]
+struct FaultState {
     /// A storage error or panic inside redb; never cleared.
-    sticky: Mutex<Option<Fault>>,
+    sticky: Option<Fault>,
     /// A problem with the file seen by the last verification; cleared when it is gone.
-    file: Mutex<Option<Fault>>,
+    file: Option<Fault>,
+}
+
+impl FaultState {
+    fn any(&self) -> bool {
+        self.sticky.is_some() || self.file.is_some()
+    }
+}
+
+/// A log line decided under the lock, written after it is released.
+enum Change {
+    Sticky(Fault),
+    FileFault(Fault),
+    FileUsable,
+}
+
+impl Change {
+    fn log(self) {
+        match self {
+            Change::Sticky(fault) => tracing::error!(
+                summary = fault.summary,
+                detail = %fault.detail,
+                "the database is unusable until restart"
+            ),
+            Change::FileFault(fault) => tracing::error!(
+                summary = fault.summary,
+                detail = %fault.detail,
+                "the database file is not usable"
+            ),
+            Change::FileUsable => tracing::info!("the database file is usable again"),
+        }
+    }
 }
 
 impl Faults {
@@ -149,47 +190,55 @@ impl Faults {
         if !self.any.load(Ordering::Acquire) {
             return Ok(());
         }
-        let sticky = self.sticky.lock().unwrap_or_else(PoisonError::into_inner);
-        let file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
-        match sticky.as_ref().or(file.as_ref()) {
-            Some(fault) => Err(fault.clone().into()),
+        let fault = {
+            let state = self.lock();
+            state.sticky.as_ref().or(state.file.as_ref()).cloned()
+        };
+        match fault {
+            Some(fault) => Err(fault.into()),
             None => Ok(()),
         }
     }
 
     /// Records a fault that only a restart clears; the first one is kept.
     pub fn set_sticky(&self, fault: Fault) {
-        let mut sticky = self.sticky.lock().unwrap_or_else(PoisonError::into_inner);
-        if sticky.is_none() {
-            tracing::error!(
-                summary = fault.summary,
-                detail = %fault.detail,
-                "the database is unusable until restart"
-            );
-            *sticky = Some(fault);
+        let change = {
+            let mut state = self.lock();
+            let change = state.sticky.is_none().then(|| {
+                state.sticky = Some(fault.clone());
+                Change::Sticky(fault)
+            });
+            self.any.store(true, Ordering::Release);
+            change
+        };
+        if let Some(change) = change {
+            change.log();
         }
-        self.any.store(true, Ordering::Release);
     }
 
     /// Records the outcome of a file verification.
     pub fn set_file(&self, fault: Option<Fault>) {
-        let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
-        match (&*file, &fault) {
-            (None, Some(fault)) => tracing::error!(
-                summary = fault.summary,
-                detail = %fault.detail,
-                "the database file is not usable"
-            ),
-            (Some(_), None) => tracing::info!("the database file is usable again"),
-            _ => {}
+        let change = {
+            let mut state = self.lock();
+            let change = match (&state.file, &fault) {
+                (None, Some(fault)) => Some(Change::FileFault(fault.clone())),
+                (Some(_), None) => Some(Change::FileUsable),
+                _ => None,
+            };
+            state.file = fault;
+            // Under the lock, so the flag always matches the state last written.
+            self.any.store(state.any(), Ordering::Release);
+            change
+        };
+        if let Some(change) = change {
+            change.log();
         }
-        *file = fault;
-        let sticky = self
-            .sticky
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some();
-        self.any.store(sticky || file.is_some(), Ordering::Release);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FaultState> {
+        // The state is two plain values, consistent after every statement: a panic elsewhere
+        // while it was held leaves nothing half-written.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -272,6 +321,55 @@ mod tests {
                 summary: "storage error",
                 ..
             }
+        ));
+    }
+
+    #[test]
+    fn faults_read_and_written_from_many_threads_never_deadlock() {
+        // Readers (lookups), file verifications (health checks) and sticky faults (storage
+        // errors) at once, as on the fault path of a busy service. A deadlock must fail the
+        // test, not hang it: the threads report to a channel the test waits on with a bound.
+        const THREADS: usize = 6;
+        const ITERATIONS: usize = 20_000;
+        let faults = std::sync::Arc::new(Faults::default());
+        let (done, finished) = std::sync::mpsc::channel();
+        for thread in 0..THREADS {
+            let faults = faults.clone();
+            let done = done.clone();
+            std::thread::spawn(move || {
+                for i in 0..ITERATIONS {
+                    match (thread % 3, i % 2) {
+                        (0, _) => {
+                            let _ = faults.current();
+                        }
+                        (1, 0) => faults.set_file(Some(fault("file removed", "x"))),
+                        (1, _) => faults.set_file(None),
+                        _ if i % 1000 == 999 => faults.set_sticky(fault("storage error", "y")),
+                        _ => {
+                            let _ = faults.current();
+                        }
+                    }
+                }
+                let _ = done.send(thread);
+            });
+        }
+        drop(done);
+        // Far above the milliseconds this takes; the old two-lock version hung within it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        for _ in 0..THREADS {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            finished
+                .recv_timeout(left)
+                .expect("threads using Faults did not finish: deadlock");
+        }
+        // The sticky fault was recorded and wins over the file fault.
+        faults.set_file(Some(fault("file removed", "x")));
+        assert!(matches!(
+            faults.current(),
+            Err(StoreError::Unusable {
+                summary: "storage error",
+                ..
+            })
         ));
     }
 }

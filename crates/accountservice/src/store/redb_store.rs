@@ -13,7 +13,8 @@
 //! - A missing file is created; an empty file is initialised (redb's rule).
 //!
 //! Lookups read through one shared read snapshot of the accounts table, opened on the first
-//! lookup and dropped by every write (the service writes only while seeding, before it serves).
+//! lookup and dropped by every write (the service writes only while seeding, before it serves);
+//! a snapshot a lookup opened before a write is never shared after it (see `SnapshotCache`).
 //! A fresh read transaction and table open per lookup cost ~4.5% of the service's CPU under
 //! load (see BENCHMARKS.md, Notes); [`AccountStore::check`] still opens a fresh transaction
 //! each time, so the health check exercises the whole path.
@@ -62,7 +63,7 @@ pub struct RedbStore {
     file: FileWatch,
     faults: Faults,
     /// The accounts table as of the last write, shared by every lookup.
-    snapshot: RwLock<Option<Arc<AccountsTable>>>,
+    snapshot: SnapshotCache<AccountsTable>,
 }
 
 /// A read-only view of [`ACCOUNTS`]; it keeps its read transaction alive.
@@ -87,7 +88,7 @@ impl RedbStore {
                         path,
                         file,
                         faults: Faults::default(),
-                        snapshot: RwLock::new(None),
+                        snapshot: SnapshotCache::default(),
                     });
                 }
                 Err(DatabaseError::DatabaseAlreadyOpen) => {
@@ -169,9 +170,10 @@ impl RedbStore {
     /// The shared snapshot of the accounts table, opened if there is none yet; `None` while the
     /// table does not exist (never seeded).
     fn accounts_table(&self) -> Result<Option<Arc<AccountsTable>>, StoreError> {
-        if let Some(table) = &*self.snapshot.read().unwrap_or_else(PoisonError::into_inner) {
-            return Ok(Some(table.clone()));
-        }
+        let generation = match self.snapshot.get() {
+            Ok(table) => return Ok(Some(table)),
+            Err(generation) => generation,
+        };
         let txn = self
             .db
             .begin_read()
@@ -181,11 +183,68 @@ impl RedbStore {
             Err(TableError::TableDoesNotExist(_)) => return Ok(None),
             Err(e) => return Err(StoreError::transaction("read", e)),
         };
-        *self
-            .snapshot
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = Some(table.clone());
+        self.snapshot.install(generation, table.clone());
         Ok(Some(table))
+    }
+}
+
+/// A value shared by every reader until the next write, which cannot be put back stale.
+///
+/// A reader that finds no value opens one itself, which takes time; if a write commits
+/// meanwhile, the value it opened may predate that write. Every write bumps a generation, and
+/// [`SnapshotCache::install`] only keeps a value opened under the current one: the
+/// [`Generation`] it needs can only come from [`SnapshotCache::get`], taken before opening.
+#[derive(Debug)]
+struct SnapshotCache<T> {
+    state: RwLock<CacheState<T>>,
+}
+
+#[derive(Debug)]
+struct CacheState<T> {
+    /// Bumped by every [`SnapshotCache::invalidate`].
+    generation: u64,
+    value: Option<Arc<T>>,
+}
+
+/// Which write a reader's value was opened after; only [`SnapshotCache::get`] makes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Generation(u64);
+
+impl<T> Default for SnapshotCache<T> {
+    fn default() -> Self {
+        Self {
+            state: RwLock::new(CacheState {
+                generation: 0,
+                value: None,
+            }),
+        }
+    }
+}
+
+impl<T> SnapshotCache<T> {
+    /// The shared value, or the generation to open a new one under.
+    fn get(&self) -> Result<Arc<T>, Generation> {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        match &state.value {
+            Some(value) => Ok(value.clone()),
+            None => Err(Generation(state.generation)),
+        }
+    }
+
+    /// Shares `value`, opened after [`SnapshotCache::get`] returned `generation`, unless a write
+    /// happened since (then it may be stale, and the next reader opens a fresh one).
+    fn install(&self, generation: Generation, value: Arc<T>) {
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        if Generation(state.generation) == generation && state.value.is_none() {
+            state.value = Some(value);
+        }
+    }
+
+    /// Forgets the shared value; call it after every committed write.
+    fn invalidate(&self) {
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        state.generation += 1;
+        state.value = None;
     }
 }
 
@@ -299,10 +358,7 @@ impl AccountStore for RedbStore {
             txn.commit().map_err(|e| seed_error(e.into()))?;
             self.file.written();
             // Lookups must see what was just written.
-            *self
-                .snapshot
-                .write()
-                .unwrap_or_else(PoisonError::into_inner) = None;
+            self.snapshot.invalidate();
         }
         Ok(report)
     }
@@ -379,6 +435,24 @@ mod tests {
         assert_eq!(store.get(&id("10001")).unwrap(), None);
         store.seed(&[Account::fake(1)]).unwrap();
         assert_eq!(store.get(&id("10001")).unwrap(), Some(Account::fake(1)));
+    }
+
+    #[test]
+    fn a_snapshot_opened_before_a_write_is_not_shared_after_it() {
+        let cache = SnapshotCache::<&str>::default();
+        // A reader finds nothing and starts opening a snapshot...
+        let Err(generation) = cache.get() else {
+            panic!("a new cache holds nothing")
+        };
+        // ...a write commits and invalidates meanwhile...
+        cache.invalidate();
+        // ...and the reader's now stale snapshot is not kept.
+        cache.install(generation, Arc::new("stale"));
+        let Err(generation) = cache.get() else {
+            panic!("the stale snapshot was shared")
+        };
+        cache.install(generation, Arc::new("fresh"));
+        assert_eq!(cache.get().ok().as_deref(), Some(&"fresh"));
     }
 
     #[test]
