@@ -29,6 +29,11 @@
 //! - **Reasons and details** ([`CheckOutcome`]): a short, public `reason` ("read failed") and
 //!   an internal `detail` (error text, paths), plus an optional observed value and unit. The
 //!   HTTP layer shows the detail only at [`http::Details::Always`].
+//! - **Transitions** ([`Transition`], [`Health::transitions`], [`Health::subscribe`]): every
+//!   change of a component's or a scope's status is recorded (the newest
+//!   [`TRANSITIONS_KEPT`] in a ring, counts by new status since start), logged once (INFO for a
+//!   recovery, WARN otherwise) and signalled to subscribers, so push consumers wake on change
+//!   instead of polling.
 //! - **HTTP** (feature `axum`, on by default): [`http::router`] mounts `/health`,
 //!   `/health/live`, `/health/ready`, `/livez` and `/readyz` (GET and HEAD), answering
 //!   `application/json` or, on request, `application/health+json`.
@@ -37,7 +42,8 @@
 //!
 //! `status` (statuses and their order), `probe` (probes and scopes), `check` (the trait and
 //! outcomes), `builder` (configuration), `registry` (cached state and reports), `refresh`
-//! (running rounds and the refresher), `report` (reports), `http` (axum handlers).
+//! (running rounds and the refresher), `report` (reports), `history` (transitions, their
+//! counts and the change signal), `http` (axum handlers).
 //!
 //! # Example
 //!
@@ -119,6 +125,7 @@
 
 mod builder;
 mod check;
+mod history;
 mod probe;
 mod refresh;
 mod registry;
@@ -130,6 +137,7 @@ pub mod http;
 
 pub use builder::{BuildError, DEFAULT_INTERVAL, DEFAULT_TIMEOUT, HealthBuilder};
 pub use check::{BoxFuture, CheckOutcome, FnCheck, HealthCheck, check_fn};
+pub use history::{Subject, TRANSITIONS_KEPT, Transition};
 pub use probe::{Probes, Scope};
 pub use registry::Health;
 pub use report::{ComponentKind, ComponentReport, Report};

@@ -78,6 +78,22 @@ pub enum Scope {
 impl Scope {
     /// The three scopes, in a fixed order.
     pub const ALL: [Scope; 3] = [Scope::Overall, Scope::Liveness, Scope::Readiness];
+
+    /// The scope's name: `overall`, `liveness` or `readiness`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Overall => "overall",
+            Scope::Liveness => "liveness",
+            Scope::Readiness => "readiness",
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 use crate::builder::HealthBuilder;
+use crate::history::{History, Observation, Transition};
 use crate::report::{ComponentKind, ComponentReport, Report};
 use crate::{CheckOutcome, HealthCheck, Probes, Scope, Status};
 
@@ -74,6 +75,10 @@ pub(crate) struct Shared {
     pub(crate) round: tokio::sync::Mutex<()>,
     /// Whether a round has completed.
     pub(crate) refreshed: AtomicBool,
+    /// Status changes: ring, counts and the change signal.
+    history: History,
+    /// When the registry was built.
+    created_at: SystemTime,
 }
 
 impl Health {
@@ -85,7 +90,7 @@ impl Health {
 
     pub(crate) fn new(checks: Vec<Registered>, interval: Duration, staleness: Duration) -> Health {
         let results = checks.iter().map(|_| None).collect();
-        Health {
+        let health = Health {
             shared: Arc::new(Shared {
                 checks: checks.into_boxed_slice(),
                 interval,
@@ -98,8 +103,13 @@ impl Health {
                 generation: AtomicU64::new(0),
                 round: tokio::sync::Mutex::new(()),
                 refreshed: AtomicBool::new(false),
+                history: History::new(),
+                created_at: SystemTime::now(),
             }),
-        }
+        };
+        // The baseline every later transition is measured against.
+        health.observe();
+        health
     }
 
     /// The background refresh interval.
@@ -149,10 +159,13 @@ impl Health {
             probes,
             set_at: SystemTime::now(),
         };
-        tracing::info!(component = %name, %status, reason = %manual.reason, "health component set");
+        // A change of status is logged as a transition; this line is for the record of who
+        // set what.
+        tracing::debug!(component = %name, %status, reason = %manual.reason, "health component set");
         self.update(|snap| {
             Arc::make_mut(&mut snap.manual).insert(name, manual);
         });
+        self.observe();
     }
 
     /// Removes a manual component, effective on the very next report or probe. Returns whether
@@ -165,9 +178,66 @@ impl Health {
             }
         });
         if existed {
-            tracing::info!(component = %name, "health component cleared");
+            tracing::debug!(component = %name, "health component cleared");
+            self.observe();
         }
         existed
+    }
+
+    /// A receiver that wakes after every change of status of any component or scope: its
+    /// value, a generation number, is bumped once per batch of changes (a round, a manual
+    /// component set or cleared, a result turning stale). A change of reason alone does not
+    /// bump it. For push consumers (a gRPC `Watch`, a status page) that must not poll.
+    ///
+    /// A result turning stale is noticed when something looks: the HTTP endpoints do at that
+    /// moment whenever they are asked, and [`Health::report`] never records.
+    #[must_use]
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.history.subscribe()
+    }
+
+    /// The last status changes of components and scopes, newest first, at most
+    /// [`crate::TRANSITIONS_KEPT`]. The first state after the registry is built is the baseline:
+    /// the first round's results show as transitions from `OUT_OF_SERVICE` ("not checked yet").
+    #[must_use]
+    pub fn transitions(&self) -> Vec<Transition> {
+        self.shared.history.transitions()
+    }
+
+    /// How many transitions since the registry was built led each component or scope (by name:
+    /// `overall`, `liveness`, `readiness` for scopes) to each status, sorted by name and
+    /// status. Not bounded by the ring: for counters such as
+    /// `health_transitions_total{component,status}`.
+    #[must_use]
+    pub fn transition_counts(&self) -> Vec<(String, Status, u64)> {
+        self.shared.history.counts()
+    }
+
+    /// The last transition of a scope's aggregate status, if it ever changed.
+    #[must_use]
+    pub fn last_change(&self, scope: Scope) -> Option<Transition> {
+        self.shared.history.last_change(scope)
+    }
+
+    /// When the registry was built.
+    #[must_use]
+    pub fn created_at(&self) -> SystemTime {
+        self.shared.created_at
+    }
+
+    /// Compares the current state with the last one seen and records the transitions.
+    fn observe(&self) {
+        let snapshot = self.snapshot();
+        let now = Instant::now();
+        let reports = Scope::ALL.map(|scope| self.report_from(&snapshot, scope, now));
+        self.observe_reports(snapshot.generation, now, &reports);
+    }
+
+    /// Records the transitions between the last state seen and these reports of the three
+    /// scopes (in [`Scope::ALL`] order), made from `generation` at `now`.
+    pub(crate) fn observe_reports(&self, generation: u64, now: Instant, reports: &[Report; 3]) {
+        let observation = Observation::from_reports(generation, now, reports);
+        self.shared.history.observe(observation);
     }
 
     /// A number that changes whenever results or manual components change.
@@ -199,33 +269,11 @@ impl Health {
             .store(state.generation, Ordering::Release);
     }
 
-    /// Publishes the results of a full round, logging every component whose status changed.
+    /// Publishes the results of a full round and records (and logs) what changed.
     pub(crate) fn publish(&self, results: Vec<Option<CheckResult>>) {
-        let before = self.snapshot();
-        for ((reg, old), new) in self
-            .shared
-            .checks
-            .iter()
-            .zip(before.results.iter())
-            .zip(&results)
-        {
-            let (Some(new), old) = (new, old) else {
-                continue;
-            };
-            let old_status = old.as_ref().map(|o| o.outcome.status);
-            if old_status == Some(new.outcome.status) {
-                continue;
-            }
-            let reason = new.outcome.reason.as_deref().unwrap_or("");
-            let detail = new.outcome.detail.as_deref().unwrap_or("");
-            if new.outcome.status == Status::Up {
-                tracing::info!(check = %reg.name, status = %new.outcome.status, "health check is up");
-            } else {
-                tracing::warn!(check = %reg.name, status = %new.outcome.status, reason, detail, "health check is not up");
-            }
-        }
         self.update(|snap| snap.results = results.into());
         self.shared.refreshed.store(true, Ordering::Release);
+        self.observe();
     }
 
     /// The report for a scope from a snapshot, at a given time.

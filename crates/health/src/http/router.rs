@@ -102,13 +102,15 @@ fn slot(scope: Scope, format: Format) -> usize {
 impl Rendered {
     fn new(health: &Health, options: &HttpOptions, now: Instant) -> Rendered {
         let snapshot = health.snapshot();
-        let answers = Scope::ALL.map(|scope| {
-            let report = health.report_from(&snapshot, scope, now);
+        let reports = Scope::ALL.map(|scope| health.report_from(&snapshot, scope, now));
+        // Rendering again is also when a result has turned stale: record that as a transition.
+        health.observe_reports(snapshot.generation, now, &reports);
+        let answers = reports.each_ref().map(|report| {
             let status = StatusCode::from_u16(report.http_status())
                 .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
             Format::ALL.map(|format| Answer {
                 status,
-                body: Bytes::from(render(&report, format, options)),
+                body: Bytes::from(render(report, format, options)),
             })
         });
         let [[o_json, o_hj], [l_json, l_hj], [r_json, r_hj]] = answers;

@@ -7,3 +7,4 @@
 mod helpers;
 mod http;
 mod registry;
+mod transitions;
