@@ -100,6 +100,7 @@ fn start_service(db_path: std::path::PathBuf) -> anyhow::Result<SocketAddr> {
         max_header_bytes: 16 * 1024,
         max_connections: 10_000,
         max_concurrent_requests: 1024,
+        peers: None,
     };
     let runtime = one_worker_runtime()?;
     let app = runtime.block_on(Application::build(&settings))?;

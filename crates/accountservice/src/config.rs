@@ -10,6 +10,8 @@ use clap::{
 };
 use health::http::Details;
 
+use crate::fleet::Peers;
+
 /// Everything the service can be told at start. `--help` documents each field.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "accountservice", version, about, long_about = None)]
@@ -155,6 +157,13 @@ pub struct Settings {
         value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize)
     )]
     pub max_concurrent_requests: usize,
+
+    /// The replicas of this service, for `GET /health/fleet` and `GET /status` (both mounted
+    /// only when set): one `name:port` whose every A/AAAA record is a replica, looked up again
+    /// each health interval (in Swarm `tasks.<service>:6767`), or a comma-separated list of
+    /// `host:port`. Peers are asked only while someone looks at the view.
+    #[arg(long, env = "ACCOUNTSERVICE_PEERS")]
+    pub peers: Option<Peers>,
 }
 
 /// Upper bound of `--seed-accounts`: keeps a typo from seeding for hours.
@@ -216,6 +225,7 @@ mod tests {
         assert_eq!(settings.max_header_bytes, 16 * 1024);
         assert_eq!(settings.max_connections, 10_000);
         assert_eq!(settings.max_concurrent_requests, 1024);
+        assert_eq!(settings.peers, None, "no fleet view unless asked for");
     }
 
     #[test]
@@ -285,6 +295,8 @@ mod tests {
             &["--max-connections", "0"],
             &["--max-concurrent-requests", "0"],
             &["--header-read-timeout", "0"],
+            &["--peers", "tasks.accountservice"],
+            &["--peers", "a:1,,b:2"],
         ] {
             assert!(parse(args).is_err(), "{args:?} was accepted");
         }

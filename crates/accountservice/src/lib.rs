@@ -10,6 +10,9 @@
 //! - [`router`], [`routes`], [`error`], [`state`]: the HTTP surface over [`state::AppState`].
 //! - [`checks`]: the database health check and the registry from the `health` crate that runs
 //!   it in the background; [`metrics`]: `/metrics` and the request metrics middleware.
+//! - [`fleet`]: with `--peers`, `/health/fleet` and `/status`: every replica's health, asked of
+//!   the peers' `/health/history` only while someone looks; knows nothing of this replica's
+//!   own health.
 //! - [`served_by`]: the instance name put in every account answer, computed once.
 //! - [`openapi`]: the OpenAPI document served at `/openapi.json`.
 //! - [`guard`]: request limits (URI length, body size) and load shedding.
@@ -20,6 +23,7 @@ pub mod checks;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod fleet;
 pub mod guard;
 pub mod metrics;
 pub mod openapi;

@@ -10,7 +10,19 @@ use anyhow::Context as _;
 use clap::Parser as _;
 
 fn main() -> ExitCode {
-    let settings = Settings::parse();
+    let settings = match Settings::try_parse() {
+        Ok(settings) => settings,
+        // Invalid arguments: clap's first line names the flag and the reason; its usage hint
+        // after it would make the error more than the one line a log collector keeps together.
+        Err(error) if error.use_stderr() => {
+            let rendered = error.render().to_string();
+            let line = rendered.lines().find(|line| !line.trim().is_empty());
+            eprintln!("accountservice: {}", line.unwrap_or("invalid arguments"));
+            return ExitCode::from(2);
+        }
+        // --help and --version print to stdout and exit 0.
+        Err(error) => error.exit(),
+    };
     match run(settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -6,6 +6,7 @@ use axum::{Router, routing::get};
 use health::{Health, http::HttpOptions};
 
 use crate::{
+    fleet::{self, Fleet},
     guard,
     metrics::{self, Metrics},
     openapi,
@@ -29,6 +30,9 @@ pub struct Endpoints {
     pub max_concurrent_requests: usize,
     /// Set when shutdown begins: every answer then closes its connection.
     pub draining: Draining,
+    /// The fleet view behind `/health/fleet` and `/status`; `None` (no `--peers`) leaves
+    /// them unmounted.
+    pub fleet: Option<Arc<Fleet>>,
 }
 
 /// The complete service: account routes, health endpoints, metrics and (if switched on) the
@@ -42,12 +46,16 @@ pub fn app(state: AppState, endpoints: Endpoints) -> Router {
         testability,
         max_concurrent_requests,
         draining,
+        fleet,
     } = endpoints;
     // The document is a constant of this instance: parse it once.
     let document = Arc::new(openapi::document(testability.is_some()));
     let mut work = api_routes(state);
     if let Some(testability) = testability {
         work = work.merge(routes::testability::routes(testability));
+    }
+    if let Some(fleet) = fleet {
+        work = work.merge(fleet::routes(fleet));
     }
     let routes = work
         .layer(guard::ShedLayer::new(max_concurrent_requests))

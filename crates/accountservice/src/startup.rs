@@ -19,6 +19,7 @@ use tokio::{net::TcpListener, sync::oneshot, task::JoinError};
 use crate::{
     checks,
     config::Settings,
+    fleet::{Fleet, FleetOptions},
     metrics::Metrics,
     router::{self, Endpoints},
     routes::testability::Testability,
@@ -107,7 +108,17 @@ impl Application {
                  can make the instance unhealthy; never enable them in production"
             );
         }
+        let served_by = served_by::detect();
+        let fleet = settings.peers.clone().map(|peers| {
+            Arc::new(Fleet::new(FleetOptions::new(
+                peers,
+                settings.health_interval,
+                settings.health_timeout,
+                served_by.clone(),
+            )))
+        });
         let endpoints = Endpoints {
+            fleet,
             draining: Draining::default(),
             max_concurrent_requests: settings.max_concurrent_requests,
             metrics: Arc::new(Metrics::new(health.clone())),
@@ -124,7 +135,6 @@ impl Application {
             health,
         };
 
-        let served_by = served_by::detect();
         let state = AppState::new(serving, served_by);
         let address = SocketAddr::new(settings.bind, settings.port);
         let listener = TcpListener::bind(address)
@@ -210,8 +220,9 @@ impl Application {
             health_options,
             max_concurrent_requests: _,
             draining,
+            fleet,
         } = endpoints;
-        drop((state, metrics, testability, health_options));
+        drop((state, metrics, testability, health_options, fleet));
         let (stop_refresher, refresher_stopped) = oneshot::channel::<()>();
         let refresher = health.spawn_refresher(async move {
             let _ = refresher_stopped.await;

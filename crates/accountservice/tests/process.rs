@@ -366,3 +366,25 @@ async fn by_default_testability_is_off_and_its_routes_are_unknown() {
     let log = service.rest_of_log().join("\n");
     assert!(!log.contains("testability routes are ON"), "{log}");
 }
+
+#[test]
+fn a_malformed_peers_list_exits_2_at_once_with_one_line_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for (peers, says) in [
+        ("tasks.accountservice", "has no port"),
+        ("10.0.0.1:6767,,10.0.0.2:6767", "an empty peer address"),
+        ("host:99999", "is not a port number"),
+    ] {
+        let (status, stderr, took) =
+            run_to_exit(dir.path(), &args("accounts.db", &["--peers", peers]));
+        assert_eq!(status.code(), Some(2), "{peers}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{peers}: {stderr}");
+        assert!(stderr.contains("--peers"), "{stderr}");
+        assert!(stderr.contains(says), "{peers}: {stderr}");
+        assert!(took < Duration::from_secs(5), "took {took:?}");
+        assert!(
+            !dir.path().join("accounts.db").exists(),
+            "nothing may start before the arguments are checked"
+        );
+    }
+}

@@ -46,6 +46,7 @@ pub fn settings(db_path: &Path) -> Settings {
         max_header_bytes: 16 * 1024,
         max_connections: 10_000,
         max_concurrent_requests: 1024,
+        peers: None,
     }
 }
 

@@ -1,0 +1,117 @@
+//! Asks one peer for its `GET /health/history`: one connection, one request, one deadline, a
+//! cap on the bytes read, and a short reason for every way it can go wrong.
+
+use std::{net::SocketAddr, time::Duration};
+
+use axum::body::Bytes;
+use http_body_util::{BodyExt as _, Empty};
+use hyper::{Request, StatusCode, header};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use super::history::PeerHistory;
+
+/// The path asked on every peer: its own state only, so a fleet view never recurses.
+pub const HISTORY_PATH: &str = "/health/history";
+
+/// Limits of one request to a peer.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// For connecting, sending and reading the whole answer together.
+    pub timeout: Duration,
+    /// The most body bytes read; a longer answer is refused unread past this.
+    pub max_body: usize,
+}
+
+/// Asks `address` (listed as `host`) for its history; `Err` is the reason to show.
+pub async fn fetch(address: SocketAddr, host: &str, limits: Limits) -> Result<PeerHistory, String> {
+    match tokio::time::timeout(limits.timeout, exchange(address, host, limits.max_body)).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("no answer within {}", seconds(limits.timeout))),
+    }
+}
+
+async fn exchange(address: SocketAddr, host: &str, max_body: usize) -> Result<PeerHistory, String> {
+    let stream = TcpStream::connect(address)
+        .await
+        .map_err(|error| format!("cannot connect: {}", short_io(&error)))?;
+    // Without Nagle the one small request leaves at once.
+    let _ = stream.set_nodelay(true);
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|error| format!("HTTP handshake failed: {error}"))?;
+    // The connection task ends with the exchange (or when `fetch`'s deadline drops the sender).
+    let connection = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let result = request(&mut sender, host, max_body).await;
+    drop(sender);
+    connection.abort();
+    result
+}
+
+async fn request(
+    sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+    host: &str,
+    max_body: usize,
+) -> Result<PeerHistory, String> {
+    let request = Request::get(HISTORY_PATH)
+        .header(header::HOST, host)
+        .header(header::ACCEPT, "application/json")
+        .header(header::USER_AGENT, "accountservice-fleet")
+        .body(Empty::<Bytes>::new())
+        .map_err(|error| format!("cannot build the request: {error}"))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|error| format!("answered with something other than HTTP: {error}"))?;
+    let status = response.status();
+    if let Some(length) = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok())
+        && length > max_body as u64
+    {
+        return Err(too_long(max_body));
+    }
+    let mut body = response.into_body();
+    let mut read = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| format!("the answer broke off: {error}"))?;
+        if let Ok(data) = frame.into_data() {
+            if read.len() + data.len() > max_body {
+                return Err(too_long(max_body));
+            }
+            read.extend_from_slice(&data);
+        }
+    }
+    match PeerHistory::parse(&read) {
+        Ok(history) => Ok(history),
+        Err(_) if status != StatusCode::OK => Err(format!(
+            "answered {} {} to {HISTORY_PATH}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        )
+        .trim_end()
+        .to_owned()),
+        Err(reason) => Err(reason),
+    }
+}
+
+fn too_long(max_body: usize) -> String {
+    format!("answer longer than {} KiB", max_body / 1024)
+}
+
+fn short_io(error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+        std::io::ErrorKind::ConnectionReset => "connection reset".into(),
+        _ => error.to_string(),
+    }
+}
+
+/// A duration as people write it: `1s`, `0.5s`.
+pub fn seconds(duration: Duration) -> String {
+    format!("{}s", duration.as_secs_f64())
+}

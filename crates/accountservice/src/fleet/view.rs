@@ -1,0 +1,237 @@
+//! [`Fleet`]: the fleet view, asked of the peers only when someone looks, at most once per
+//! interval however many look at once.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Mutex, PoisonError, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant, SystemTime},
+};
+
+use axum::body::Bytes;
+use serde::Serialize;
+use tokio::task::JoinSet;
+
+use super::client::{self, Limits};
+use super::peers::Peers;
+use super::roster::{ReplicaView, Roster, TransitionView};
+use super::time::rfc3339;
+
+/// How long a replica that stopped answering or vanished stays listed.
+pub const RETENTION: Duration = Duration::from_secs(10 * 60);
+
+/// The most peers asked in one round; the view says when more were found.
+pub const MAX_PEERS: usize = 256;
+
+/// The most bytes read from one peer's answer (a full 256-transition history is well below).
+pub const MAX_BODY: usize = 256 * 1024;
+
+/// How the fleet view is gathered.
+#[derive(Debug, Clone)]
+pub struct FleetOptions {
+    /// Who the peers are.
+    pub peers: Peers,
+    /// The shortest time between two rounds of asking the peers (the health interval).
+    pub interval: Duration,
+    /// For one peer's whole exchange, and for one DNS lookup.
+    pub timeout: Duration,
+    /// This replica's instance name, shown as who answered.
+    pub instance: String,
+    /// See [`RETENTION`].
+    pub retention: Duration,
+    /// See [`MAX_PEERS`].
+    pub max_peers: usize,
+    /// See [`MAX_BODY`].
+    pub max_body: usize,
+}
+
+impl FleetOptions {
+    /// Options with the default retention and caps.
+    pub fn new(peers: Peers, interval: Duration, timeout: Duration, instance: String) -> Self {
+        Self {
+            peers,
+            interval,
+            timeout,
+            instance,
+            retention: RETENTION,
+            max_peers: MAX_PEERS,
+            max_body: MAX_BODY,
+        }
+    }
+}
+
+/// The fleet view of one replica. Asking the peers never touches this replica's own health.
+pub struct Fleet {
+    options: FleetOptions,
+    /// The last rendered view and when its round started.
+    cached: RwLock<Option<(Instant, Bytes)>>,
+    /// Held for a whole round: viewers arriving meanwhile wait for its result instead of
+    /// starting rounds of their own.
+    round: tokio::sync::Mutex<()>,
+    roster: Mutex<Roster>,
+    rounds: AtomicU64,
+}
+
+/// The JSON of `GET /health/fleet`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FleetView<'a> {
+    /// The replica that answered.
+    instance: &'a str,
+    /// `--peers` as given.
+    peers: String,
+    /// When the peers were asked.
+    checked_at: String,
+    /// Seconds between rounds at most.
+    interval_seconds: f64,
+    /// Why the lookup failed, else null.
+    lookup_error: Option<String>,
+    /// Replicas found by the lookup.
+    found: usize,
+    /// Replicas asked (at most the cap).
+    asked: usize,
+    /// Whether more were found than asked.
+    truncated: bool,
+    counts: BTreeMap<&'static str, usize>,
+    replicas: Vec<ReplicaView>,
+    transitions: Vec<TransitionView>,
+}
+
+impl Fleet {
+    /// A fleet view that has not asked anyone yet.
+    pub fn new(options: FleetOptions) -> Self {
+        Self {
+            options,
+            cached: RwLock::new(None),
+            round: tokio::sync::Mutex::new(()),
+            roster: Mutex::new(Roster::default()),
+            rounds: AtomicU64::new(0),
+        }
+    }
+
+    /// The options this view was built with.
+    pub fn options(&self) -> &FleetOptions {
+        &self.options
+    }
+
+    /// Rounds of asking the peers so far (each is one lookup plus one request per peer).
+    pub fn rounds(&self) -> u64 {
+        self.rounds.load(Ordering::Relaxed)
+    }
+
+    /// The view as JSON: the cached one if its round started less than an interval ago, else
+    /// after a new round (shared with every viewer who asks meanwhile).
+    pub async fn view(&self) -> Bytes {
+        if let Some(body) = self.fresh() {
+            return body;
+        }
+        let _round = self.round.lock().await;
+        if let Some(body) = self.fresh() {
+            return body;
+        }
+        let started = Instant::now();
+        let body = self.ask_peers().await;
+        *self.cached.write().unwrap_or_else(PoisonError::into_inner) =
+            Some((started, body.clone()));
+        body
+    }
+
+    fn fresh(&self) -> Option<Bytes> {
+        let cached = self.cached.read().unwrap_or_else(PoisonError::into_inner);
+        cached
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < self.options.interval)
+            .map(|(_, body)| body.clone())
+    }
+
+    /// One round: look the peers up, ask each concurrently, record, render.
+    async fn ask_peers(&self) -> Bytes {
+        self.rounds.fetch_add(1, Ordering::Relaxed);
+        let options = &self.options;
+        let resolved = options.peers.resolve(options.timeout).await;
+        let lookup_failed = resolved.error.is_some() && resolved.targets.is_empty();
+        let mut targets = if lookup_failed {
+            self.roster
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .fallback_targets()
+        } else {
+            resolved.targets
+        };
+        let mut listed: Vec<String> = targets.iter().map(|t| t.listed.clone()).collect();
+        listed.sort();
+        let found = targets.len();
+        targets.truncate(options.max_peers);
+
+        let limits = Limits {
+            timeout: options.timeout,
+            max_body: options.max_body,
+        };
+        let mut asking = JoinSet::new();
+        for (index, target) in targets.iter().enumerate() {
+            let target = target.clone();
+            asking.spawn(async move {
+                let outcome = match target.connect {
+                    Some(address) => client::fetch(address, &target.listed, limits).await,
+                    None => Err("its name did not resolve".to_owned()),
+                };
+                (index, outcome)
+            });
+        }
+        let mut outcomes: Vec<Option<Result<_, String>>> = Vec::new();
+        outcomes.resize_with(targets.len(), || None);
+        while let Some(joined) = asking.join_next().await {
+            match joined {
+                Ok((index, outcome)) => outcomes[index] = Some(outcome),
+                Err(error) => tracing::error!(%error, "asking a peer failed"),
+            }
+        }
+        let asked: Vec<_> = targets
+            .into_iter()
+            .zip(outcomes)
+            .map(|(target, outcome)| {
+                let outcome = outcome.unwrap_or_else(|| Err("asking it failed".to_owned()));
+                (target, outcome)
+            })
+            .collect();
+        let asked_count = asked.len();
+
+        let gone_reason = match &options.peers {
+            Peers::Dns(name) => format!("no longer in DNS ({name})"),
+            Peers::List(_) => "no longer listed".to_owned(),
+        };
+        let now = SystemTime::now();
+        let view = {
+            let mut roster = self.roster.lock().unwrap_or_else(PoisonError::into_inner);
+            roster.record(asked, &listed, &gone_reason, options.retention, now);
+            roster.view()
+        };
+        let (replicas, transitions, counts) = view;
+        if let Some(error) = &resolved.error {
+            tracing::warn!(%error, "fleet view: peer lookup failed; showing the replicas known");
+        }
+        let view = FleetView {
+            instance: &options.instance,
+            peers: options.peers.to_string(),
+            checked_at: rfc3339(now),
+            interval_seconds: options.interval.as_secs_f64(),
+            lookup_error: resolved.error,
+            found,
+            asked: asked_count,
+            truncated: found > asked_count,
+            counts,
+            replicas,
+            transitions,
+        };
+        match serde_json::to_vec(&view) {
+            Ok(body) => Bytes::from(body),
+            Err(error) => {
+                // Only maps with non-string keys fail to serialize; the view has none.
+                tracing::error!(%error, "cannot render the fleet view");
+                Bytes::from_static(br#"{"error":"cannot render the fleet view"}"#)
+            }
+        }
+    }
+}

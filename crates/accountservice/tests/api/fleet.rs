@@ -1,0 +1,325 @@
+//! The fleet view (`/health/fleet`, `/status`) over real sockets: real service instances asking
+//! each other, and raw TCP peers that hang, send garbage, send the wrong thing or far too much.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use reqwest::{StatusCode, header};
+use serde_json::Value;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+};
+
+use crate::helpers::{TestApp, spawn_app, spawn_app_configured};
+
+/// The health timeout of the asking replica in these tests: how long a hanging peer may hold
+/// up a round.
+const PEER_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// A valid `/health/history` answer (the documented shape) for raw peers.
+fn history_body(instance: &str, status: &str, reason: Option<&str>) -> String {
+    let reason = reason.map_or("null".to_owned(), |r| format!("\"{r}\""));
+    format!(
+        r#"{{"instance":"{instance}","address":null,"version":"9.9.9","startedAt":"2026-12-02T13:00:00Z","status":"{status}","reason":{reason},"since":"2026-12-02T13:00:01Z","transitions":[{{"at":"2026-12-02T13:00:01Z","scope":"overall","from":"UP","to":"{status}","reason":{reason}}}]}}"#
+    )
+}
+
+/// How a raw peer behaves once a connection is accepted.
+#[derive(Clone)]
+enum Behaviour {
+    /// Accepts and never answers.
+    Hang,
+    /// Answers bytes that are not HTTP.
+    NotHttp,
+    /// Answers HTTP 200 with this body.
+    Ok(String),
+    /// Answers HTTP 200 and streams this many bytes (chunked, no length).
+    Flood(usize),
+}
+
+/// A raw TCP peer on 127.0.0.1; returns its address and how many connections it accepted.
+async fn raw_peer(behaviour: Behaviour) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("cannot bind a raw peer");
+    let address = listener.local_addr().expect("a bound address");
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let behaviour = behaviour.clone();
+            match behaviour {
+                // Kept open, never read or written, until the test ends.
+                Behaviour::Hang => held.push(stream),
+                other => {
+                    tokio::spawn(answer(stream, other));
+                }
+            }
+        }
+    });
+    (address, accepted)
+}
+
+async fn answer(mut stream: TcpStream, behaviour: Behaviour) {
+    let mut head = vec![0u8; 4096];
+    let _ = stream.read(&mut head).await;
+    match behaviour {
+        Behaviour::Hang => {}
+        Behaviour::NotHttp => {
+            let _ = stream.write_all(b"\x00\x01\x02 SSH-2.0-nope\r\n\r\n").await;
+        }
+        Behaviour::Ok(body) => {
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        }
+        Behaviour::Flood(total) => {
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+                .await;
+            let chunk = vec![b'['; 64 * 1024];
+            let mut sent = 0;
+            while sent < total {
+                let head = format!("{:x}\r\n", chunk.len());
+                if stream.write_all(head.as_bytes()).await.is_err()
+                    || stream.write_all(&chunk).await.is_err()
+                    || stream.write_all(b"\r\n").await.is_err()
+                {
+                    return;
+                }
+                sent += chunk.len();
+            }
+        }
+    }
+}
+
+/// A service whose `--peers` lists `peers` (comma-separated, so each is one replica).
+async fn spawn_viewer(peers: &[SocketAddr]) -> TestApp {
+    let list = peers
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    // One entry alone would be read as a DNS name; a trailing duplicate keeps it a list.
+    let list = if peers.len() == 1 {
+        format!("{list},{list}")
+    } else {
+        list
+    };
+    spawn_app_configured(|s| {
+        s.peers = Some(list.parse().expect("valid peers"));
+        s.health_timeout = PEER_TIMEOUT;
+    })
+    .await
+}
+
+fn replica<'a>(view: &'a Value, address: &SocketAddr) -> &'a Value {
+    view["replicas"]
+        .as_array()
+        .expect("a replicas array")
+        .iter()
+        .find(|r| r["address"] == address.to_string())
+        .unwrap_or_else(|| panic!("{address} is not listed: {view}"))
+}
+
+#[tokio::test]
+async fn without_peers_there_is_no_fleet_view_and_no_status_page() {
+    let app = spawn_app().await;
+    for path in ["/health/fleet", "/status"] {
+        assert_eq!(
+            app.get(path).await.status(),
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn peers_that_hang_send_garbage_the_wrong_thing_or_too_much_are_listed_with_why() {
+    let (hang, _) = raw_peer(Behaviour::Hang).await;
+    let (not_http, _) = raw_peer(Behaviour::NotHttp).await;
+    let (not_health, _) = raw_peer(Behaviour::Ok(r#"{"error":"not found"}"#.into())).await;
+    let (not_json, _) = raw_peer(Behaviour::Ok("<html>hello</html>".into())).await;
+    let (flood, _) = raw_peer(Behaviour::Flood(64 * 1024 * 1024)).await;
+    let (healthy, _) = raw_peer(Behaviour::Ok(history_body("raw-1", "UP", None))).await;
+    // A port nobody listens on: bind one, note it, close it.
+    let refused = {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap()
+    };
+    let app = spawn_viewer(&[
+        hang, not_http, not_health, not_json, flood, healthy, refused,
+    ])
+    .await;
+
+    let started = Instant::now();
+    let response = app.get("/health/fleet").await;
+    let took = started.elapsed();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+    let view: Value = response.json().await.unwrap();
+    // Peers are asked concurrently: a round takes about one peer timeout, not one per peer.
+    assert!(took < PEER_TIMEOUT * 4, "the view took {took:?}");
+
+    let reason = |address| {
+        replica(&view, address)["reason"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert_eq!(replica(&view, &hang)["status"], "UNREACHABLE");
+    assert_eq!(reason(&hang), "no answer within 0.3s");
+    assert!(
+        reason(&not_http).starts_with("answered with something other than HTTP"),
+        "{view}"
+    );
+    assert!(
+        reason(&not_health).starts_with("not a health history answer"),
+        "{view}"
+    );
+    assert_eq!(reason(&not_json), "answered with something other than JSON");
+    assert_eq!(reason(&flood), "answer longer than 256 KiB");
+    assert_eq!(reason(&refused), "cannot connect: connection refused");
+    let up = replica(&view, &healthy);
+    assert_eq!(
+        (&up["status"], &up["instance"]),
+        (&"UP".into(), &"raw-1".into())
+    );
+    assert_eq!(view["counts"]["UP"], 1);
+    assert_eq!(view["counts"]["UNREACHABLE"], 6);
+    assert_eq!(view["truncated"], false);
+    assert_eq!(view["transitions"][0]["instance"], "raw-1");
+
+    // None of it touches the asking replica's own health.
+    let (status, health) = app.get_json("/health").await;
+    assert_eq!((status, &health["status"]), (200, &"UP".into()), "{health}");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_peer_down_is_shown_down_with_its_reason_while_this_replica_stays_up() {
+    let (down, _) = raw_peer(Behaviour::Ok(history_body(
+        "raw-down",
+        "DOWN",
+        Some("database: read failed"),
+    )))
+    .await;
+    let app = spawn_viewer(&[down]).await;
+    let (status, view) = app.get_json("/health/fleet").await;
+    assert_eq!(status, 200);
+    let peer = replica(&view, &down);
+    assert_eq!(peer["status"], "DOWN");
+    assert_eq!(peer["reason"], "database: read failed");
+    assert_eq!(peer["version"], "9.9.9");
+    assert_eq!(peer["since"], "2026-12-02T13:00:01Z");
+    assert!(
+        peer["lastSeen"].as_str().is_some_and(|s| s.ends_with('Z')),
+        "{view}"
+    );
+    let (status, health) = app.get_json("/health").await;
+    assert_eq!((status, &health["status"]), (200, &"UP".into()));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn many_concurrent_viewers_cost_one_round_per_interval() {
+    let (peer, accepted) = raw_peer(Behaviour::Ok(history_body("raw-1", "UP", None))).await;
+    let interval = Duration::from_millis(500);
+    let app = spawn_app_configured(|s| {
+        s.peers = Some(format!("{peer},{peer}").parse().unwrap());
+        s.health_interval = interval;
+    })
+    .await;
+    let started = Instant::now();
+    let viewers: Vec<_> = (0..200)
+        .map(|_| {
+            let client = app.client.clone();
+            let url = app.url("/health/fleet");
+            tokio::spawn(async move { client.get(url).send().await.map(|r| r.status()) })
+        })
+        .collect();
+    for viewer in viewers {
+        assert_eq!(viewer.await.unwrap().unwrap(), StatusCode::OK);
+    }
+    let elapsed = started.elapsed();
+    let rounds = accepted.load(Ordering::SeqCst);
+    let allowed = (elapsed.as_secs_f64() / interval.as_secs_f64()).floor() as usize + 1;
+    assert!(
+        (1..=allowed).contains(&rounds),
+        "{rounds} rounds for 200 viewers in {elapsed:?} (interval {interval:?})"
+    );
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn more_peers_than_the_cap_are_cut_and_the_view_says_so() {
+    // Ports nobody listens on on 127.0.0.1 refuse at once; 300 of them exceed the cap of 256.
+    let mut listeners = Vec::new();
+    for _ in 0..300 {
+        listeners.push(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    }
+    let peers: Vec<SocketAddr> = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
+    drop(listeners);
+    let app = spawn_viewer(&peers).await;
+    let (status, view) = app.get_json("/health/fleet").await;
+    assert_eq!(status, 200);
+    assert_eq!(view["found"], 300);
+    assert_eq!(view["asked"], 256);
+    assert_eq!(view["truncated"], true);
+    assert_eq!(view["replicas"].as_array().unwrap().len(), 256);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_name_that_does_not_resolve_says_the_lookup_failed() {
+    let app = spawn_app_configured(|s| {
+        s.peers = Some("fleet-test.invalid:6767".parse().unwrap());
+        s.health_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let (status, view) = app.get_json("/health/fleet").await;
+    assert_eq!(status, 200);
+    let error = view["lookupError"].as_str().expect("a lookup error");
+    assert!(
+        error.starts_with("lookup of fleet-test.invalid:6767 failed"),
+        "{error}"
+    );
+    assert_eq!(view["replicas"], Value::Array(vec![]));
+    let (status, _) = app.get_json("/health").await;
+    assert_eq!(status, 200);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_status_page_is_one_self_contained_document() {
+    let (peer, _) = raw_peer(Behaviour::Ok(history_body("raw-1", "UP", None))).await;
+    let app = spawn_viewer(&[peer]).await;
+    let response = app.get("/status").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers().clone();
+    assert_eq!(headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
+    let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+    assert!(csp.contains("connect-src 'self'"), "{csp}");
+    let page = response.text().await.unwrap();
+    for external in ["src=\"http", "href=\"http", "@import", "url(http", "//cdn"] {
+        assert!(!page.contains(external), "the page loads {external}");
+    }
+    assert!(page.contains("fetch(\"health/fleet\""));
+    // What the page polls exists next to it.
+    assert_eq!(app.get("/health/fleet").await.status(), StatusCode::OK);
+    app.stop().await.unwrap();
+}
