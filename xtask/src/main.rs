@@ -11,6 +11,7 @@ mod dist;
 mod docker;
 mod e2e;
 mod elf;
+mod haproxy;
 mod image;
 mod project;
 mod server;
@@ -52,6 +53,10 @@ enum Task {
     /// Fuzzes the live service against its own /openapi.json with schemathesis (installed from
     /// PyPI if missing): every operation, then the testability ones.
     ApiFuzz(api_fuzz::Options),
+    /// Runs deploy/haproxy/haproxy.cfg with Debian's HAProxy (installed with apt if missing) in
+    /// front of three instances: rolling restarts under keep-alive load lose no request, and an
+    /// instance forced unhealthy stops getting requests within two check intervals.
+    Haproxy(haproxy::Options),
 }
 
 fn main() -> ExitCode {
@@ -76,5 +81,6 @@ fn run(task: Task) -> Result<()> {
         Task::E2e(options) => e2e::run(&sh, &project, &options),
         Task::Bench(options) => bench::run(&sh, &project, &options),
         Task::ApiFuzz(options) => api_fuzz::run(&sh, &project, &options),
+        Task::Haproxy(options) => haproxy::run(&sh, &project, &options),
     }
 }

@@ -50,41 +50,9 @@ impl Server {
 
     /// Starts `command` and waits up to `timeout` for it to print `listening on <addr>` (the
     /// service and the yardstick both do, on stdout).
-    pub fn spawn(name: &str, mut command: Command, timeout: Duration) -> Result<Self> {
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let command_line = std::iter::once(command.get_program())
-            .chain(command.get_args())
-            .map(|arg| shell_quote(&arg.to_string_lossy()))
-            .collect::<Vec<_>>()
-            .join(" ");
+    pub fn spawn(name: &str, command: Command, timeout: Duration) -> Result<Self> {
         let started = Instant::now();
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("starting {name}: {command_line}"))?;
-        let output = Arc::new(Mutex::new(Vec::new()));
-        let (addr_tx, addr_rx) = mpsc::channel();
-        let streams: [Option<Box<dyn Read + Send>>; 2] = [
-            child.stdout.take().map(|s| Box::new(s) as _),
-            child.stderr.take().map(|s| Box::new(s) as _),
-        ];
-        for stream in streams.into_iter().flatten() {
-            let output = output.clone();
-            let addr_tx = addr_tx.clone();
-            thread::spawn(move || collect(stream, &output, &addr_tx));
-        }
-        drop(addr_tx);
-
-        let mut server = Self {
-            name: name.to_owned(),
-            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-            startup: Duration::ZERO,
-            command_line,
-            child,
-            output,
-        };
+        let (mut server, addr_rx) = Self::launch(name, command)?;
         match addr_rx.recv_timeout(timeout) {
             Ok(addr) => {
                 server.addr = addr;
@@ -105,6 +73,52 @@ impl Server {
                 ))
             }
         }
+    }
+
+    /// Starts `command`, a server that does not announce its address (HAProxy), configured to
+    /// listen on `addr`; the caller waits for it to be ready in its own way.
+    pub fn spawn_at(name: &str, command: Command, addr: SocketAddr) -> Result<Self> {
+        let (mut server, _) = Self::launch(name, command)?;
+        server.addr = addr;
+        Ok(server)
+    }
+
+    /// Spawns `command` with its output collected; the receiver gets the first `listening on`
+    /// address it prints.
+    fn launch(name: &str, mut command: Command) -> Result<(Self, mpsc::Receiver<SocketAddr>)> {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let command_line = std::iter::once(command.get_program())
+            .chain(command.get_args())
+            .map(|arg| shell_quote(&arg.to_string_lossy()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("starting {name}: {command_line}"))?;
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = mpsc::channel();
+        let streams: [Option<Box<dyn Read + Send>>; 2] = [
+            child.stdout.take().map(|s| Box::new(s) as _),
+            child.stderr.take().map(|s| Box::new(s) as _),
+        ];
+        for stream in streams.into_iter().flatten() {
+            let output = output.clone();
+            let addr_tx = addr_tx.clone();
+            thread::spawn(move || collect(stream, &output, &addr_tx));
+        }
+        drop(addr_tx);
+        let server = Self {
+            name: name.to_owned(),
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            startup: Duration::ZERO,
+            command_line,
+            child,
+            output,
+        };
+        Ok((server, addr_rx))
     }
 
     /// The server's process id (taskset execs the server, so it is the server's own).
@@ -131,7 +145,7 @@ impl Server {
     }
 
     /// The last `count` output lines, indented, for an error message.
-    fn tail(&self, count: usize) -> String {
+    pub fn tail(&self, count: usize) -> String {
         let lines = self.lines();
         let skip = lines.len().saturating_sub(count);
         lines[skip..]
@@ -140,9 +154,8 @@ impl Server {
             .collect()
     }
 
-    /// Sends SIGTERM and waits up to `grace` for the exit. With `expect_clean`, anything but
-    /// exit code 0 is an error (the service drains and exits 0; the yardstick just dies).
-    pub fn stop(mut self, grace: Duration, expect_clean: bool) -> Result<ExitStatus> {
+    /// Sends SIGTERM and returns at once; [`Server::exit_status`] tells when it has exited.
+    pub fn terminate(&mut self) -> Result<()> {
         self.ensure_alive()?;
         let status = Command::new("kill")
             .args(["-TERM", &self.pid().to_string()])
@@ -151,6 +164,20 @@ impl Server {
         if !status.success() {
             bail!("kill -TERM {} failed: {status}", self.pid());
         }
+        Ok(())
+    }
+
+    /// The exit status if the process has exited, without waiting.
+    pub fn exit_status(&mut self) -> Result<Option<ExitStatus>> {
+        self.child
+            .try_wait()
+            .with_context(|| format!("checking on {}", self.name))
+    }
+
+    /// Sends SIGTERM and waits up to `grace` for the exit. With `expect_clean`, anything but
+    /// exit code 0 is an error (the service drains and exits 0; the yardstick just dies).
+    pub fn stop(mut self, grace: Duration, expect_clean: bool) -> Result<ExitStatus> {
+        self.terminate()?;
         let deadline = Instant::now() + grace;
         let status = loop {
             if let Some(status) = self.child.try_wait()? {
