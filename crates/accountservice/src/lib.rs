@@ -9,7 +9,8 @@
 //! - [`seed`]: idempotent, chunked seeding of fake accounts with progress output.
 //! - [`router`], [`routes`], [`error`], [`state`]: the HTTP surface over [`state::AppState`].
 //! - [`checks`]: the database health check and the registry from the `health` crate that runs
-//!   it in the background; [`metrics`]: `/metrics` and the request metrics middleware.
+//!   it in the background; [`metrics`]: `/metrics` (request, health, process and build series,
+//!   Prometheus text or OpenMetrics by `Accept`), fed by [`guard`] on every request.
 //! - [`fleet`]: with `--peers`, `/health/fleet` and `/status`: every replica's health, asked of
 //!   the peers' `/health/history` only while someone looks; knows nothing of this replica's
 //!   own health.

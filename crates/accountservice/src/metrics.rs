@@ -1,55 +1,50 @@
-//! `GET /metrics`: Prometheus metrics (OpenMetrics text) for HTTP requests and health checks.
+//! `GET /metrics`: Prometheus metrics for HTTP requests, health checks and the process.
 //!
 //! - `http_requests_total{method,route,status}` and
 //!   `http_request_duration_seconds{method,route}`: every request, labelled by the route
 //!   template (`/accounts/{account_id}`), never the raw path, so label cardinality stays bounded
 //!   whatever clients send; requests no route takes count as `route="unmatched"`.
-//! - `health_check_status{component,status}`: one series per component and status, 1 for the
-//!   component's current status and 0 for the others (the usual "state set" encoding).
-//! - `health_check_duration_seconds{component}`: how long the component's last check took.
-//! - `health_status{scope,status}`: the aggregate of `/health`, liveness and readiness.
+//! - the health series ([`health_series`]), read from the health registry at scrape time;
+//! - the standard `process_*` series ([`process`]), read from `/proc` at scrape time;
+//! - `accountservice_build_info{version,arch,profile} 1`.
 //!
-//! The health series are read from the health registry's cache at scrape time: scraping runs no
-//! check.
+//! The answer is in the Prometheus text format (0.0.4), or in OpenMetrics when the scraper's
+//! `Accept` prefers it ([`format`]). Only the request series are updated on a request's path.
+
+mod format;
+mod health_series;
+mod process;
+
+pub use format::Format;
 
 use std::{
     fmt::Write as _,
-    sync::{Arc, Mutex, OnceLock, PoisonError},
+    sync::{Arc, OnceLock},
 };
 
 use axum::{
     extract::{MatchedPath, State},
-    http::{HeaderValue, Method, StatusCode, header},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use health::{Health, Scope, Status};
+use health::Health;
 use prometheus_client::{
-    encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder, text::encode},
+    encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder, prometheus_text, text},
     metrics::{
         counter::Counter,
         family::{Family, MetricConstructor},
-        gauge::Gauge,
         histogram::Histogram,
+        info::Info,
     },
     registry::Registry,
 };
 
-/// The `Content-Type` of the OpenMetrics text format, which Prometheus negotiates.
-const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+use self::{health_series::HealthSeries, process::ProcessCollector};
 
 /// Latency buckets in seconds: 50 µs to 2.5 s, dense where this service's answers fall.
 const LATENCY_BUCKETS: [f64; 14] = [
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
     2.5,
-];
-
-/// Every status a component or scope can have, for the state-set encoding.
-const STATUSES: [Status; 5] = [
-    Status::Up,
-    Status::Unknown,
-    Status::Degraded,
-    Status::OutOfService,
-    Status::Down,
 ];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -128,23 +123,6 @@ impl EncodeLabelValue for RouteLabel {
     }
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ComponentStatusLabels {
-    component: String,
-    status: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ComponentLabels {
-    component: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ScopeLabels {
-    scope: &'static str,
-    status: &'static str,
-}
-
 /// Builds latency histograms with [`LATENCY_BUCKETS`].
 #[derive(Clone)]
 struct LatencyHistogram;
@@ -158,13 +136,8 @@ impl MetricConstructor<Histogram> for LatencyHistogram {
 /// The service's metrics and the registry that encodes them.
 pub struct Metrics {
     registry: Registry,
-    health: Health,
     requests: Family<RequestLabels, Counter>,
     latency: Family<LatencyLabels, Histogram, LatencyHistogram>,
-    check_status: Family<ComponentStatusLabels, Gauge>,
-    check_duration: Family<ComponentLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
-    scope_status: Family<ScopeLabels, Gauge>,
-    scrape: Mutex<()>,
 }
 
 impl Metrics {
@@ -183,33 +156,29 @@ impl Metrics {
             "Time from request to response head, by method and route template",
             latency.clone(),
         );
-        let check_status = Family::<ComponentStatusLabels, Gauge>::default();
+        registry.register_collector(Box::new(HealthSeries::new(health)));
+        registry.register_collector(Box::new(ProcessCollector::new()));
         registry.register(
-            "health_check_status",
-            "1 for each health component's current status, 0 for its other statuses",
-            check_status.clone(),
-        );
-        let check_duration = Family::default();
-        registry.register(
-            "health_check_duration_seconds",
-            "How long each health component's last check took",
-            check_duration.clone(),
-        );
-        let scope_status = Family::<ScopeLabels, Gauge>::default();
-        registry.register(
-            "health_status",
-            "1 for the current aggregate status of each scope (overall, liveness, readiness)",
-            scope_status.clone(),
+            "accountservice_build",
+            "Always 1: the version of the running accountservice, its CPU architecture and \
+             build profile",
+            Info::new([
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("arch", std::env::consts::ARCH),
+                (
+                    "profile",
+                    if cfg!(debug_assertions) {
+                        "debug"
+                    } else {
+                        "release"
+                    },
+                ),
+            ]),
         );
         Self {
             registry,
-            health,
             requests,
             latency,
-            check_status,
-            check_duration,
-            scope_status,
-            scrape: Mutex::new(()),
         }
     }
 
@@ -274,61 +243,30 @@ impl Metrics {
         }
     }
 
-    /// The metrics in OpenMetrics text format, health series refreshed from the cache first.
-    pub fn render(&self) -> Result<String, std::fmt::Error> {
-        // Concurrent scrapes would otherwise see each other's half-rebuilt health series.
-        let _scrape = self.scrape.lock().unwrap_or_else(PoisonError::into_inner);
-        self.update_health();
-        let mut text = String::with_capacity(4096);
-        encode(&mut text, &self.registry)?;
-        Ok(text)
-    }
-
-    fn update_health(&self) {
-        let overall = self.health.report(Scope::Overall);
-        // Start from empty so a component that went away (a cleared manual switch) drops out
-        // instead of keeping its last value.
-        self.check_status.clear();
-        self.check_duration.clear();
-        for (name, component) in &overall.components {
-            for status in STATUSES {
-                self.check_status
-                    .get_or_create(&ComponentStatusLabels {
-                        component: name.clone(),
-                        status: status.as_str(),
-                    })
-                    .set(i64::from(component.status == status));
-            }
-            if let Some(duration) = component.duration {
-                self.check_duration
-                    .get_or_create(&ComponentLabels {
-                        component: name.clone(),
-                    })
-                    .set(duration.as_secs_f64());
-            }
+    /// Every metric in `format`; the health and process series are read now.
+    pub fn render(&self, format: Format) -> Result<String, std::fmt::Error> {
+        let mut out = String::with_capacity(8192);
+        match format {
+            Format::Text => prometheus_text::encode(&mut out, &self.registry)?,
+            Format::OpenMetrics => text::encode(&mut out, &self.registry)?,
         }
-        for (scope, report) in [
-            ("overall", overall.status),
-            ("liveness", self.health.report(Scope::Liveness).status),
-            ("readiness", self.health.report(Scope::Readiness).status),
-        ] {
-            for status in STATUSES {
-                self.scope_status
-                    .get_or_create(&ScopeLabels {
-                        scope,
-                        status: status.as_str(),
-                    })
-                    .set(i64::from(report == status));
-            }
-        }
+        Ok(out)
     }
 }
 
-/// `GET /metrics`.
-pub async fn scrape(State(metrics): State<Arc<Metrics>>) -> Response {
-    match metrics.render() {
+/// `GET /metrics`: the Prometheus text format, or OpenMetrics when `Accept` prefers it.
+pub async fn scrape(State(metrics): State<Arc<Metrics>>, headers: HeaderMap) -> Response {
+    let format = Format::negotiate(headers.get(header::ACCEPT));
+    match metrics.render(format) {
         Ok(text) => (
-            [(header::CONTENT_TYPE, HeaderValue::from_static(OPENMETRICS))],
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(format.content_type()),
+                ),
+                // The body depends on Accept: a cache must not hand one format to the other.
+                (header::VARY, HeaderValue::from_static("accept")),
+            ],
             text,
         )
             .into_response(),
@@ -344,12 +282,20 @@ mod tests {
     use axum::{Router, body::Body, http::Request, routing::get};
     use tower::ServiceExt as _;
 
+    use health::Status;
+
     use super::*;
     use crate::{guard::EdgeLayer, server::Draining};
 
     #[tokio::test]
-    async fn requests_and_health_appear_in_the_text_format() {
-        let health = Health::builder().build().unwrap();
+    async fn requests_health_process_and_build_appear_in_both_formats() {
+        let health = Health::builder()
+            .check(health::check_fn("dependency", || async {
+                health::CheckOutcome::up()
+            }))
+            .build()
+            .unwrap();
+        health.refresh_now().await;
         health.set_manual(
             "testability",
             Status::Down,
@@ -364,7 +310,7 @@ mod tests {
             let request = Request::get(path).body(Body::empty()).unwrap();
             app.clone().oneshot(request).await.unwrap();
         }
-        let text = metrics.render().unwrap();
+        let text = metrics.render(Format::Text).unwrap();
         assert!(
             text.contains(
                 r#"http_requests_total{method="GET",route="/accounts/{account_id}",status="200"} 2"#
@@ -387,10 +333,32 @@ mod tests {
             text.contains(r#"health_status{scope="readiness",status="DOWN"} 1"#),
             "{text}"
         );
-        assert!(text.ends_with("# EOF\n"));
+        assert!(
+            text.contains("# TYPE http_requests_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"health_check_timeout_seconds{component="dependency"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "accountservice_build_info{{version=\"{}\",",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{text}"
+        );
+        assert!(text.contains("\nprocess_resident_memory_bytes "), "{text}");
+        assert!(text.contains("\nprocess_cpu_seconds_total "), "{text}");
+        assert!(!text.contains("# EOF"), "{text}");
+
+        let open_metrics = metrics.render(Format::OpenMetrics).unwrap();
+        assert!(open_metrics.contains("# TYPE http_requests counter\n"));
+        assert!(open_metrics.contains("# TYPE accountservice_build info\n"));
+        assert!(open_metrics.ends_with("# EOF\n"), "{open_metrics}");
 
         health.clear_manual("testability");
-        let text = metrics.render().unwrap();
+        let text = metrics.render(Format::Text).unwrap();
         assert!(!text.contains("testability"), "{text}");
         assert!(
             text.contains(r#"health_status{scope="overall",status="UP"} 1"#),

@@ -217,8 +217,13 @@ mod spec {
         get,
         path = "/metrics",
         tag = "meta",
-        responses((status = 200, description = "Metrics in the OpenMetrics text format",
-            content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String))
+        responses((status = 200,
+            description = "Metrics in the Prometheus text format (0.0.4), or in OpenMetrics when \
+                the request's Accept prefers application/openmetrics-text",
+            content(
+                (String = "text/plain; version=0.0.4; charset=utf-8"),
+                (String = "application/openmetrics-text; version=1.0.0; charset=utf-8")
+            )))
     )]
     fn metrics() {}
 }

@@ -129,6 +129,15 @@ impl Health {
         self.shared.checks.iter().map(|c| c.name.as_str())
     }
 
+    /// Each registered check's name and timeout (its own, or the registry's default), in
+    /// registration order: what a monitor compares check durations with.
+    pub fn check_timeouts(&self) -> impl Iterator<Item = (&str, Duration)> {
+        self.shared
+            .checks
+            .iter()
+            .map(|c| (c.name.as_str(), c.timeout))
+    }
+
     /// The health of a scope now, from the latest cached results. Never runs a check.
     ///
     /// A check that has not completed a run yet is `OUT_OF_SERVICE` ("not checked yet"): a
