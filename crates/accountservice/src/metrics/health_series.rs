@@ -8,12 +8,18 @@
 //! - `health_check_timeout_seconds{component}`: how long a check may take before it counts as
 //!   `DOWN` ("timed out"), to compare the duration with.
 //! - `health_status{scope,status}`: the aggregate of `/health`, liveness and readiness.
+//! - `health_transitions_total{component,status}`: how many times each component or scope
+//!   (`overall`, `liveness`, `readiness`) changed to each status since the start. Every status
+//!   of every current component and scope is there from the start at 0, so `increase()` and
+//!   `changes()` see the first transition too; a component that went away keeps its counts.
+
+use std::collections::BTreeMap;
 
 use health::{Health, Scope, Status};
 use prometheus_client::{
     collector::Collector,
     encoding::{DescriptorEncoder, EncodeMetric},
-    metrics::{MetricType, gauge::ConstGauge},
+    metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
 };
 
 /// Every status a component or scope can have, for the state-set encoding.
@@ -96,6 +102,30 @@ impl Collector for HealthSeries {
                 ConstGauge::new(i64::from(current == status))
                     .encode(family.encode_family(&labels)?)?;
             }
+        }
+
+        let mut counts: BTreeMap<(String, Status), u64> = self
+            .health
+            .transition_counts()
+            .into_iter()
+            .map(|(name, status, count)| ((name, status), count))
+            .collect();
+        let current = overall.components.keys().map(String::as_str);
+        for name in current.chain(["overall", "liveness", "readiness"]) {
+            for status in STATUSES {
+                counts.entry((name.to_owned(), status)).or_insert(0);
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "health_transitions",
+            "Status changes of each health component or scope (overall, liveness, readiness) \
+             since the start, by the status changed to",
+            None,
+            MetricType::Counter,
+        )?;
+        for ((name, status), count) in &counts {
+            let labels = [("component", name.as_str()), ("status", status.as_str())];
+            ConstCounter::new(*count).encode(family.encode_family(&labels)?)?;
         }
         Ok(())
     }

@@ -3,7 +3,7 @@
 
 use reqwest::header;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, spawn_app_configured};
 
 #[tokio::test]
 async fn requests_and_health_checks_are_counted_by_route_template() {
@@ -30,6 +30,10 @@ async fn requests_and_health_checks_are_counted_by_route_template() {
         "\nprocess_start_time_seconds ",
         "\nprocess_open_fds ",
         "accountservice_build_info{version=",
+        // The first round: from OUT_OF_SERVICE ("not checked yet") to UP.
+        r#"health_transitions_total{component="database",status="UP"} 1"#,
+        r#"health_transitions_total{component="database",status="DOWN"} 0"#,
+        r#"health_transitions_total{component="readiness",status="UP"} 1"#,
     ] {
         assert!(text.contains(expected), "missing {expected}\n{text}");
     }
@@ -66,5 +70,23 @@ async fn a_scraper_that_prefers_openmetrics_gets_openmetrics() {
         "{text}"
     );
     assert!(text.ends_with("# EOF\n"), "{text}");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn health_transitions_are_counted_by_component_and_new_status() {
+    let app = spawn_app_configured(|s| s.testability = true).await;
+    app.get("/testability/healthy/false").await;
+    app.get("/testability/healthy/true").await;
+    let text = app.get("/metrics").await.text().await.unwrap();
+    for expected in [
+        r#"health_transitions_total{component="overall",status="DOWN"} 1"#,
+        // The first round, then the recovery.
+        r#"health_transitions_total{component="overall",status="UP"} 2"#,
+        r#"health_transitions_total{component="testability",status="DOWN"} 1"#,
+        r#"health_transitions_total{component="database",status="DOWN"} 0"#,
+    ] {
+        assert!(text.contains(expected), "missing {expected}\n{text}");
+    }
     app.stop().await.unwrap();
 }
