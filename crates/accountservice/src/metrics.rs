@@ -359,7 +359,15 @@ mod tests {
 
         health.clear_manual("testability");
         let text = metrics.render(Format::Text).unwrap();
-        assert!(!text.contains("testability"), "{text}");
+        assert!(
+            !text.contains(r#"health_check_status{component="testability""#),
+            "{text}"
+        );
+        // Counters never go away while the process lives.
+        assert!(
+            text.contains(r#"health_transitions_total{component="testability",status="DOWN"} 1"#),
+            "{text}"
+        );
         assert!(
             text.contains(r#"health_status{scope="overall",status="UP"} 1"#),
             "{text}"
