@@ -249,7 +249,8 @@ pub fn run(sh: &Shell, project: &Project, options: &Options) -> Result<()> {
     );
 
     let backend_row = socket.server(&config.backend, "BACKEND")?;
-    let (total, errors) = load.finish()?;
+    let outcome = load.finish()?;
+    let total = outcome.counts;
     haproxy.stop(Duration::from_secs(5), false)?;
     for instance in &mut instances {
         if let Some(process) = instance.process.take() {
@@ -266,7 +267,18 @@ pub fn run(sh: &Shell, project: &Project, options: &Options) -> Result<()> {
         backend_row.retries,
         backend_row.redispatches
     );
-    for error in &errors {
+    if !outcome.kinds.is_empty() {
+        println!(
+            "    failures by kind: {}",
+            outcome
+                .kinds
+                .iter()
+                .map(|(kind, count)| format!("{kind}: {count}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    for error in &outcome.errors {
         println!("    failed {error}");
     }
     ensure!(

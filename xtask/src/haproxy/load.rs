@@ -2,12 +2,13 @@
 //! keep-alive connection and sending `GET /accounts/{id}` in a loop. Every answer that is not a
 //! 2xx with the right account, and every transport error or timeout, counts as a failure.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, ensure};
+use anyhow::{Context, Result, anyhow};
 
 /// Pause between two requests of one client: steady load that leaves CPU for the instances,
 /// HAProxy and everything else on two shared cores.
@@ -44,6 +45,41 @@ struct Shared {
     ok: AtomicU64,
     failed: AtomicU64,
     errors: Mutex<Vec<String>>,
+    kinds: Mutex<BTreeMap<String, u64>>,
+}
+
+/// Why one request failed.
+struct Failure {
+    /// A short class for the tally: the status, `timeout`, `connect`, `transport`, `body`.
+    kind: String,
+    /// The whole story for the report.
+    detail: String,
+}
+
+impl From<reqwest::Error> for Failure {
+    fn from(error: reqwest::Error) -> Self {
+        let kind = if error.is_timeout() {
+            "timeout"
+        } else if error.is_connect() {
+            "connect"
+        } else {
+            "transport"
+        };
+        Self {
+            kind: kind.to_owned(),
+            detail: format!("{:#}", anyhow::Error::from(error)),
+        }
+    }
+}
+
+/// What [`Load::finish`] reports.
+pub struct Outcome {
+    /// The totals.
+    pub counts: Counts,
+    /// Failures by kind (status, `timeout`, `connect`, `transport`, `body`).
+    pub kinds: BTreeMap<String, u64>,
+    /// The first failures, in full.
+    pub errors: Vec<String>,
 }
 
 /// Load running in background threads until [`Load::finish`] or drop.
@@ -77,14 +113,18 @@ impl Load {
                         Ok(()) => {
                             shared.ok.fetch_add(1, Ordering::Relaxed);
                         }
-                        Err(error) => {
+                        Err(failure) => {
                             shared.failed.fetch_add(1, Ordering::Relaxed);
+                            if let Ok(mut kinds) = shared.kinds.lock() {
+                                *kinds.entry(failure.kind).or_default() += 1;
+                            }
                             if let Ok(mut errors) = shared.errors.lock()
                                 && errors.len() < KEEP_ERRORS
                             {
                                 errors.push(format!(
-                                    "at {:.3} s, client {client_index}: {error:#}",
-                                    started.elapsed().as_secs_f64()
+                                    "at {:.3} s, client {client_index}: GET /accounts/{id}: {}",
+                                    started.elapsed().as_secs_f64(),
+                                    failure.detail
                                 ));
                             }
                         }
@@ -104,8 +144,8 @@ impl Load {
         }
     }
 
-    /// Stops the load and returns the totals and the first failures.
-    pub fn finish(mut self) -> Result<(Counts, Vec<String>)> {
+    /// Stops the load and returns the totals, the failures by kind and the first ones.
+    pub fn finish(mut self) -> Result<Outcome> {
         self.stop()?;
         let errors = self
             .shared
@@ -113,7 +153,17 @@ impl Load {
             .lock()
             .map(|errors| errors.clone())
             .map_err(|_| anyhow!("error list poisoned"))?;
-        Ok((self.counts(), errors))
+        let kinds = self
+            .shared
+            .kinds
+            .lock()
+            .map(|kinds| kinds.clone())
+            .map_err(|_| anyhow!("failure tally poisoned"))?;
+        Ok(Outcome {
+            counts: self.counts(),
+            kinds,
+            errors,
+        })
     }
 
     fn stop(&mut self) -> Result<()> {
@@ -136,19 +186,23 @@ impl Drop for Load {
 }
 
 /// One `GET /accounts/{id}`: Ok only for a 2xx carrying that account.
-fn get_account(client: &reqwest::blocking::Client, base: &str, id: u64) -> Result<()> {
+fn get_account(client: &reqwest::blocking::Client, base: &str, id: u64) -> Result<(), Failure> {
     let response = client.get(format!("{base}/accounts/{id}")).send()?;
     let status = response.status();
     let body = response.text()?;
     // One line per failure in the report, whatever the body's layout.
     let body = body.split_whitespace().collect::<Vec<_>>().join(" ");
-    ensure!(
-        status.is_success(),
-        "GET /accounts/{id} answered {status}: {body:.200}"
-    );
-    ensure!(
-        body.contains(&format!("\"id\":\"{id}\"")),
-        "GET /accounts/{id} answered {status} with another body: {body:.200}"
-    );
+    if !status.is_success() {
+        return Err(Failure {
+            kind: status.to_string(),
+            detail: format!("answered {status}: {body:.200}"),
+        });
+    }
+    if !body.contains(&format!("\"id\":\"{id}\"")) {
+        return Err(Failure {
+            kind: "body".to_owned(),
+            detail: format!("answered {status} with another account: {body:.200}"),
+        });
+    }
     Ok(())
 }
