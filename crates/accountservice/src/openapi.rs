@@ -82,6 +82,7 @@ mod spec {
             livez,
             readiness,
             readyz,
+            history,
             metrics,
             crate::openapi::openapi_json,
         ),
@@ -92,6 +93,8 @@ mod spec {
             HealthComponent,
             HealthJsonBody,
             HealthStatus,
+            HealthHistory,
+            HealthTransition,
         ))
     )]
     pub struct ApiDoc;
@@ -211,6 +214,56 @@ mod spec {
         "Readiness: the database works, not draining, not forced unhealthy."
     );
     health_path!(readyz, "/readyz", "Readiness (alias of /health/ready).");
+
+    /// One status change of a component or of a scope.
+    #[derive(Serialize, ToSchema)]
+    pub struct HealthTransition {
+        /// When it was seen, RFC 3339 UTC.
+        pub at: String,
+        /// The component that changed (absent for a scope).
+        pub component: Option<String>,
+        /// The scope whose aggregate changed: `overall`, `liveness` or `readiness` (absent for
+        /// a component).
+        pub scope: Option<String>,
+        /// The status before.
+        pub from: HealthStatus,
+        /// The status after.
+        pub to: HealthStatus,
+        /// The short reason of the new status.
+        pub reason: Option<String>,
+    }
+
+    /// Who this replica is and its last status changes.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct HealthHistory {
+        /// The replica's name (its `servedBy`).
+        pub instance: String,
+        /// The `host:port` it is reached at, when known.
+        pub address: Option<String>,
+        /// The service version.
+        pub version: String,
+        /// When the process started, RFC 3339 UTC.
+        pub started_at: String,
+        /// The overall status now.
+        pub status: HealthStatus,
+        /// Why it is not UP (as `/health` says it).
+        pub reason: Option<String>,
+        /// The last change of the overall status (`startedAt` if none).
+        pub since: String,
+        /// The last 256 changes, newest first; with `--health-details never` only the scopes'.
+        pub transitions: Vec<HealthTransition>,
+    }
+
+    /// The replica's identity and its last status changes, newest first. Always 200.
+    #[utoipa::path(
+        get,
+        path = "/health/history",
+        tag = "health",
+        responses((status = 200, description = "The replica and its last 256 transitions",
+            body = HealthHistory))
+    )]
+    fn history() {}
 
     /// Prometheus metrics.
     #[utoipa::path(

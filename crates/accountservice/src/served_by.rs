@@ -4,7 +4,7 @@
 //! requests/s) and panicked on a host without a non-loopback IPv4 address. Here the name is
 //! chosen once and the choice cannot fail.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// Picks the name of this instance: the first non-loopback IPv4 address (as the original), else
 /// the first non-loopback address of any family, else the host name, else `"unknown"`.
@@ -18,6 +18,17 @@ pub fn detect() -> String {
     };
     let hostname = gethostname::gethostname().to_string_lossy().into_owned();
     choose(&addresses, &hostname)
+}
+
+/// The `host:port` peers reach this instance at, for `/health/history`: the listener's address
+/// when it is bound to one address, else the instance name with the listener's port when that
+/// name is an address (as [`detect`] picks), else unknown.
+pub fn address(served_by: &str, local: SocketAddr) -> Option<String> {
+    if !local.ip().is_unspecified() {
+        return Some(local.to_string());
+    }
+    let ip: IpAddr = served_by.parse().ok()?;
+    Some(SocketAddr::new(ip, local.port()).to_string())
 }
 
 /// The choice behind [`detect`], separated so it can be tested with any interface list.
@@ -61,6 +72,24 @@ mod tests {
     #[test]
     fn an_empty_host_name_falls_back_to_unknown() {
         assert_eq!(choose(&[], ""), "unknown");
+    }
+
+    #[test]
+    fn the_address_is_the_bound_one_or_the_instance_address_with_the_port() {
+        let on = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(
+            address("10.0.0.5", on("127.0.0.1:6767")).as_deref(),
+            Some("127.0.0.1:6767")
+        );
+        assert_eq!(
+            address("10.0.0.5", on("0.0.0.0:6767")).as_deref(),
+            Some("10.0.0.5:6767")
+        );
+        assert_eq!(
+            address("2001:db8::7", on("[::]:80")).as_deref(),
+            Some("[2001:db8::7]:80")
+        );
+        assert_eq!(address("box-1", on("0.0.0.0:6767")), None);
     }
 
     #[test]

@@ -10,10 +10,19 @@
 //!    `--pre-stop-delay`, stop accepting, let in-flight requests finish for at most
 //!    `--shutdown-timeout`, and close the database.
 
-use std::{future::Future, io, net::SocketAddr, sync::Arc, time::Duration, time::Instant};
+use std::{
+    future::Future,
+    io,
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
 
 use axum::Router;
-use health::{Health, Probes, Scope, Status, http::HttpOptions};
+use health::{
+    Health, Probes, Scope, Status,
+    http::{HttpOptions, Identity},
+};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinError};
 
 use crate::{
@@ -77,6 +86,7 @@ pub struct Application {
 impl Application {
     /// Runs start-up steps 1 to 4 for `settings`.
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
+        let started_at = SystemTime::now();
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
             db_path = %settings.db_path.display(),
@@ -117,6 +127,13 @@ impl Application {
                 served_by.clone(),
             )))
         });
+        let address = SocketAddr::new(settings.bind, settings.port);
+        let listener = TcpListener::bind(address)
+            .await
+            .map_err(|source| StartupError::Bind { address, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind { address, source })?;
         let endpoints = Endpoints {
             fleet,
             draining: Draining::default(),
@@ -131,18 +148,16 @@ impl Application {
                 service_id: "accountservice".into(),
                 version: env!("CARGO_PKG_VERSION").into(),
                 description: Some("account lookup over an embedded database".into()),
+                identity: Identity {
+                    instance: served_by.clone(),
+                    address: served_by::address(&served_by, local_addr),
+                    started_at: Some(started_at),
+                },
             },
             health,
         };
 
         let state = AppState::new(serving, served_by);
-        let address = SocketAddr::new(settings.bind, settings.port);
-        let listener = TcpListener::bind(address)
-            .await
-            .map_err(|source| StartupError::Bind { address, source })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| StartupError::Bind { address, source })?;
         Ok(Self {
             listener,
             local_addr,

@@ -97,7 +97,7 @@ fn options() -> HttpOptions {
         details: Details::Components,
         service_id: "bench".into(),
         version: "1".into(),
-        description: None,
+        ..HttpOptions::default()
     }
 }
 

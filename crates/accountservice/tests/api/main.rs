@@ -4,6 +4,7 @@ mod accounts;
 mod fleet;
 mod health;
 mod helpers;
+mod history;
 mod lifecycle;
 mod limits;
 mod metrics;

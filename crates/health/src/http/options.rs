@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::SystemTime;
 
 /// How much a health answer shows. The HTTP status code is the same at every level.
 ///
@@ -58,7 +59,7 @@ impl FromStr for Details {
 }
 
 /// Options for [`crate::http::router`]. `Default` is `details: Components`, empty service id
-/// and version (then left out of the answers), no description.
+/// and version (then left out of the answers), no description, no identity.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HttpOptions {
     /// How much the answers show.
@@ -69,6 +70,21 @@ pub struct HttpOptions {
     pub version: String,
     /// `description` in `application/health+json` (from `details=components` on).
     pub description: Option<String>,
+    /// Who this replica is, for `/health/history`.
+    pub identity: Identity,
+}
+
+/// Who a replica is: what `/health/history` says about itself, so that a viewer asking several
+/// replicas can tell them apart. The version is [`HttpOptions::version`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// The replica's name (e.g. the `servedBy` of a service's answers); empty means the
+    /// service id.
+    pub instance: String,
+    /// The `host:port` this replica is reached at, if known.
+    pub address: Option<String>,
+    /// When the process started; `None` means when the registry was built.
+    pub started_at: Option<SystemTime>,
 }
 
 #[cfg(test)]

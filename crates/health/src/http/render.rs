@@ -185,7 +185,7 @@ fn draft_check(c: &ComponentReport, details: Details) -> DraftCheck<'_> {
 ///
 /// Written here rather than pulled from a date crate: it is the one date operation this crate
 /// needs, and `civil_from_days` is Howard Hinnant's well-known public-domain algorithm.
-fn rfc3339(t: SystemTime) -> String {
+pub(crate) fn rfc3339(t: SystemTime) -> String {
     let since_epoch = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since_epoch.as_secs();
     let (year, month, day) = civil_from_days((secs / 86_400) as i64);

@@ -24,6 +24,11 @@ use crate::{Health, Scope};
 /// | `/health/live`, `/livez` | [`Scope::Liveness`] |
 /// | `/health/ready`, `/readyz` | [`Scope::Readiness`] |
 ///
+/// and `/health/history` (always 200, `application/json`): the replica's identity
+/// ([`HttpOptions::identity`]), its overall status and since when, and its last transitions,
+/// newest first (see [`Health::transitions`]); with [`super::Details::Never`] only the scopes'
+/// transitions, as `/health` then shows no components.
+///
 /// Status 503 when the scope's status is `DOWN` or `OUT_OF_SERVICE`, else 200. The body is
 /// `application/json` (Spring Boot style, `{"status":"UP","components":{…}}`) unless the
 /// `Accept` header asks for `application/health+json` (draft-inadarei-api-health-check:
@@ -50,7 +55,24 @@ where
         .route("/livez", get(liveness))
         .route("/health/ready", get(readiness))
         .route("/readyz", get(readiness))
+        .route("/health/history", get(history))
         .with_state(endpoint)
+}
+
+/// `/health/history`: always 200 (it is a record, not a probe), JSON, never cached.
+async fn history(State(endpoint): State<Arc<Endpoint>>) -> Response {
+    let body = super::history::render(&endpoint.health, &endpoint.options);
+    json_response(StatusCode::OK, body)
+}
+
+/// A JSON answer that nobody caches.
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 async fn overall(State(endpoint): State<Arc<Endpoint>>, request: Request) -> Response {

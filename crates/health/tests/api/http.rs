@@ -1,11 +1,11 @@
 //! The HTTP endpoints through `tower::ServiceExt::oneshot`: paths, methods, status codes,
 //! headers, both formats and every details level.
 
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use axum::Router;
 use axum::http::{Method, StatusCode};
-use health::http::{Details, HttpOptions, router};
+use health::http::{Details, HttpOptions, Identity, router};
 use health::{CheckOutcome, Health, Probes, Status};
 use serde_json::json;
 use tokio::time::advance;
@@ -48,6 +48,11 @@ async fn start(details: Details) -> App {
             service_id: "accountservice".into(),
             version: "1.2.3".into(),
             description: Some("accounts".into()),
+            identity: Identity {
+                instance: "replica-1".into(),
+                address: Some("10.0.1.5:6767".into()),
+                started_at: Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
+            },
         },
     );
     App {

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod helpers;
+mod history;
 mod http;
 mod registry;
 mod transitions;

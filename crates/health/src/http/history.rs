@@ -1,0 +1,96 @@
+//! The body of `GET /health/history`: who this replica is, its overall status now and since
+//! when, and its last status changes.
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::options::{Details, HttpOptions};
+use super::render::rfc3339;
+use crate::{Health, Scope, Status, Subject, Transition};
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HistoryBody<'a> {
+    instance: &'a str,
+    address: Option<&'a str>,
+    version: &'a str,
+    started_at: String,
+    status: Status,
+    reason: Option<String>,
+    since: String,
+    transitions: Vec<TransitionBody<'a>>,
+}
+
+#[derive(Serialize)]
+struct TransitionBody<'a> {
+    at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    component: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'static str>,
+    from: Status,
+    to: Status,
+    reason: Option<&'a str>,
+}
+
+/// Renders the history. Looking is also when a result that turned stale since the last answer
+/// is recorded, so the answer is never behind what `/health` would say.
+///
+/// Exposure follows `/health` at the same level: with [`Details::Never`] `/health` shows no
+/// components, so neither do the transitions here (only the scopes', whose reasons are the
+/// ones `/health/...` answered with); the top-level reason is the one `/health` gives.
+pub(crate) fn render(health: &Health, options: &HttpOptions) -> Vec<u8> {
+    let snapshot = health.snapshot();
+    let now = Instant::now();
+    let reports = Scope::ALL.map(|scope| health.report_from(&snapshot, scope, now));
+    health.observe_reports(snapshot.generation, now, &reports);
+    let [overall, _, _] = reports;
+
+    let identity = &options.identity;
+    let started_at = identity.started_at.unwrap_or_else(|| health.created_at());
+    let since = health
+        .last_change(Scope::Overall)
+        .map_or(started_at, |t| t.at);
+    let transitions = health.transitions();
+    let shown = transitions
+        .iter()
+        .filter(|t| options.details != Details::Never || matches!(t.subject, Subject::Scope(_)))
+        .map(transition)
+        .collect();
+    let instance = if identity.instance.is_empty() {
+        &options.service_id
+    } else {
+        &identity.instance
+    };
+    let body = HistoryBody {
+        instance,
+        address: identity.address.as_deref(),
+        version: &options.version,
+        started_at: rfc3339(started_at),
+        status: overall.status,
+        reason: overall.reason,
+        since: rfc3339(since),
+        transitions: shown,
+    };
+    // Strings, statuses and vectors of them serialize infallibly; an empty object is still an
+    // answer rather than a panic.
+    serde_json::to_vec(&body).unwrap_or_else(|err| {
+        tracing::error!(%err, "could not write the health history");
+        b"{}".to_vec()
+    })
+}
+
+fn transition(t: &Transition) -> TransitionBody<'_> {
+    let (component, scope) = match &t.subject {
+        Subject::Component(name) => (Some(name.as_str()), None),
+        Subject::Scope(scope) => (None, Some(scope.as_str())),
+    };
+    TransitionBody {
+        at: rfc3339(t.at),
+        component,
+        scope,
+        from: t.from,
+        to: t.to,
+        reason: t.reason.as_deref(),
+    }
+}
