@@ -596,9 +596,13 @@ fn ensure_haproxy(sh: &Shell) -> Result<String> {
     cmd!(sh, "apt-get update -qq")
         .run()
         .context("apt-get update")?;
-    cmd!(sh, "apt-get install -y -qq --no-install-recommends haproxy")
-        .run()
-        .context("installing haproxy with apt-get (as root)")?;
+    // Waits for another apt run's lock instead of failing at once.
+    cmd!(
+        sh,
+        "apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=120 haproxy"
+    )
+    .run()
+    .context("installing haproxy with apt-get (as root)")?;
     version().context("haproxy was installed but `haproxy -v` fails")
 }
 
