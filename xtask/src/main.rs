@@ -14,6 +14,7 @@ mod elf;
 mod haproxy;
 mod image;
 mod project;
+mod prometheus;
 mod server;
 mod wait;
 
@@ -57,6 +58,10 @@ enum Task {
     /// front of three instances: rolling restarts under keep-alive load lose no request, and an
     /// instance forced unhealthy stops getting requests within two check intervals.
     Haproxy(haproxy::Options),
+    /// Checks deploy/prometheus/ with promtool (config, rules, rule tests; Debian's prometheus
+    /// installed with apt if missing), the real service's /metrics in both formats, and a real
+    /// Prometheus server scraping it.
+    Prometheus,
 }
 
 fn main() -> ExitCode {
@@ -82,5 +87,6 @@ fn run(task: Task) -> Result<()> {
         Task::Bench(options) => bench::run(&sh, &project, &options),
         Task::ApiFuzz(options) => api_fuzz::run(&sh, &project, &options),
         Task::Haproxy(options) => haproxy::run(&sh, &project, &options),
+        Task::Prometheus => prometheus::run(&sh, &project),
     }
 }
