@@ -409,10 +409,10 @@ fn ensure_prometheus(sh: &Shell) -> Result<String> {
             .run()
             .context("apt-get update")?;
         // The package's own service is not started in containers (no init); this task starts
-        // its own server on a free port.
+        // its own server on a free port. The lock timeout waits for another apt run.
         cmd!(
             sh,
-            "apt-get install -y -qq --no-install-recommends prometheus"
+            "apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=120 prometheus"
         )
         .run()
         .context("installing prometheus with apt-get (as root)")?;
