@@ -189,6 +189,12 @@ pub struct Task {
     pub host_port: Option<u16>,
     /// The image of the task's spec.
     pub image: String,
+    /// The node it is assigned to, once scheduled.
+    pub node_id: Option<String>,
+    /// The replica slot it fills (a replacement takes over the slot of the task it replaces).
+    pub slot: Option<u64>,
+    /// Its addresses on the overlay networks, without the prefix length.
+    pub addresses: Vec<String>,
 }
 
 impl Task {
@@ -207,6 +213,19 @@ struct RawTask {
     desired_state: String,
     status: RawTaskStatus,
     spec: RawTaskSpec,
+    #[serde(rename = "NodeID", default)]
+    node_id: Option<String>,
+    #[serde(default)]
+    slot: Option<u64>,
+    #[serde(default)]
+    networks_attachments: Vec<RawAttachment>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawAttachment {
+    #[serde(default)]
+    addresses: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -277,6 +296,14 @@ fn parse_tasks(json: &str) -> Result<Vec<Task>> {
                     .map(|port| port.published_port)
             }),
             image: task.spec.container_spec.image,
+            node_id: task.node_id.filter(|id| !id.is_empty()),
+            slot: task.slot,
+            addresses: task
+                .networks_attachments
+                .iter()
+                .flat_map(|attachment| &attachment.addresses)
+                .map(|cidr| cidr.split('/').next().unwrap_or(cidr).to_owned())
+                .collect(),
         })
         .collect())
 }
@@ -349,7 +376,8 @@ mod tests {
 
     /// Trimmed from real `docker inspect --type task` output of Engine 20.10.
     const TASKS: &str = r#"[
-      {"ID": "gwxq820723zp", "DesiredState": "running",
+      {"ID": "gwxq820723zp", "DesiredState": "running", "NodeID": "n8a4", "Slot": 2,
+       "NetworksAttachments": [{"Network": {"ID": "x"}, "Addresses": ["10.0.1.5/24"]}],
        "Spec": {"ContainerSpec": {"Image": "accountservice:latest"}},
        "Status": {"Timestamp": "2026-11-24T13:57:29.308759014Z", "State": "running",
                   "Message": "started",
@@ -372,6 +400,10 @@ mod tests {
         assert_eq!(tasks.len(), 3);
         assert_eq!(tasks[0].host_port, Some(32768));
         assert_eq!(tasks[0].container_id.as_deref(), Some("73e351dcac05"));
+        assert_eq!(tasks[0].node_id.as_deref(), Some("n8a4"));
+        assert_eq!(tasks[0].slot, Some(2));
+        assert_eq!(tasks[0].addresses, ["10.0.1.5"]);
+        assert_eq!(tasks[2].node_id, None);
         assert!(tasks[0].is_serving());
         assert!(!tasks[1].is_serving());
         assert!(

@@ -56,6 +56,18 @@ pub struct Options {
     /// Run only these scenarios (1-5; repeatable). All of them by default, as CI runs them.
     #[arg(long = "scenario", value_parser = clap::value_parser!(u8).range(1..=5))]
     scenarios: Vec<u8>,
+    /// 1: the scenarios above on the local engine; 3: the multi-node scenarios on a three-node
+    /// lab built in network namespaces (the same as `cargo xtask lab`; needs root).
+    #[arg(long, default_value_t = 1, value_parser = parse_nodes)]
+    nodes: u8,
+}
+
+fn parse_nodes(text: &str) -> Result<u8, String> {
+    match text {
+        "1" => Ok(1),
+        "3" => Ok(3),
+        _ => Err("1 (the local engine) or 3 (the lab)".to_owned()),
+    }
 }
 
 impl Options {
@@ -83,6 +95,14 @@ impl Timing {
 
 /// Runs the selected scenarios and checks that they left nothing behind.
 pub fn run(sh: &Shell, project: &Project, options: &Options) -> Result<()> {
+    if options.nodes == 3 {
+        let lab = crate::lab::Options {
+            no_build: options.no_build,
+            scenarios: options.scenarios.clone(),
+            ..crate::lab::Options::default()
+        };
+        return crate::lab::run(sh, project, &lab);
+    }
     let started = Instant::now();
     println!("engine: Docker {}", docker::engine_version(sh)?);
     let image = if options.no_build {

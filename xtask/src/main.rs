@@ -13,6 +13,7 @@ mod e2e;
 mod elf;
 mod haproxy;
 mod image;
+mod lab;
 mod project;
 mod prometheus;
 mod server;
@@ -51,6 +52,13 @@ enum Task {
     /// scale against a yardstick in the same run; writes BENCHMARKS.md (--smoke: a short CI run
     /// that fails on errors or a crash, never on speed, and writes nothing).
     Bench(bench::Options),
+    /// Builds a three-node Swarm in network namespaces on this machine (root), runs the
+    /// multi-node scenarios (spread, node power loss, network cut, rolling update under load,
+    /// unhealthy replica) and tears it down, checking that nothing is left.
+    Lab(lab::Options),
+    /// Internal: the client that `lab` runs inside the lab's network.
+    #[command(hide = true)]
+    LabClient(lab::client::Options),
     /// Fuzzes the live service against its own /openapi.json with schemathesis (installed from
     /// PyPI if missing): every operation, then the testability ones.
     ApiFuzz(api_fuzz::Options),
@@ -84,6 +92,8 @@ fn run(task: Task) -> Result<()> {
         Task::Image => image::run(&sh, &project).map(drop),
         Task::Deploy(options) => deploy::run(&sh, &project, &options),
         Task::E2e(options) => e2e::run(&sh, &project, &options),
+        Task::Lab(options) => lab::run(&sh, &project, &options),
+        Task::LabClient(options) => lab::client::run(&options),
         Task::Bench(options) => bench::run(&sh, &project, &options),
         Task::ApiFuzz(options) => api_fuzz::run(&sh, &project, &options),
         Task::Haproxy(options) => haproxy::run(&sh, &project, &options),

@@ -1,0 +1,701 @@
+//! The inner lab process: builds the lab, forms the Swarm, loads the image, then runs the
+//! multi-node scenarios, each printing its timings.
+//!
+//! 1. Spread: three replicas land on three nodes, and each answers across the overlay network.
+//! 2. Power loss of a node: Swarm marks it down and runs a replacement elsewhere; the node comes
+//!    back, rejoins, and runs nothing stale.
+//! 3. Network cut of a node and heal: the cut replica is replaced elsewhere while it keeps running
+//!    on the cut node; after the link returns, Swarm stops the stale task.
+//! 4. A rolling update across the nodes under continuous load from inside the lab network: no
+//!    failed request.
+//! 5. A replica forced unhealthy on a node that is not the one asked is replaced, and
+//!    `docker service ps` on the manager says `unhealthy container`.
+//!
+//! The nodes that lose power or get cut are never the first node: it holds the Raft leadership
+//! (losing the leader costs a re-election of about 20 s here, a different scenario) and the
+//! client container.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use xshell::{Shell, cmd};
+
+use super::client::Client;
+use super::node::Node;
+use super::swarm::{self, NETWORK, REPLICAS, SERVICE};
+use super::{NODES, Options, ROOT, SWITCH, teardown};
+use crate::docker::{self, Task, secs};
+use crate::e2e::Timing;
+use crate::image::LATEST;
+use crate::wait::{self, Poll};
+
+/// The tag the rolling update moves to: the same build under a new name, which changes the spec
+/// and so replaces every task.
+const NEXT: &str = "accountservice:lab-next";
+
+/// The target for a node power loss with a 1 s heartbeat: back to full strength within 5 s.
+const POWER_LOSS_TARGET: Duration = Duration::from_secs(5);
+
+/// How long Swarm may take to converge after a fault before the scenario fails.
+const CONVERGE: Duration = Duration::from_secs(90);
+
+/// The lab, built: its nodes, the manager that is asked, and the in-lab client.
+struct Lab {
+    nodes: Vec<Node>,
+    client: Client,
+    host: Shell,
+}
+
+impl Lab {
+    /// The first node: the leader, which every question about the Swarm goes to.
+    fn manager(&self) -> &Shell {
+        &self.nodes[0].sh
+    }
+
+    /// The lab node with this Swarm node ID.
+    fn node_by_id(&self, id: &str) -> Result<usize> {
+        let hostnames = swarm::hostnames(self.manager())?;
+        let hostname = hostnames
+            .get(id)
+            .with_context(|| format!("no swarm node {id}"))?;
+        self.nodes
+            .iter()
+            .position(|node| &node.name == hostname)
+            .with_context(|| format!("no lab node named {hostname}"))
+    }
+
+    /// Where each serving task runs: lab node index (0-based) per task.
+    fn placement(&self, tasks: &[Task]) -> Result<Vec<usize>> {
+        tasks
+            .iter()
+            .map(|task| self.node_by_id(task.node_id.as_deref().unwrap_or_default()))
+            .collect()
+    }
+
+    /// A node other than the first that runs at least one serving task (the one with the
+    /// fewest), to lose or cut.
+    fn victim(&self) -> Result<usize> {
+        let tasks = swarm::serving(self.manager())?;
+        let placement = self.placement(&tasks)?;
+        let mut counts: BTreeMap<usize, usize> = BTreeMap::new();
+        for index in placement {
+            *counts.entry(index).or_default() += 1;
+        }
+        counts
+            .into_iter()
+            .filter(|(index, _)| *index != 0)
+            .min_by_key(|(_, count)| *count)
+            .map(|(index, _)| index)
+            .context("no node but the first runs a replica")
+    }
+
+    /// Running containers of the service on each node's own engine.
+    fn running_containers(&self) -> Result<Vec<(usize, String)>> {
+        let filter = format!("label=com.docker.swarm.service.name={SERVICE}");
+        let mut found = Vec::new();
+        for (index, node) in self.nodes.iter().enumerate() {
+            let ids = cmd!(node.sh, "docker ps --quiet --no-trunc --filter {filter}")
+                .quiet()
+                .read()?;
+            found.extend(ids.lines().map(|id| (index, id.to_owned())));
+        }
+        Ok(found)
+    }
+}
+
+/// A scenario: runs on the lab and returns its timings.
+type Scenario = fn(&mut Lab) -> Result<Vec<Timing>>;
+
+/// Runs the inner process: build, scenarios, summary. The outer process tears down.
+pub fn run_inner(options: &Options) -> Result<()> {
+    let mut report: Vec<(String, Duration, Vec<Timing>)> = Vec::new();
+    let lab = build()?;
+    let wants = |number: u8| options.scenarios.is_empty() || options.scenarios.contains(&number);
+    let mut lab = lab;
+    let scenarios: [(u8, &str, Scenario); 5] = [
+        (1, "three replicas spread over three nodes", spread),
+        (
+            2,
+            "power loss of a node: replaced elsewhere, back to full strength",
+            power_loss,
+        ),
+        (
+            3,
+            "network cut of a node and heal: replaced, then the stale task stopped",
+            network_cut,
+        ),
+        (
+            4,
+            "rolling update across the nodes under load from inside the lab",
+            rolling_update,
+        ),
+        (
+            5,
+            "a replica forced unhealthy on another node is replaced (`unhealthy container`)",
+            unhealthy,
+        ),
+    ];
+    for (number, name, body) in scenarios {
+        if number != 1 && !wants(number) {
+            continue;
+        }
+        let title = format!("lab scenario {number}: {name}");
+        println!("\n== {title}");
+        let start = Instant::now();
+        let timings = body(&mut lab).with_context(|| format!("{title} failed"))?;
+        println!("  passed in {}", secs(start.elapsed()));
+        report.push((title, start.elapsed(), timings));
+    }
+    println!("\n== lab summary");
+    for (name, took, timings) in &report {
+        println!("  {name}: passed in {}", secs(*took));
+        for timing in timings {
+            println!("      {}: {}", timing.what, secs(timing.took));
+        }
+    }
+    Ok(())
+}
+
+/// Builds the lab: switch, nodes, daemons, Swarm, image, overlay network and client container.
+fn build() -> Result<Lab> {
+    let host = Shell::new()?;
+    println!("== lab: building {NODES} nodes");
+    let start = Instant::now();
+    std::fs::create_dir_all(ROOT)?;
+    teardown::note_run_netns()?;
+    cmd!(host, "ip netns add {SWITCH}").quiet().run()?;
+    cmd!(host, "ip -n {SWITCH} link set lo up").quiet().run()?;
+    cmd!(host, "ip -n {SWITCH} link add br0 type bridge")
+        .quiet()
+        .run()?;
+    cmd!(host, "ip -n {SWITCH} link set br0 up").quiet().run()?;
+    let mut nodes = (1..=NODES).map(Node::new).collect::<Result<Vec<_>>>()?;
+    for node in &nodes {
+        node.wire(&host)?;
+    }
+    for node in &mut nodes {
+        node.power_on()?;
+    }
+    Timing::print("namespaces, links and 3 daemons up", start.elapsed());
+
+    let formed = Instant::now();
+    swarm::form(&nodes)?;
+    Timing::print("swarm of 3 managers formed", formed.elapsed());
+
+    let loaded = Instant::now();
+    let archive = format!("{ROOT}/image.tar");
+    for node in &nodes {
+        cmd!(node.sh, "docker load --quiet --input {archive}")
+            .quiet()
+            .ignore_stdout()
+            .run()
+            .with_context(|| format!("loading the image into {}", node.name))?;
+        cmd!(node.sh, "docker tag {LATEST} {NEXT}").quiet().run()?;
+    }
+    Timing::print("image loaded into 3 nodes", loaded.elapsed());
+
+    let manager = &nodes[0].sh;
+    let leader = swarm::nodes(manager)?
+        .into_iter()
+        .find(|node| node.leader)
+        .context("the swarm has no leader")?;
+    ensure!(
+        leader.hostname == nodes[0].name,
+        "the leader is {}, expected the first node",
+        leader.hostname
+    );
+    cmd!(
+        manager,
+        "docker network create --driver overlay --attachable {NETWORK}"
+    )
+    .quiet()
+    .ignore_stdout()
+    .run()?;
+    // A plain container on the overlay network whose network namespace the in-lab client
+    // enters. It is not a task of the service, so no update or fault of the service moves it.
+    let client_id = cmd!(
+        manager,
+        "docker run --detach --name aslab-client --network {NETWORK} --no-healthcheck
+            --read-only --env ACCOUNTSERVICE_SEED_ACCOUNTS=0 {LATEST}"
+    )
+    .quiet()
+    .read()?;
+    let format = "{{.State.Pid}}";
+    let pid: u32 = cmd!(manager, "docker inspect --format {format} {client_id}")
+        .quiet()
+        .read()?
+        .trim()
+        .parse()
+        .context("the client container's PID")?;
+    let client = Client::new(pid)?;
+    println!("  lab built in {}", secs(start.elapsed()));
+    Ok(Lab {
+        nodes,
+        client,
+        host,
+    })
+}
+
+/// A task's name for messages: slot, node and address.
+fn describe(lab: &Lab, task: &Task) -> String {
+    let node = lab
+        .node_by_id(task.node_id.as_deref().unwrap_or_default())
+        .map(|index| lab.nodes[index].name.clone())
+        .unwrap_or_else(|_| "?".to_owned());
+    format!(
+        "slot {} on {node} at {}",
+        task.slot.unwrap_or(0),
+        task.addresses.first().map_or("-", String::as_str)
+    )
+}
+
+/// Scenario 1.
+fn spread(lab: &mut Lab) -> Result<Vec<Timing>> {
+    let mut timings = Vec::new();
+    let took = swarm::create_service(lab.manager(), &[])?;
+    timings.push(Timing::print(
+        "`docker service create` to 3/3 healthy",
+        took,
+    ));
+    let tasks = swarm::serving(lab.manager())?;
+    let placement = lab.placement(&tasks)?;
+    for task in &tasks {
+        println!("    {}", describe(lab, task));
+    }
+    let distinct: BTreeSet<usize> = placement.iter().copied().collect();
+    ensure!(
+        distinct.len() == NODES,
+        "the replicas are not spread over the {NODES} nodes: {placement:?}"
+    );
+
+    // Swarm's DNS on the client's node learns of tasks on other nodes by gossip.
+    let start = Instant::now();
+    let expected: BTreeSet<String> = tasks
+        .iter()
+        .filter_map(|task| task.addresses.first())
+        .map(|addr| format!("{addr}:6767"))
+        .collect();
+    let target = format!("tasks.{SERVICE}:6767");
+    let resolved = wait::until(
+        &format!("{target} to resolve to the 3 tasks inside the lab"),
+        Duration::from_secs(30),
+        swarm::POLL,
+        || {
+            let addrs: BTreeSet<String> = lab.client.resolve(&target)?.into_iter().collect();
+            Ok(if addrs == expected {
+                Poll::Ready(addrs)
+            } else {
+                Poll::Pending(format!("{addrs:?}, expected {expected:?}"))
+            })
+        },
+    )?;
+    timings.push(Timing::print(
+        "3/3 healthy to `tasks.accountservice` resolving to all 3 in the lab",
+        start.elapsed(),
+    ));
+    let urls: Vec<String> = resolved
+        .iter()
+        .map(|addr| format!("http://{addr}/accounts/10001"))
+        .collect();
+    let mut served_by = BTreeSet::new();
+    for answer in lab.client.get(&urls)? {
+        ensure!(
+            answer.status == Some(200) && answer.body.contains("Person_1"),
+            "{} answered {:?}: {}",
+            answer.url,
+            answer.status,
+            answer.body
+        );
+        println!("    {} -> 200 {}", answer.url, answer.body);
+        let account: serde_json::Value = serde_json::from_str(&answer.body)?;
+        served_by.insert(account["servedBy"].as_str().unwrap_or_default().to_owned());
+    }
+    ensure!(
+        served_by.len() == REPLICAS,
+        "expected {REPLICAS} different servers, got {served_by:?}"
+    );
+    Ok(timings)
+}
+
+/// Waits until the node with this hostname is `state` on the manager; returns when first seen.
+fn wait_node_state(lab: &Lab, hostname: &str, state: &str, deadline: Duration) -> Result<()> {
+    wait::until(
+        &format!("{hostname} to be {state}"),
+        deadline,
+        swarm::POLL,
+        || {
+            let nodes = swarm::nodes(lab.manager())?;
+            Ok(
+                if nodes
+                    .iter()
+                    .any(|node| node.hostname == hostname && node.state == state)
+                {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending(swarm::describe_nodes(&nodes))
+                },
+            )
+        },
+    )
+}
+
+/// Waits for a fault on node `victim` to be handled: the manager marks it down, and the service
+/// is back at full strength with no serving task there. Returns (down after, full after).
+fn wait_replaced(lab: &Lab, victim: usize, since: Instant) -> Result<(Duration, Duration)> {
+    let hostname = lab.nodes[victim].name.clone();
+    let mut down_at: Option<Duration> = None;
+    let full_at = wait::until(
+        &format!("the replicas of {hostname} to be replaced elsewhere"),
+        CONVERGE,
+        swarm::POLL,
+        || {
+            if down_at.is_none() {
+                let nodes = swarm::nodes(lab.manager())?;
+                if nodes
+                    .iter()
+                    .any(|node| node.hostname == hostname && node.state == "down")
+                {
+                    down_at = Some(since.elapsed());
+                }
+            }
+            let tasks = docker::service_tasks(lab.manager(), SERVICE)?;
+            let serving: Vec<Task> = tasks.iter().filter(|t| t.is_serving()).cloned().collect();
+            let placement = lab.placement(&serving)?;
+            Ok(
+                if down_at.is_some() && serving.len() == REPLICAS && !placement.contains(&victim) {
+                    Poll::Ready(since.elapsed())
+                } else {
+                    Poll::Pending(swarm::describe_tasks(&tasks))
+                },
+            )
+        },
+    )?;
+    Ok((down_at.unwrap_or(full_at), full_at))
+}
+
+/// Scenario 2.
+fn power_loss(lab: &mut Lab) -> Result<Vec<Timing>> {
+    let mut timings = Vec::new();
+    let victim = lab.victim()?;
+    let name = lab.nodes[victim].name.clone();
+    let lost: Vec<Task> = swarm::serving(lab.manager())?
+        .into_iter()
+        .filter(|task| {
+            lab.node_by_id(task.node_id.as_deref().unwrap_or_default())
+                .ok()
+                == Some(victim)
+        })
+        .collect();
+    for task in &lost {
+        println!("    losing {}", describe(lab, task));
+    }
+    let start = Instant::now();
+    let killed = lab.nodes[victim].power_off()?;
+    println!(
+        "    {name}: power off, {killed} processes killed at once ({} to kill)",
+        secs(start.elapsed())
+    );
+    let (down, full) = wait_replaced(lab, victim, start)?;
+    timings.push(Timing::print(
+        format!("power loss to {name} marked down"),
+        down,
+    ));
+    timings.push(Timing::print(
+        "power loss to back at 3/3 healthy elsewhere",
+        full,
+    ));
+    println!(
+        "    target {}: {}",
+        secs(POWER_LOSS_TARGET),
+        if full <= POWER_LOSS_TARGET {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    for task in swarm::serving(lab.manager())? {
+        println!("    now {}", describe(lab, &task));
+    }
+
+    let power_on = Instant::now();
+    lab.nodes[victim].power_on()?;
+    wait_node_state(lab, &name, "ready", CONVERGE)?;
+    timings.push(Timing::print(
+        format!("power on to {name} ready in the swarm again"),
+        power_on.elapsed(),
+    ));
+    let stale = lab.running_containers()?;
+    ensure!(
+        stale.iter().all(|(index, _)| *index != victim),
+        "{name} runs containers of the service again after power on: {stale:?}"
+    );
+    ensure!(
+        stale.len() == REPLICAS,
+        "{} containers of the service run, expected {REPLICAS}",
+        stale.len()
+    );
+    Ok(timings)
+}
+
+/// Scenario 3.
+fn network_cut(lab: &mut Lab) -> Result<Vec<Timing>> {
+    let mut timings = Vec::new();
+    let victim = lab.victim()?;
+    let name = lab.nodes[victim].name.clone();
+    let cut_tasks: Vec<Task> = swarm::serving(lab.manager())?
+        .into_iter()
+        .filter(|task| {
+            lab.node_by_id(task.node_id.as_deref().unwrap_or_default())
+                .ok()
+                == Some(victim)
+        })
+        .collect();
+    for task in &cut_tasks {
+        println!("    cutting {}", describe(lab, task));
+    }
+    let stale: Vec<String> = cut_tasks
+        .iter()
+        .map(|task| swarm::container_of(task).map(str::to_owned))
+        .collect::<Result<_>>()?;
+
+    let start = Instant::now();
+    lab.nodes[victim].cut(&lab.host)?;
+    let (down, full) = wait_replaced(lab, victim, start)?;
+    timings.push(Timing::print(format!("cut to {name} marked down"), down));
+    timings.push(Timing::print("cut to back at 3/3 healthy elsewhere", full));
+    // A partition, not a crash: the cut replicas still run on their node, which cannot hear
+    // that they were replaced.
+    for container in &stale {
+        let state = docker::container_state(&lab.nodes[victim].sh, container)?;
+        ensure!(
+            state.running,
+            "the cut replica {container} stopped during the cut ({})",
+            state.status
+        );
+    }
+    println!(
+        "    during the cut: {} stale replica(s) still running on {name}, {REPLICAS} serving elsewhere",
+        stale.len()
+    );
+
+    let healed = Instant::now();
+    lab.nodes[victim].heal(&lab.host)?;
+    let sh = &lab.nodes[victim].sh;
+    wait::until(
+        &format!("{name} to stop its stale replicas"),
+        CONVERGE,
+        swarm::POLL,
+        || {
+            let mut running = Vec::new();
+            for container in &stale {
+                if docker::container_state(sh, container)?.running {
+                    running.push(container.clone());
+                }
+            }
+            Ok(if running.is_empty() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(format!("still running: {running:?}"))
+            })
+        },
+    )?;
+    timings.push(Timing::print(
+        format!("heal to the stale task(s) stopped on {name}"),
+        healed.elapsed(),
+    ));
+    wait_node_state(lab, &name, "ready", CONVERGE)?;
+    timings.push(Timing::print(
+        format!("heal to {name} ready in the swarm again"),
+        healed.elapsed(),
+    ));
+    let running = lab.running_containers()?;
+    ensure!(
+        running.len() == REPLICAS,
+        "{} containers of the service run after the heal, expected {REPLICAS}: {running:?}",
+        running.len()
+    );
+    Ok(timings)
+}
+
+/// Scenario 4.
+fn rolling_update(lab: &mut Lab) -> Result<Vec<Timing>> {
+    let mut timings = Vec::new();
+    swarm::wait_full_strength(
+        lab.manager(),
+        "3/3 healthy before the update",
+        CONVERGE,
+        |_| true,
+    )?;
+    let target = format!("tasks.{SERVICE}:6767");
+    let load = lab.client.load(&target, 4)?;
+    let warm = wait::until(
+        "the load to get answers",
+        Duration::from_secs(20),
+        swarm::POLL,
+        || {
+            Ok(match load.progress() {
+                Some(report) if report.ok > 50 => Poll::Ready(report),
+                other => Poll::Pending(format!("{other:?}")),
+            })
+        },
+    )?;
+    println!(
+        "    before the update: {} ok, {} failed, over {:?}",
+        warm.ok, warm.failed, warm.backends
+    );
+
+    let start = Instant::now();
+    let before = docker::update_status(lab.manager(), SERVICE)?.and_then(|s| s.started_at);
+    cmd!(
+        lab.manager(),
+        "docker service update --detach --no-resolve-image --image {NEXT} {SERVICE}"
+    )
+    .quiet()
+    .ignore_stdout()
+    .run()?;
+    wait::until(
+        "the rolling update to complete",
+        Duration::from_secs(180),
+        Duration::from_millis(500),
+        || {
+            let status = docker::update_status(lab.manager(), SERVICE)?;
+            match status {
+                Some(status) if status.started_at != before && status.state == "completed" => {
+                    Ok(Poll::Ready(()))
+                }
+                Some(status)
+                    if status.started_at != before
+                        && ["paused", "rollback_completed", "rollback_paused"]
+                            .contains(&status.state.as_str()) =>
+                {
+                    bail!("the update ended {}: {}", status.state, status.message)
+                }
+                other => Ok(Poll::Pending(format!("{other:?}"))),
+            }
+        },
+    )?;
+    let tasks = swarm::wait_full_strength(lab.manager(), "3/3 on the new image", CONVERGE, |t| {
+        t.iter().all(|task| task.image == NEXT)
+    })?;
+    timings.push(Timing::print(
+        "start-first rolling update of 3 replicas on 3 nodes",
+        start.elapsed(),
+    ));
+    let placement: BTreeSet<usize> = lab.placement(&tasks)?.into_iter().collect();
+    println!("    new replicas on {} node(s)", placement.len());
+    // The new replicas must have served, which takes a few DNS refreshes after the last one.
+    let new_addrs: BTreeSet<String> = tasks
+        .iter()
+        .filter_map(|task| task.addresses.first().cloned())
+        .collect();
+    wait::until(
+        "the load to reach the new replicas",
+        Duration::from_secs(20),
+        swarm::POLL,
+        || {
+            let report = load.progress().unwrap_or_default();
+            let reached: BTreeSet<String> = report
+                .backends
+                .iter()
+                .filter_map(|backend| backend.split(':').next().map(str::to_owned))
+                .collect();
+            Ok(if reached == new_addrs {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(format!("resolving to {reached:?}, new tasks {new_addrs:?}"))
+            })
+        },
+    )?;
+    std::thread::sleep(Duration::from_secs(1));
+    let report = load.finish()?;
+    println!(
+        "    requests from inside the lab: {} ok, {} failed; answered by {} instances: {:?}",
+        report.ok,
+        report.failed,
+        report.served_by.len(),
+        report.served_by
+    );
+    for error in &report.errors {
+        println!("      failed {error}");
+    }
+    ensure!(
+        report.failed == 0,
+        "{} request(s) failed during the rolling update",
+        report.failed
+    );
+    ensure!(
+        report.ok > warm.ok && report.served_by.len() > REPLICAS,
+        "the load did not reach both old and new replicas: {:?}",
+        report.served_by
+    );
+    Ok(timings)
+}
+
+/// Scenario 5.
+fn unhealthy(lab: &mut Lab) -> Result<Vec<Timing>> {
+    let mut timings = Vec::new();
+    let tasks = swarm::wait_full_strength(lab.manager(), "3/3 healthy", CONVERGE, |_| true)?;
+    let placement = lab.placement(&tasks)?;
+    let (task, victim) = tasks
+        .iter()
+        .zip(placement)
+        .find(|(_, index)| *index != 0)
+        .context("no replica on a node other than the manager")?;
+    let node = &lab.nodes[victim];
+    let container = swarm::container_of(task)?.to_owned();
+    let addr = task.addresses.first().context("task without address")?;
+    println!("    forcing unhealthy: {}", describe(lab, task));
+    let url = format!("http://{addr}:6767/testability/healthy/false");
+    let start = Instant::now();
+    let answer = lab.client.get(std::slice::from_ref(&url))?;
+    ensure!(
+        answer.first().and_then(|answer| answer.status) == Some(200),
+        "{url} answered {answer:?}"
+    );
+    wait::until(
+        "Docker on the node to mark the container unhealthy",
+        Duration::from_secs(30),
+        swarm::POLL,
+        || {
+            let state = docker::container_state(&node.sh, &container)?;
+            Ok(if state.health_status() == "unhealthy" {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(state.health_status().to_owned())
+            })
+        },
+    )?;
+    timings.push(Timing::print(
+        format!("forced unhealthy to `unhealthy` on {}", node.name),
+        start.elapsed(),
+    ));
+    let old_id = task.id.clone();
+    swarm::wait_full_strength(
+        lab.manager(),
+        "a replacement to be healthy",
+        CONVERGE,
+        |t| t.iter().all(|task| task.id != old_id),
+    )?;
+    timings.push(Timing::print(
+        "forced unhealthy to back at 3/3 healthy",
+        start.elapsed(),
+    ));
+    let format = "{{.ID}}  {{.Node}}  {{.DesiredState}}  {{.CurrentState}}  {{.Error}}";
+    let listing = cmd!(
+        lab.manager(),
+        "docker service ps --no-trunc --format {format} {SERVICE}"
+    )
+    .quiet()
+    .read()?;
+    let line = listing
+        .lines()
+        .find(|line| line.starts_with(&old_id))
+        .context("the old task is not in `docker service ps`")?;
+    println!("    docker service ps (on {}): {line}", lab.nodes[0].name);
+    ensure!(
+        line.contains("unhealthy container"),
+        "`docker service ps` does not say `unhealthy container` for the replaced task: {line}"
+    );
+    Ok(timings)
+}

@@ -1,0 +1,288 @@
+//! The lab's Swarm: formed from the three nodes (all managers, so it survives the loss of one),
+//! the node list as a manager sees it, and the service the scenarios run.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use xshell::{Shell, cmd};
+
+use super::node::Node;
+use crate::docker::{self, Task};
+use crate::wait::{self, Poll};
+
+/// The service every scenario uses.
+pub const SERVICE: &str = "accountservice";
+
+/// Its attachable overlay network (attachable so the in-lab client container can join it).
+pub const NETWORK: &str = "accountservice-lab";
+
+/// Replicas: one per node when spread.
+pub const REPLICAS: usize = 3;
+
+/// How often the Swarm is looked at while waiting. Each look is a `docker` CLI call, which costs
+/// CPU the two cores also need for the nodes themselves.
+pub const POLL: Duration = Duration::from_millis(200);
+
+/// A node as a manager sees it.
+#[derive(Debug, Clone)]
+pub struct SwarmNode {
+    /// The node ID.
+    pub id: String,
+    /// Its hostname (`aslab-node<N>`).
+    pub hostname: String,
+    /// `ready`, `down`, `unknown`, `disconnected`.
+    pub state: String,
+    /// Whether it is the Raft leader.
+    pub leader: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawNode {
+    #[serde(rename = "ID")]
+    id: String,
+    description: RawDescription,
+    status: RawStatus,
+    manager_status: Option<RawManagerStatus>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawDescription {
+    hostname: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawStatus {
+    state: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawManagerStatus {
+    #[serde(default)]
+    leader: bool,
+}
+
+/// The Swarm's nodes, as the manager behind `sh` sees them.
+pub fn nodes(sh: &Shell) -> Result<Vec<SwarmNode>> {
+    let ids = cmd!(sh, "docker node ls --quiet").quiet().read()?;
+    let ids: Vec<&str> = ids.lines().collect();
+    let json = cmd!(sh, "docker node inspect {ids...}").quiet().read()?;
+    let raw: Vec<RawNode> = serde_json::from_str(&json).context("parsing node JSON")?;
+    Ok(raw
+        .into_iter()
+        .map(|node| SwarmNode {
+            id: node.id,
+            hostname: node.description.hostname,
+            state: node.status.state,
+            leader: node.manager_status.is_some_and(|status| status.leader),
+        })
+        .collect())
+}
+
+/// Node ID to hostname.
+pub fn hostnames(sh: &Shell) -> Result<BTreeMap<String, String>> {
+    Ok(nodes(sh)?
+        .into_iter()
+        .map(|node| (node.id, node.hostname))
+        .collect())
+}
+
+/// Forms the Swarm: `swarm init` on the first node with a 1 s dispatcher heartbeat (a lost node
+/// is noticed in seconds, for one heartbeat a second per node), then every other node joins as a
+/// manager. Waits until the first node sees them all ready.
+pub fn form(nodes: &[Node]) -> Result<()> {
+    let first = &nodes[0];
+    let addr = &first.addr;
+    let listen = format!("{addr}:2377");
+    cmd!(
+        first.sh,
+        "docker swarm init --advertise-addr {addr} --listen-addr {listen} --dispatcher-heartbeat 1s"
+    )
+    .quiet()
+    .ignore_stdout()
+    .run()
+    .context("swarm init")?;
+    let token = cmd!(first.sh, "docker swarm join-token --quiet manager")
+        .quiet()
+        .read()?;
+    for node in &nodes[1..] {
+        let addr = &node.addr;
+        let listen_addr = format!("{addr}:2377");
+        cmd!(
+            node.sh,
+            "docker swarm join --token {token} --advertise-addr {addr} --listen-addr {listen_addr} {listen}"
+        )
+        .quiet()
+        .ignore_stdout()
+        .run()
+        .with_context(|| format!("{} joining the swarm", node.name))?;
+    }
+    wait_ready(&first.sh, nodes.len(), Duration::from_secs(60))?;
+    Ok(())
+}
+
+/// Waits until the manager behind `sh` sees `count` nodes ready.
+pub fn wait_ready(sh: &Shell, count: usize, deadline: Duration) -> Result<()> {
+    wait::until(
+        &format!("{count} swarm nodes to be ready"),
+        deadline,
+        POLL,
+        || {
+            let nodes = nodes(sh)?;
+            let ready = nodes.iter().filter(|node| node.state == "ready").count();
+            Ok(if ready == count {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(describe_nodes(&nodes))
+            })
+        },
+    )
+}
+
+/// One line for a list of nodes.
+pub fn describe_nodes(nodes: &[SwarmNode]) -> String {
+    let parts: Vec<String> = nodes
+        .iter()
+        .map(|node| {
+            format!(
+                "{} {}{}",
+                node.hostname,
+                node.state,
+                if node.leader { " (leader)" } else { "" }
+            )
+        })
+        .collect();
+    parts.join(", ")
+}
+
+/// The service's serving tasks (meant to run, and running: healthy), as a manager sees them.
+pub fn serving(sh: &Shell) -> Result<Vec<Task>> {
+    Ok(docker::service_tasks(sh, SERVICE)?
+        .into_iter()
+        .filter(Task::is_serving)
+        .collect())
+}
+
+/// Waits until the service has exactly [`REPLICAS`] serving tasks and nothing else meant to run,
+/// and `accept` agrees. Returns the serving tasks.
+pub fn wait_full_strength(
+    sh: &Shell,
+    what: &str,
+    deadline: Duration,
+    accept: impl Fn(&[Task]) -> bool,
+) -> Result<Vec<Task>> {
+    wait::until(what, deadline, POLL, || {
+        let tasks = docker::service_tasks(sh, SERVICE)?;
+        let serving: Vec<Task> = tasks.iter().filter(|t| t.is_serving()).cloned().collect();
+        let wanted = tasks
+            .iter()
+            .filter(|t| t.desired_state == "running")
+            .count();
+        Ok(
+            if serving.len() == REPLICAS && wanted == REPLICAS && accept(&serving) {
+                Poll::Ready(serving)
+            } else {
+                Poll::Pending(describe_tasks(&tasks))
+            },
+        )
+    })
+}
+
+/// One line per task, for timeout messages.
+pub fn describe_tasks(tasks: &[Task]) -> String {
+    let lines: Vec<String> = tasks
+        .iter()
+        .filter(|task| task.desired_state == "running" || task.state == "running")
+        .map(|task| {
+            format!(
+                "{} slot {} on {} {}/{}",
+                &task.id[..task.id.len().min(8)],
+                task.slot.unwrap_or(0),
+                task.node_id
+                    .as_deref()
+                    .map_or("-", |id| &id[..id.len().min(6)]),
+                task.state,
+                task.desired_state
+            )
+        })
+        .collect();
+    lines.join("; ")
+}
+
+/// Creates the service: three replicas spread over the nodes on the attachable overlay, DNS
+/// round robin (no IPVS here), testability on, short health checks, start-first updates, and a
+/// pre-stop delay that covers the time Swarm's DNS takes to forget a stopping task on every node.
+/// Waits until the three replicas are healthy; returns how long that took.
+pub fn create_service(sh: &Shell, extra_env: &[String]) -> Result<Duration> {
+    let start = Instant::now();
+    let replicas = REPLICAS.to_string();
+    let mut args: Vec<String> = [
+        "--detach",
+        "--no-resolve-image",
+        "--name",
+        SERVICE,
+        "--replicas",
+        &replicas,
+        "--network",
+        NETWORK,
+        "--endpoint-mode",
+        "dnsrr",
+        "--placement-pref",
+        "spread=node.id",
+        "--env",
+        "ACCOUNTSERVICE_TESTABILITY=true",
+        "--env",
+        "ACCOUNTSERVICE_PRE_STOP_DELAY=2",
+        "--read-only",
+        "--stop-grace-period",
+        "20s",
+        "--restart-condition",
+        "any",
+        "--restart-delay",
+        "0s",
+        "--update-parallelism",
+        "1",
+        "--update-delay",
+        "0s",
+        "--update-order",
+        "start-first",
+        "--update-failure-action",
+        "rollback",
+        "--update-monitor",
+        "2s",
+    ]
+    .iter()
+    .map(|arg| (*arg).to_owned())
+    .collect();
+    for env in extra_env {
+        args.push("--env".to_owned());
+        args.push(env.clone());
+    }
+    args.extend(crate::e2e::HEALTH_FLAGS.iter().map(|arg| (*arg).to_owned()));
+    args.push(crate::image::LATEST.to_owned());
+    cmd!(sh, "docker service create {args...}")
+        .quiet()
+        .ignore_stdout()
+        .run()
+        .context("creating the lab service")?;
+    wait_full_strength(
+        sh,
+        "the service to be 3/3 healthy",
+        Duration::from_secs(120),
+        |_| true,
+    )?;
+    Ok(start.elapsed())
+}
+
+/// The container of a task, on whichever node runs it.
+pub fn container_of(task: &Task) -> Result<&str> {
+    match task.container_id.as_deref() {
+        Some(id) => Ok(id),
+        None => bail!("task {} has no container", task.id),
+    }
+}
