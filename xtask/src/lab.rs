@@ -101,12 +101,14 @@ pub fn run(sh: &Shell, project: &Project, options: &Options) -> Result<()> {
             .context("installing the signal handlers")?;
     }
 
-    let result = prepare_and_run(sh, project, options, &interrupted);
+    let mut host_before = None;
+    let result = prepare_and_run(sh, project, options, &interrupted, &mut host_before);
 
     let teardown_start = Instant::now();
     if result.is_err() {
         print_logs();
     }
+    keep_logs(&project.target_dir.join("lab-logs"));
     let cleaned = teardown::teardown(sh);
     let left = teardown::leftovers(netns_mounted_before);
     println!("\n== lab tear-down: {}", secs(teardown_start.elapsed()));
@@ -117,9 +119,21 @@ pub fn run(sh: &Shell, project: &Project, options: &Options) -> Result<()> {
     } else {
         eprintln!("  the lab left behind: {}", left.join(", "));
     }
+    let host_after = host_before.as_ref().map(|_| host_engine(sh));
     result?;
     cleaned.context("tearing the lab down")?;
     ensure!(left.is_empty(), "the lab left behind: {}", left.join(", "));
+    match (host_before, host_after) {
+        (Some(before), Some(after)) => {
+            let after = after?;
+            ensure!(
+                before == after,
+                "the host's engine changed during the run:\nbefore: {before}\nafter: {after}"
+            );
+            println!("  the host's engine as found: {after}");
+        }
+        _ => println!("  the host's engine was not used (--image-archive)"),
+    }
     println!("lab: passed in {}", secs(started.elapsed()));
     Ok(())
 }
@@ -131,6 +145,7 @@ fn prepare_and_run(
     project: &Project,
     options: &Options,
     interrupted: &AtomicBool,
+    host_before: &mut Option<String>,
 ) -> Result<()> {
     std::fs::create_dir_all(ROOT).with_context(|| format!("creating {ROOT}"))?;
     let archive = Path::new(ROOT).join("image.tar");
@@ -150,6 +165,7 @@ fn prepare_and_run(
                 .quiet()
                 .run()
                 .context("saving the image from the host's engine")?;
+            *host_before = Some(host_engine(sh)?);
         }
     }
 
@@ -175,6 +191,54 @@ fn prepare_and_run(
     }
 }
 
+/// What the host's engine holds (containers, networks, volumes, images, Swarm state), to show
+/// that the lab left it as it found it.
+fn host_engine(sh: &Shell) -> Result<String> {
+    let swarm = crate::docker::swarm_state(sh)?;
+    let containers = cmd!(sh, "docker ps --all --quiet --no-trunc")
+        .quiet()
+        .read()?;
+    let networks = cmd!(sh, "docker network ls --quiet --no-trunc")
+        .quiet()
+        .read()?;
+    let volumes = cmd!(sh, "docker volume ls --quiet").quiet().read()?;
+    let images = cmd!(sh, "docker images --quiet --no-trunc")
+        .quiet()
+        .read()?;
+    let count = |text: &str| text.lines().count();
+    Ok(format!(
+        "swarm {swarm}, {} containers, {} networks, {} volumes, {} images (ids {:x})",
+        count(&containers),
+        count(&networks),
+        count(&volumes),
+        count(&images),
+        fingerprint(&[&containers, &networks, &volumes, &images])
+    ))
+}
+
+/// A stable fingerprint of some listings (FNV-1a), so the summary line stays short.
+fn fingerprint(parts: &[&str]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in parts.iter().flat_map(|part| part.bytes().chain([0])) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+/// Copies each node's daemon log out of the lab before tear-down removes it (best effort: a
+/// missing log only means that node never started).
+fn keep_logs(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+    if std::fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    for index in 1..=NODES {
+        let log = Path::new(ROOT).join(format!("node{index}/dockerd.log"));
+        let _ = std::fs::copy(&log, dir.join(format!("node{index}-dockerd.log")));
+    }
+}
+
 /// The end of each node's daemon log, when a run failed.
 fn print_logs() {
     for index in 1..=NODES {
@@ -184,5 +248,17 @@ fn print_logs() {
                 eprintln!("\n-- {} dockerd log (last lines):\n{tail}", node.name);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fingerprint_tells_listings_apart_and_is_stable() {
+        assert_eq!(fingerprint(&["a", "b"]), fingerprint(&["a", "b"]));
+        assert_ne!(fingerprint(&["a", "b"]), fingerprint(&["ab", ""]));
+        assert_ne!(fingerprint(&["c1\nc2"]), fingerprint(&["c1"]));
     }
 }

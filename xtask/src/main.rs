@@ -1,5 +1,6 @@
 //! Project automation, run as `cargo xtask <task>`: release artefacts, the container image, a local
-//! Swarm deployment and the end-to-end container scenarios, written in Rust instead of shell scripts.
+//! Swarm deployment, the end-to-end container scenarios and the three-node Swarm lab, written in
+//! Rust instead of shell scripts.
 //!
 //! `main` only parses the command line and dispatches; each task lives in its own module.
 //! Exit codes: 0 when the task succeeded, 1 when it failed (the error and its causes go to stderr).

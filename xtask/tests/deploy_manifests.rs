@@ -163,6 +163,15 @@ fn the_stack_updates_one_task_at_a_time_start_first_and_rolls_back_on_failure() 
 }
 
 #[test]
+fn the_stack_spreads_the_replicas_over_the_nodes() {
+    let service = stack_service();
+    let preferences = service["deploy"]["placement"]["preferences"]
+        .as_sequence()
+        .expect("placement preferences");
+    assert!(preferences.iter().any(|p| p["spread"] == "node.id"));
+}
+
+#[test]
 fn the_stack_health_check_runs_the_probe_in_exec_form_with_every_timing_set() {
     let service = stack_service();
     let healthcheck = &service["healthcheck"];

@@ -167,3 +167,27 @@ pub fn remove(dir: &Path) -> Result<()> {
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn procs_reads_a_cgroup_and_all_its_descendants() {
+        let dir = tempfile::tempdir().unwrap();
+        let child = dir.path().join("daemon");
+        let grandchild = dir.path().join("c0ffee").join("inner");
+        std::fs::create_dir_all(&child).unwrap();
+        std::fs::create_dir_all(&grandchild).unwrap();
+        std::fs::write(dir.path().join("cgroup.procs"), "").unwrap();
+        std::fs::write(child.join("cgroup.procs"), "10\n11\n").unwrap();
+        std::fs::write(grandchild.join("cgroup.procs"), "12\n").unwrap();
+        assert_eq!(procs(dir.path()), BTreeSet::from([10, 11, 12]));
+    }
+
+    #[test]
+    fn removing_a_cgroup_that_is_gone_is_not_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        remove(&dir.path().join("never-made")).unwrap();
+    }
+}

@@ -448,3 +448,32 @@ impl Drop for Load {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_load_report_survives_its_json_line() {
+        let report = LoadReport {
+            ok: 3,
+            failed: 1,
+            backends: vec!["10.0.1.5:6767".to_owned()],
+            served_by: BTreeMap::from([("10.0.1.5".to_owned(), 3)]),
+            errors: vec!["at 1.00 s: refused".to_owned()],
+            done: true,
+        };
+        let line = serde_json::to_string(&report).unwrap();
+        assert!(!line.contains('\n'));
+        let back: LoadReport = serde_json::from_str(&line).unwrap();
+        assert_eq!(back.ok, 3);
+        assert_eq!(back.failed, 1);
+        assert_eq!(back.served_by["10.0.1.5"], 3);
+        assert!(back.done);
+    }
+
+    #[test]
+    fn resolving_an_address_gives_it_back() {
+        assert_eq!(resolve("127.0.0.1:6767").unwrap(), ["127.0.0.1:6767"]);
+    }
+}

@@ -40,9 +40,14 @@ const POWER_LOSS_TARGET: Duration = Duration::from_secs(5);
 /// How long Swarm may take to converge after a fault before the scenario fails.
 const CONVERGE: Duration = Duration::from_secs(90);
 
+/// How long a healed node may take to stop its stale tasks (its agent reconnects with back-off).
+const HEAL: Duration = Duration::from_secs(150);
+
 /// The lab, built: its nodes, the manager that is asked, and the in-lab client.
 struct Lab {
     nodes: Vec<Node>,
+    /// Swarm node ID to index in `nodes` (a node keeps its ID across a power loss).
+    ids: BTreeMap<String, usize>,
     client: Client,
     host: Shell,
 }
@@ -55,14 +60,10 @@ impl Lab {
 
     /// The lab node with this Swarm node ID.
     fn node_by_id(&self, id: &str) -> Result<usize> {
-        let hostnames = swarm::hostnames(self.manager())?;
-        let hostname = hostnames
+        self.ids
             .get(id)
-            .with_context(|| format!("no swarm node {id}"))?;
-        self.nodes
-            .iter()
-            .position(|node| &node.name == hostname)
-            .with_context(|| format!("no lab node named {hostname}"))
+            .copied()
+            .with_context(|| format!("no swarm node {id}"))
     }
 
     /// Where each serving task runs: lab node index (0-based) per task.
@@ -229,9 +230,20 @@ fn build() -> Result<Lab> {
         .parse()
         .context("the client container's PID")?;
     let client = Client::new(pid)?;
+    let ids = swarm::hostnames(manager)?
+        .into_iter()
+        .map(|(id, hostname)| {
+            let index = nodes
+                .iter()
+                .position(|node| node.name == hostname)
+                .with_context(|| format!("no lab node named {hostname}"))?;
+            Ok((id, index))
+        })
+        .collect::<Result<_>>()?;
     println!("  lab built in {}", secs(start.elapsed()));
     Ok(Lab {
         nodes,
+        ids,
         client,
         host,
     })
@@ -318,52 +330,54 @@ fn spread(lab: &mut Lab) -> Result<Vec<Timing>> {
     Ok(timings)
 }
 
-/// Waits until the node with this hostname is `state` on the manager; returns when first seen.
-fn wait_node_state(lab: &Lab, hostname: &str, state: &str, deadline: Duration) -> Result<()> {
-    wait::until(
-        &format!("{hostname} to be {state}"),
-        deadline,
-        swarm::POLL,
-        || {
-            let nodes = swarm::nodes(lab.manager())?;
-            Ok(
-                if nodes
-                    .iter()
-                    .any(|node| node.hostname == hostname && node.state == state)
-                {
-                    Poll::Ready(())
-                } else {
-                    Poll::Pending(swarm::describe_nodes(&nodes))
-                },
-            )
-        },
-    )
+/// When a fault on node `victim` was handled, counted from the fault.
+struct Handled {
+    /// The manager marked the node down.
+    down: Duration,
+    /// A replacement task's container started on another node (not yet healthy).
+    started: Duration,
+    /// Back at full strength: three healthy tasks, none on the victim.
+    full: Duration,
 }
 
 /// Waits for a fault on node `victim` to be handled: the manager marks it down, and the service
-/// is back at full strength with no serving task there. Returns (down after, full after).
-fn wait_replaced(lab: &Lab, victim: usize, since: Instant) -> Result<(Duration, Duration)> {
+/// is back at full strength with no serving task there.
+fn wait_replaced(lab: &Lab, victim: usize, since: Instant) -> Result<Handled> {
     let hostname = lab.nodes[victim].name.clone();
-    let mut down_at: Option<Duration> = None;
-    let full_at = wait::until(
+    let before: BTreeSet<String> = docker::service_tasks(lab.manager(), SERVICE)?
+        .into_iter()
+        .map(|task| task.id)
+        .collect();
+    let mut down: Option<Duration> = None;
+    let mut started: Option<Duration> = None;
+    let full = wait::until(
         &format!("the replicas of {hostname} to be replaced elsewhere"),
         CONVERGE,
         swarm::POLL,
         || {
-            if down_at.is_none() {
+            if down.is_none() {
                 let nodes = swarm::nodes(lab.manager())?;
                 if nodes
                     .iter()
                     .any(|node| node.hostname == hostname && node.state == "down")
                 {
-                    down_at = Some(since.elapsed());
+                    down = Some(since.elapsed());
                 }
             }
             let tasks = docker::service_tasks(lab.manager(), SERVICE)?;
+            if started.is_none()
+                && tasks.iter().any(|task| {
+                    !before.contains(&task.id)
+                        && task.desired_state == "running"
+                        && (task.state == "starting" || task.state == "running")
+                })
+            {
+                started = Some(since.elapsed());
+            }
             let serving: Vec<Task> = tasks.iter().filter(|t| t.is_serving()).cloned().collect();
             let placement = lab.placement(&serving)?;
             Ok(
-                if down_at.is_some() && serving.len() == REPLICAS && !placement.contains(&victim) {
+                if down.is_some() && serving.len() == REPLICAS && !placement.contains(&victim) {
                     Poll::Ready(since.elapsed())
                 } else {
                     Poll::Pending(swarm::describe_tasks(&tasks))
@@ -371,7 +385,11 @@ fn wait_replaced(lab: &Lab, victim: usize, since: Instant) -> Result<(Duration, 
             )
         },
     )?;
-    Ok((down_at.unwrap_or(full_at), full_at))
+    Ok(Handled {
+        down: down.unwrap_or(full),
+        started: started.unwrap_or(full),
+        full,
+    })
 }
 
 /// Scenario 2.
@@ -396,10 +414,15 @@ fn power_loss(lab: &mut Lab) -> Result<Vec<Timing>> {
         "    {name}: power off, {killed} processes killed at once ({} to kill)",
         secs(start.elapsed())
     );
-    let (down, full) = wait_replaced(lab, victim, start)?;
+    let handled = wait_replaced(lab, victim, start)?;
+    let full = handled.full;
     timings.push(Timing::print(
         format!("power loss to {name} marked down"),
-        down,
+        handled.down,
+    ));
+    timings.push(Timing::print(
+        "power loss to a replacement container started elsewhere",
+        handled.started,
     ));
     timings.push(Timing::print(
         "power loss to back at 3/3 healthy elsewhere",
@@ -420,7 +443,7 @@ fn power_loss(lab: &mut Lab) -> Result<Vec<Timing>> {
 
     let power_on = Instant::now();
     lab.nodes[victim].power_on()?;
-    wait_node_state(lab, &name, "ready", CONVERGE)?;
+    swarm::wait_ready(lab.manager(), NODES, CONVERGE)?;
     timings.push(Timing::print(
         format!("power on to {name} ready in the swarm again"),
         power_on.elapsed(),
@@ -441,6 +464,7 @@ fn power_loss(lab: &mut Lab) -> Result<Vec<Timing>> {
 /// Scenario 3.
 fn network_cut(lab: &mut Lab) -> Result<Vec<Timing>> {
     let mut timings = Vec::new();
+    swarm::wait_ready(lab.manager(), NODES, CONVERGE)?;
     let victim = lab.victim()?;
     let name = lab.nodes[victim].name.clone();
     let cut_tasks: Vec<Task> = swarm::serving(lab.manager())?
@@ -461,9 +485,19 @@ fn network_cut(lab: &mut Lab) -> Result<Vec<Timing>> {
 
     let start = Instant::now();
     lab.nodes[victim].cut(&lab.host)?;
-    let (down, full) = wait_replaced(lab, victim, start)?;
-    timings.push(Timing::print(format!("cut to {name} marked down"), down));
-    timings.push(Timing::print("cut to back at 3/3 healthy elsewhere", full));
+    let handled = wait_replaced(lab, victim, start)?;
+    timings.push(Timing::print(
+        format!("cut to {name} marked down"),
+        handled.down,
+    ));
+    timings.push(Timing::print(
+        "cut to a replacement container started elsewhere",
+        handled.started,
+    ));
+    timings.push(Timing::print(
+        "cut to back at 3/3 healthy elsewhere",
+        handled.full,
+    ));
     // A partition, not a crash: the cut replicas still run on their node, which cannot hear
     // that they were replaced.
     for container in &stale {
@@ -484,7 +518,7 @@ fn network_cut(lab: &mut Lab) -> Result<Vec<Timing>> {
     let sh = &lab.nodes[victim].sh;
     wait::until(
         &format!("{name} to stop its stale replicas"),
-        CONVERGE,
+        HEAL,
         swarm::POLL,
         || {
             let mut running = Vec::new();
@@ -504,7 +538,7 @@ fn network_cut(lab: &mut Lab) -> Result<Vec<Timing>> {
         format!("heal to the stale task(s) stopped on {name}"),
         healed.elapsed(),
     ));
-    wait_node_state(lab, &name, "ready", CONVERGE)?;
+    swarm::wait_ready(lab.manager(), NODES, CONVERGE)?;
     timings.push(Timing::print(
         format!("heal to {name} ready in the swarm again"),
         healed.elapsed(),

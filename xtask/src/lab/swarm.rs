@@ -25,6 +25,20 @@ pub const REPLICAS: usize = 3;
 /// CPU the two cores also need for the nodes themselves.
 pub const POLL: Duration = Duration::from_millis(200);
 
+/// The service's health check in the lab: a probe every 500 ms (a replacement turns healthy, and
+/// so counts, half a second after it starts), unhealthy after two failures, the probe's own 2 s
+/// timeout below Docker's, five seconds of start-up grace.
+const HEALTH_FLAGS: [&str; 8] = [
+    "--health-interval",
+    "500ms",
+    "--health-timeout",
+    "3s",
+    "--health-retries",
+    "2",
+    "--health-start-period",
+    "5s",
+];
+
 /// A node as a manager sees it.
 #[derive(Debug, Clone)]
 pub struct SwarmNode {
@@ -36,6 +50,8 @@ pub struct SwarmNode {
     pub state: String,
     /// Whether it is the Raft leader.
     pub leader: bool,
+    /// As a manager: `reachable` when its Raft member takes part, else `unreachable`.
+    pub reachability: String,
 }
 
 #[derive(Deserialize)]
@@ -65,6 +81,8 @@ struct RawStatus {
 struct RawManagerStatus {
     #[serde(default)]
     leader: bool,
+    #[serde(default)]
+    reachability: String,
 }
 
 /// The Swarm's nodes, as the manager behind `sh` sees them.
@@ -79,7 +97,14 @@ pub fn nodes(sh: &Shell) -> Result<Vec<SwarmNode>> {
             id: node.id,
             hostname: node.description.hostname,
             state: node.status.state,
-            leader: node.manager_status.is_some_and(|status| status.leader),
+            leader: node
+                .manager_status
+                .as_ref()
+                .is_some_and(|status| status.leader),
+            reachability: node
+                .manager_status
+                .map(|status| status.reachability)
+                .unwrap_or_default(),
         })
         .collect())
 }
@@ -126,15 +151,20 @@ pub fn form(nodes: &[Node]) -> Result<()> {
     Ok(())
 }
 
-/// Waits until the manager behind `sh` sees `count` nodes ready.
+/// Waits until the manager behind `sh` sees `count` nodes ready, each a reachable manager (a node
+/// whose agent is back is `ready` before its Raft member has caught up; a fault in between would
+/// leave the Swarm without a quorum).
 pub fn wait_ready(sh: &Shell, count: usize, deadline: Duration) -> Result<()> {
     wait::until(
-        &format!("{count} swarm nodes to be ready"),
+        &format!("{count} swarm nodes to be ready and reachable managers"),
         deadline,
         POLL,
         || {
             let nodes = nodes(sh)?;
-            let ready = nodes.iter().filter(|node| node.state == "ready").count();
+            let ready = nodes
+                .iter()
+                .filter(|node| node.state == "ready" && node.reachability == "reachable")
+                .count();
             Ok(if ready == count {
                 Poll::Ready(())
             } else {
@@ -150,9 +180,10 @@ pub fn describe_nodes(nodes: &[SwarmNode]) -> String {
         .iter()
         .map(|node| {
             format!(
-                "{} {}{}",
+                "{} {} {}{}",
                 node.hostname,
                 node.state,
+                node.reachability,
                 if node.leader { " (leader)" } else { "" }
             )
         })
@@ -263,7 +294,7 @@ pub fn create_service(sh: &Shell, extra_env: &[String]) -> Result<Duration> {
         args.push("--env".to_owned());
         args.push(env.clone());
     }
-    args.extend(crate::e2e::HEALTH_FLAGS.iter().map(|arg| (*arg).to_owned()));
+    args.extend(HEALTH_FLAGS.iter().map(|arg| (*arg).to_owned()));
     args.push(crate::image::LATEST.to_owned());
     cmd!(sh, "docker service create {args...}")
         .quiet()
