@@ -69,8 +69,9 @@ enum Task {
     Haproxy(haproxy::Options),
     /// Checks deploy/prometheus/ with promtool (config, rules, rule tests; Debian's prometheus
     /// installed with apt if missing), the real service's /metrics in both formats, and a real
-    /// Prometheus server scraping it.
-    Prometheus,
+    /// Prometheus server scraping it; with --swarm also prometheus.yml's Swarm discovery against a
+    /// real service.
+    Prometheus(prometheus::Options),
 }
 
 fn main() -> ExitCode {
@@ -98,6 +99,6 @@ fn run(task: Task) -> Result<()> {
         Task::Bench(options) => bench::run(&sh, &project, &options),
         Task::ApiFuzz(options) => api_fuzz::run(&sh, &project, &options),
         Task::Haproxy(options) => haproxy::run(&sh, &project, &options),
-        Task::Prometheus => prometheus::run(&sh, &project),
+        Task::Prometheus(options) => prometheus::run(&sh, &project, &options),
     }
 }

@@ -15,8 +15,13 @@
 //!    replica is then forced unhealthy: Prometheus sees `health_status` turn, the transition
 //!    counted, and the `AccountServiceReplicaNotUp` alert pending.
 //!
+//! 4. With `--swarm`, the Swarm discovery of `prometheus.yml` itself, on the local engine
+//!    ([`swarm`]).
+//!
 //! Every wait has a deadline; both processes are stopped by their PIDs when the task ends, also
 //! when it fails (dropping a [`Server`] kills it).
+
+mod swarm;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -24,6 +29,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
+use clap::Args;
 use serde_json::Value;
 use xshell::{Shell, cmd};
 
@@ -50,8 +56,20 @@ const POLL: Duration = Duration::from_millis(250);
 /// How long each process may take to exit after SIGTERM.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
+/// Options of `cargo xtask prometheus`.
+#[derive(Debug, Args)]
+pub struct Options {
+    /// Also run prometheus.yml's Swarm discovery against a real two-replica service on the local
+    /// Docker Engine (wrap in `flock /tmp/host-docker.lock` on a shared engine).
+    #[arg(long)]
+    swarm: bool,
+    /// With --swarm: use the existing accountservice:latest instead of building the image.
+    #[arg(long)]
+    no_build: bool,
+}
+
 /// Runs the whole task.
-pub fn run(sh: &Shell, project: &Project) -> Result<()> {
+pub fn run(sh: &Shell, project: &Project, options: &Options) -> Result<()> {
     let started = Instant::now();
     let version = ensure_prometheus(sh)?;
     println!("prometheus: {version}");
@@ -102,6 +120,9 @@ pub fn run(sh: &Shell, project: &Project) -> Result<()> {
 
     service.ensure_alive()?;
     service.stop(STOP_GRACE, true)?;
+    if options.swarm {
+        swarm::run(sh, project, &config, !options.no_build)?;
+    }
     println!(
         "prometheus: every check passed in {:.1} s",
         started.elapsed().as_secs_f64()
