@@ -121,7 +121,7 @@ pub fn run(sh: &Shell, project: &Project, options: &Options) -> Result<()> {
     service.ensure_alive()?;
     service.stop(STOP_GRACE, true)?;
     if options.swarm {
-        swarm::run(sh, project, &config, !options.no_build)?;
+        swarm::run(sh, project, &config, &rules, !options.no_build)?;
     }
     println!(
         "prometheus: every check passed in {:.1} s",

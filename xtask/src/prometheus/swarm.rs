@@ -8,12 +8,23 @@
 //! its `my_network` address and port 6767, labelled with its service, slot and task, and the
 //! host-mode port targets of the same tasks must be dropped. Each target address must answer
 //! `/metrics` from inside `my_network` (the image's own probe in a throwaway container, since
-//! the overlay is not reachable from the host). Everything it creates is removed at the end,
-//! also when it fails; a Swarm or network it had to create is removed too.
+//! the overlay is not reachable from the host).
+//!
+//! Then the real Prometheus server runs the shipped file (intervals cut to one second, nothing
+//! else changed) inside the network namespace of a throwaway container on `my_network`, with its
+//! API published to the host: it must discover and scrape both replicas (`up == 1`). One replica
+//! is forced unhealthy through its testability switch; Prometheus must show
+//! `AccountServiceReplicaNotUp` for its slot, and once Swarm has replaced it,
+//! `AccountServiceReplicaReplaced` firing for that slot.
+//!
+//! Everything it creates is removed at the end, also when it fails; a Swarm or network it had to
+//! create is removed too.
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use serde_json::Value;
@@ -22,7 +33,10 @@ use xshell::{Shell, cmd};
 use crate::docker::{self, SERVICE_PORT};
 use crate::image::{self, LATEST};
 use crate::project::Project;
+use crate::server::Server;
 use crate::wait::{self, Poll};
+
+use super::{Api, POLL, STOP_GRACE};
 
 /// The test service: a stack-style name, so the relabelling's `(.+_)?accountservice` is tested.
 const SERVICE: &str = "promcheck_accountservice";
@@ -33,9 +47,14 @@ const NETWORK: &str = "my_network";
 /// Replicas of the test service.
 const REPLICAS: usize = 2;
 
+/// How long Swarm may take to replace a replica forced unhealthy, and Prometheus to notice.
+const REPLACE_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// What the task created, to remove at the end whatever happens.
 struct Cleanup<'a> {
     sh: &'a Shell,
+    /// The container whose network namespace Prometheus runs in.
+    helper: Option<String>,
     service: bool,
     network: bool,
     swarm: bool,
@@ -44,6 +63,13 @@ struct Cleanup<'a> {
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         let sh = self.sh;
+        if let Some(helper) = &self.helper {
+            let _ = cmd!(sh, "docker rm --force {helper}")
+                .quiet()
+                .ignore_stdout()
+                .ignore_stderr()
+                .run();
+        }
         if self.service {
             let _ = cmd!(sh, "docker service rm {SERVICE}")
                 .quiet()
@@ -82,8 +108,9 @@ impl Drop for Cleanup<'_> {
     }
 }
 
-/// Runs the discovery check; `build` builds the image first, else `accountservice:latest` is used.
-pub fn run(sh: &Shell, project: &Project, config: &Path, build: bool) -> Result<()> {
+/// Runs the discovery check, then the server against the Swarm; `build` builds the image first,
+/// else `accountservice:latest` is used.
+pub fn run(sh: &Shell, project: &Project, config: &Path, rules: &Path, build: bool) -> Result<()> {
     let image = if build {
         image::run(sh, project)?.versioned_tag
     } else {
@@ -92,6 +119,7 @@ pub fn run(sh: &Shell, project: &Project, config: &Path, build: bool) -> Result<
     println!("prometheus --swarm: Docker {}", docker::engine_version(sh)?);
     let mut cleanup = Cleanup {
         sh,
+        helper: None,
         service: false,
         network: false,
         swarm: false,
@@ -110,11 +138,15 @@ pub fn run(sh: &Shell, project: &Project, config: &Path, build: bool) -> Result<
     let replicas = REPLICAS.to_string();
     let publish = format!("mode=host,target={SERVICE_PORT}");
     cleanup.service = true;
+    // Testability on, to force one replica unhealthy; Docker's health check every second, so
+    // Swarm replaces it within seconds.
     cmd!(
         sh,
         "docker service create --detach --no-resolve-image --name {SERVICE}
             --replicas {replicas} --network {NETWORK} --endpoint-mode dnsrr
-            --publish {publish} --read-only {image}"
+            --publish {publish} --read-only --env ACCOUNTSERVICE_TESTABILITY=true
+            --health-interval 1s --health-retries 2 --health-timeout 3s
+            --restart-condition any --restart-delay 1s {image}"
     )
     .quiet()
     .ignore_stdout()
@@ -223,6 +255,212 @@ pub fn run(sh: &Shell, project: &Project, config: &Path, build: bool) -> Result<
         .with_context(|| format!("{url} does not answer from inside {NETWORK}"))?;
         println!("prometheus --swarm: GET {url} from inside {NETWORK}: {answer}");
     }
+
+    let helper = cmd!(
+        sh,
+        "docker run --detach --network {NETWORK} --publish 127.0.0.1::9090 {image}"
+    )
+    .quiet()
+    .read()
+    .context("starting the container Prometheus runs beside")?;
+    cleanup.helper = Some(helper.clone());
+    let result = scrape_the_swarm(sh, &helper, config, rules, &tasks);
     drop(cleanup);
+    result
+}
+
+/// The shipped configuration with one-second intervals and the rules file's absolute path, so
+/// the run is short; the discovery and relabelling are untouched.
+fn fast_config(shipped: &str, rules: &Path) -> Result<String> {
+    let mut config = shipped.to_owned();
+    for (from, to) in [
+        ("scrape_interval: 15s", "scrape_interval: 1s".to_owned()),
+        (
+            "evaluation_interval: 15s",
+            "evaluation_interval: 1s".to_owned(),
+        ),
+        ("scrape_timeout: 5s", "scrape_timeout: 1s".to_owned()),
+        ("refresh_interval: 15s", "refresh_interval: 1s".to_owned()),
+        ("  - alerts.yml", format!("  - {}", rules.display())),
+    ] {
+        ensure!(
+            config.contains(from),
+            "prometheus.yml no longer has `{from}`; update the --swarm check"
+        );
+        config = config.replace(from, &to);
+    }
+    Ok(config)
+}
+
+/// Runs Prometheus with the shipped file in `helper`'s network namespace (on `my_network`) and
+/// follows one replica from forced unhealthy to replaced through its API.
+fn scrape_the_swarm(
+    sh: &Shell,
+    helper: &str,
+    config: &Path,
+    rules: &Path,
+    tasks: &[docker::Task],
+) -> Result<()> {
+    let format = "{{.State.Pid}}";
+    let pid = cmd!(sh, "docker inspect --format {format} {helper}")
+        .quiet()
+        .read()?;
+    let api_port = cmd!(sh, "docker port {helper} 9090/tcp").quiet().read()?;
+    let api_addr: SocketAddr = api_port
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .parse()
+        .with_context(|| format!("no address in `docker port` output {api_port:?}"))?;
+    let temp = tempfile::Builder::new()
+        .prefix("accountservice-prometheus-swarm-")
+        .tempdir()?;
+    let fast = temp.path().join("prometheus.yml");
+    std::fs::write(
+        &fast,
+        fast_config(&std::fs::read_to_string(config)?, rules)?,
+    )?;
+    let mut command = Command::new("nsenter");
+    command
+        .arg(format!("--net=/proc/{}/ns/net", pid.trim()))
+        .arg("prometheus")
+        .arg(format!("--config.file={}", fast.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            temp.path().join("data").display()
+        ))
+        .arg("--web.listen-address=0.0.0.0:9090")
+        .arg("--log.level=warn");
+    let started = Instant::now();
+    let mut prometheus = Server::spawn_at("prometheus", command, api_addr)?;
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    let api = Api {
+        client: &client,
+        base: format!("http://{api_addr}"),
+    };
+    let up = format!(r#"up{{job="accountservice",service="{SERVICE}"}} == 1"#);
+    wait::until(
+        "Prometheus to scrape both replicas",
+        REPLACE_TIMEOUT,
+        POLL,
+        || {
+            prometheus.ensure_alive()?;
+            Ok(match api.query(&up) {
+                Ok(values) if values.len() == REPLICAS => Poll::Ready(()),
+                Ok(values) => Poll::Pending(format!("{} up", values.len())),
+                Err(error) => Poll::Pending(format!("{error:#}")),
+            })
+        },
+    )?;
+    println!(
+        "prometheus --swarm: the shipped prometheus.yml inside {NETWORK} scrapes both replicas \
+         (up == 1) {:.1} s after start",
+        started.elapsed().as_secs_f64()
+    );
+
+    let victim = tasks
+        .iter()
+        .find(|task| task.host_port.is_some())
+        .context("no task with a host port to reach its testability switch")?;
+    let victim_port = victim.host_port.unwrap_or_default();
+    let slot = api.get(&format!(
+        "/api/v1/query?query={}",
+        super::percent_encode(&format!(r#"up{{task="{}"}}"#, victim.id))
+    ))?["data"]["result"][0]["metric"]["slot"]
+        .as_str()
+        .context("the forced replica's target has no slot label")?
+        .to_owned();
+    let answer = client
+        .get(format!(
+            "http://127.0.0.1:{victim_port}/testability/healthy/false"
+        ))
+        .send()?;
+    ensure!(
+        answer.status().is_success(),
+        "forcing task {} unhealthy answered {}",
+        victim.id,
+        answer.status()
+    );
+    let forced = Instant::now();
+    println!(
+        "prometheus --swarm: forced task {} (slot {slot}) unhealthy",
+        victim.id
+    );
+    let mut seen_not_up = None;
+    wait::until(
+        "AccountServiceReplicaNotUp, then AccountServiceReplicaReplaced firing, for the slot",
+        REPLACE_TIMEOUT,
+        POLL,
+        || {
+            prometheus.ensure_alive()?;
+            let alerts = api.get("/api/v1/alerts")?;
+            let list = alerts["data"]["alerts"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let find = |name: &str| {
+                list.iter().find(|alert| {
+                    alert["labels"]["alertname"] == name && alert["labels"]["slot"] == slot.as_str()
+                })
+            };
+            if seen_not_up.is_none()
+                && let Some(alert) = find("AccountServiceReplicaNotUp")
+            {
+                seen_not_up = Some(forced.elapsed());
+                println!(
+                    "prometheus --swarm: AccountServiceReplicaNotUp {} for slot {slot} after {:.1} s",
+                    alert["state"].as_str().unwrap_or("?"),
+                    forced.elapsed().as_secs_f64()
+                );
+            }
+            Ok(match find("AccountServiceReplicaReplaced") {
+                Some(alert) if alert["state"] == "firing" && seen_not_up.is_some() => {
+                    Poll::Ready(())
+                }
+                _ => Poll::Pending(
+                    list.iter()
+                        .map(|alert| {
+                            format!(
+                                "{} {} slot {}",
+                                alert["labels"]["alertname"],
+                                alert["state"],
+                                alert["labels"]["slot"]
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ),
+            })
+        },
+    )?;
+    println!(
+        "prometheus --swarm: Swarm replaced it; AccountServiceReplicaReplaced firing for slot \
+         {slot} {:.1} s after the fault",
+        forced.elapsed().as_secs_f64()
+    );
+    prometheus.stop(STOP_GRACE, true)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fast_config_of_the_shipped_file_only_shortens_intervals_and_finds_the_rules() {
+        let shipped = include_str!("../../../deploy/prometheus/prometheus.yml");
+        let fast = fast_config(shipped, Path::new("/x/alerts.yml")).unwrap();
+        assert!(!fast.contains("15s"), "{fast}");
+        assert!(fast.contains("  - /x/alerts.yml\n"), "{fast}");
+        assert!(fast.contains("role: tasks"), "{fast}");
+        assert_eq!(fast.lines().count(), shipped.lines().count());
+    }
+
+    #[test]
+    fn a_config_without_the_expected_settings_is_refused() {
+        let error = fast_config("global: {}\n", Path::new("/x")).unwrap_err();
+        assert!(error.to_string().contains("scrape_interval"), "{error}");
+    }
 }
