@@ -273,7 +273,7 @@ struct RawContainerSpec {
 }
 
 /// Parses `docker inspect` output for tasks.
-fn parse_tasks(json: &str) -> Result<Vec<Task>> {
+pub fn parse_tasks(json: &str) -> Result<Vec<Task>> {
     let raw: Vec<RawTask> = serde_json::from_str(json).context("parsing task JSON")?;
     Ok(raw
         .into_iter()

@@ -16,6 +16,7 @@
 
 mod cgroup;
 pub mod client;
+mod fleet;
 mod node;
 mod proc;
 mod scenarios;

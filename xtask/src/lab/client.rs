@@ -304,6 +304,7 @@ fn ask(http: &reqwest::blocking::Client, url: &str, id: usize) -> Result<String>
 }
 
 /// The controller's handle on the in-lab client: which network namespace it runs in.
+#[derive(Debug, Clone)]
 pub struct Client {
     /// `/proc/<pid>/ns/net` of the client container's process.
     netns: PathBuf,

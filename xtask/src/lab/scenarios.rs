@@ -22,6 +22,7 @@ use anyhow::{Context, Result, bail, ensure};
 use xshell::{Shell, cmd};
 
 use super::client::Client;
+use super::fleet;
 use super::node::Node;
 use super::swarm::{self, NETWORK, REPLICAS, SERVICE};
 use super::{NODES, Options, ROOT, SWITCH, teardown};
@@ -265,7 +266,7 @@ fn describe(lab: &Lab, task: &Task) -> String {
 /// Scenario 1.
 fn spread(lab: &mut Lab) -> Result<Vec<Timing>> {
     let mut timings = Vec::new();
-    let took = swarm::create_service(lab.manager(), &[])?;
+    let took = swarm::create_service(lab.manager(), &[fleet::PEERS.to_owned()])?;
     timings.push(Timing::print(
         "`docker service create` to 3/3 healthy",
         took,
@@ -327,7 +328,88 @@ fn spread(lab: &mut Lab) -> Result<Vec<Timing>> {
         served_by.len() == REPLICAS,
         "expected {REPLICAS} different servers, got {served_by:?}"
     );
+
+    // The fleet view, asked of the replica on the second node, lists all three UP.
+    let observer = tasks
+        .iter()
+        .zip(&placement)
+        .find(|(_, index)| **index == 1)
+        .and_then(|(task, _)| task.addresses.first().cloned())
+        .context("no replica on the second node")?;
+    let start = Instant::now();
+    let ips = fleet::ips(&tasks);
+    let view = wait::until(
+        "the fleet view to list the 3 replicas UP",
+        Duration::from_secs(20),
+        swarm::POLL,
+        || {
+            let view = fleet::ask(&lab.client, &observer)?;
+            Ok(
+                if ips.iter().all(|ip| view.status_of(ip) == Some("UP"))
+                    && view.replicas.len() == REPLICAS
+                {
+                    Poll::Ready(view)
+                } else {
+                    Poll::Pending(format!("{:?}", view.replicas))
+                },
+            )
+        },
+    )?;
+    timings.push(Timing::print(
+        "fleet view from one replica listing all 3 UP",
+        start.elapsed(),
+    ));
+    println!(
+        "    /health/fleet asked of {} ({}):",
+        view.instance, lab.nodes[1].name
+    );
+    for task in &tasks {
+        let ip = task.addresses.first().map_or("-", String::as_str);
+        println!(
+            "      {ip}: {} ({})",
+            view.status_of(ip).unwrap_or("missing"),
+            describe(lab, task)
+        );
+    }
     Ok(timings)
+}
+
+/// Waits until the fleet view of the replica at `observer` shows every address of `gone` as
+/// `GONE` and every address of `up` as `UP`; prints it.
+fn wait_fleet(
+    lab: &Lab,
+    observer: &str,
+    gone: &BTreeSet<String>,
+    up: &BTreeSet<String>,
+) -> Result<()> {
+    let view = wait::until(
+        "the fleet view to show the lost replicas GONE and their replacements UP",
+        Duration::from_secs(30),
+        swarm::POLL,
+        || {
+            let view = fleet::ask(&lab.client, observer)?;
+            Ok(
+                if gone.iter().all(|ip| view.status_of(ip) == Some("GONE"))
+                    && up.iter().all(|ip| view.status_of(ip) == Some("UP"))
+                {
+                    Poll::Ready(view)
+                } else {
+                    Poll::Pending(format!("{:?}", view.replicas))
+                },
+            )
+        },
+    )?;
+    let listing: Vec<String> = view
+        .replicas
+        .iter()
+        .map(|replica| format!("{} {}", replica.address, replica.status))
+        .collect();
+    println!(
+        "    /health/fleet asked of {}: {}",
+        view.instance,
+        listing.join(", ")
+    );
+    Ok(())
 }
 
 /// When a fault on node `victim` was handled, counted from the fault.
@@ -437,13 +519,23 @@ fn power_loss(lab: &mut Lab) -> Result<Vec<Timing>> {
             "NOT met"
         }
     );
-    for task in swarm::serving(lab.manager())? {
-        println!("    now {}", describe(lab, &task));
+    let now = swarm::serving(lab.manager())?;
+    for task in &now {
+        println!("    now {}", describe(lab, task));
     }
+    let observer = now
+        .first()
+        .and_then(|task| task.addresses.first().cloned())
+        .context("no serving replica")?;
+    wait_fleet(lab, &observer, &fleet::ips(&lost), &fleet::ips(&now))?;
+    timings.push(Timing::print(
+        "power loss to the fleet view showing the lost replica GONE, the new one UP",
+        start.elapsed(),
+    ));
 
     let power_on = Instant::now();
     lab.nodes[victim].power_on()?;
-    swarm::wait_ready(lab.manager(), NODES, CONVERGE)?;
+    swarm::wait_ready(&lab.nodes, CONVERGE)?;
     timings.push(Timing::print(
         format!("power on to {name} ready in the swarm again"),
         power_on.elapsed(),
@@ -464,7 +556,7 @@ fn power_loss(lab: &mut Lab) -> Result<Vec<Timing>> {
 /// Scenario 3.
 fn network_cut(lab: &mut Lab) -> Result<Vec<Timing>> {
     let mut timings = Vec::new();
-    swarm::wait_ready(lab.manager(), NODES, CONVERGE)?;
+    swarm::wait_ready(&lab.nodes, CONVERGE)?;
     let victim = lab.victim()?;
     let name = lab.nodes[victim].name.clone();
     let cut_tasks: Vec<Task> = swarm::serving(lab.manager())?
@@ -483,6 +575,12 @@ fn network_cut(lab: &mut Lab) -> Result<Vec<Timing>> {
         .map(|task| swarm::container_of(task).map(str::to_owned))
         .collect::<Result<_>>()?;
 
+    let observer = swarm::serving(lab.manager())?
+        .into_iter()
+        .find(|task| !cut_tasks.iter().any(|cut| cut.id == task.id))
+        .and_then(|task| task.addresses.first().cloned())
+        .context("no replica outside the cut node")?;
+    let watch = fleet::Watch::start(&lab.client, &observer)?;
     let start = Instant::now();
     lab.nodes[victim].cut(&lab.host)?;
     let handled = wait_replaced(lab, victim, start)?;
@@ -534,11 +632,12 @@ fn network_cut(lab: &mut Lab) -> Result<Vec<Timing>> {
             })
         },
     )?;
+    let stopped = Instant::now();
     timings.push(Timing::print(
         format!("heal to the stale task(s) stopped on {name}"),
-        healed.elapsed(),
+        stopped.duration_since(healed),
     ));
-    swarm::wait_ready(lab.manager(), NODES, CONVERGE)?;
+    swarm::wait_ready(&lab.nodes, CONVERGE)?;
     timings.push(Timing::print(
         format!("heal to {name} ready in the swarm again"),
         healed.elapsed(),
@@ -548,6 +647,52 @@ fn network_cut(lab: &mut Lab) -> Result<Vec<Timing>> {
         running.len() == REPLICAS,
         "{} containers of the service run after the heal, expected {REPLICAS}: {running:?}",
         running.len()
+    );
+    let serving = swarm::serving(lab.manager())?;
+    wait_fleet(
+        lab,
+        &observer,
+        &fleet::ips(&cut_tasks),
+        &fleet::ips(&serving),
+    )?;
+    let watched = watch.finish()?;
+    let window = match (watched.first_duplicate, watched.last_duplicate) {
+        (Some(first), Some(last)) => format!(
+            "from {} to {} after the heal",
+            secs(first.saturating_duration_since(healed)),
+            secs(last.saturating_duration_since(healed))
+        ),
+        _ => "never".to_owned(),
+    };
+    println!(
+        "    fleet view sampled {} times ({} unreadable) from the cut until after the heal; \
+         a slot claimed by two replicas UP: {window}{}",
+        watched.samples,
+        watched.unread,
+        watched
+            .example
+            .as_deref()
+            .map(|example| format!(" ({example})"))
+            .unwrap_or_default()
+    );
+    ensure!(
+        watched.samples > 0,
+        "the fleet view could not be read during the cut"
+    );
+    // During the cut the stale replicas are out of reach: no view may count them UP. After the
+    // heal the cut node rejoins Swarm's DNS with its stale tasks until Swarm stops them, which
+    // is Swarm's doing; the view may lag that by one health interval at most.
+    ensure!(
+        watched.first_duplicate.is_none_or(|first| first >= healed),
+        "the fleet view showed a slot claimed twice during the cut ({window})"
+    );
+    ensure!(
+        watched
+            .last_duplicate
+            .is_none_or(|last| last <= stopped + fleet::INTERVAL),
+        "the fleet view still showed a slot claimed twice more than one health interval ({}) \
+         after Swarm stopped the stale task ({window})",
+        secs(fleet::INTERVAL)
     );
     Ok(timings)
 }

@@ -147,29 +147,44 @@ pub fn form(nodes: &[Node]) -> Result<()> {
         .run()
         .with_context(|| format!("{} joining the swarm", node.name))?;
     }
-    wait_ready(&first.sh, nodes.len(), Duration::from_secs(60))?;
+    wait_ready(nodes, Duration::from_secs(60))?;
     Ok(())
 }
 
-/// Waits until the manager behind `sh` sees `count` nodes ready, each a reachable manager (a node
-/// whose agent is back is `ready` before its Raft member has caught up; a fault in between would
-/// leave the Swarm without a quorum).
-pub fn wait_ready(sh: &Shell, count: usize, deadline: Duration) -> Result<()> {
+/// Waits until the first node sees every node ready and a reachable manager, and every node's
+/// own manager answers a question that needs the Raft leader (`docker node ls`). A node whose
+/// agent is back is `ready`, and even `reachable`, before its Raft member has rejoined; a fault in
+/// between would leave the Swarm without a quorum.
+pub fn wait_ready(nodes: &[Node], deadline: Duration) -> Result<()> {
+    let count = nodes.len();
     wait::until(
-        &format!("{count} swarm nodes to be ready and reachable managers"),
+        &format!("{count} swarm nodes to be ready managers that reach the leader"),
         deadline,
         POLL,
         || {
-            let nodes = nodes(sh)?;
-            let ready = nodes
+            let seen = self::nodes(&nodes[0].sh)?;
+            let ready = seen
                 .iter()
                 .filter(|node| node.state == "ready" && node.reachability == "reachable")
                 .count();
-            Ok(if ready == count {
-                Poll::Ready(())
-            } else {
-                Poll::Pending(describe_nodes(&nodes))
-            })
+            if ready != count {
+                return Ok(Poll::Pending(describe_nodes(&seen)));
+            }
+            for node in nodes {
+                let answered = cmd!(node.sh, "docker node ls --quiet")
+                    .quiet()
+                    .ignore_stdout()
+                    .ignore_stderr()
+                    .run()
+                    .is_ok();
+                if !answered {
+                    return Ok(Poll::Pending(format!(
+                        "{} cannot list the nodes yet (no leader known to it)",
+                        node.name
+                    )));
+                }
+            }
+            Ok(Poll::Ready(()))
         },
     )
 }

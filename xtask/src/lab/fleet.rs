@@ -1,0 +1,288 @@
+//! The fleet view as the scenarios read it: `GET /health/fleet` asked of one replica from inside
+//! the lab, each listed replica matched to its Swarm task (by address) for its node and slot, and
+//! a watch that samples the view while a fault plays out to catch two replicas claiming the same
+//! slot.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, ensure};
+use serde::Deserialize;
+
+use super::client::Client;
+use super::node::Node;
+use super::swarm::SERVICE;
+use crate::docker::{self, Task};
+
+/// The service's own health interval (its default): the fleet view asks the peers at most once
+/// per interval, so it may be this much behind.
+pub const INTERVAL: Duration = Duration::from_secs(1);
+
+/// `--peers` for the service: every task of it, looked up in Swarm's DNS each round.
+pub const PEERS: &str = "ACCOUNTSERVICE_PEERS=tasks.accountservice:6767";
+
+/// The answer of `GET /health/fleet`, reduced to what the scenarios check.
+#[derive(Debug, Clone, Deserialize)]
+pub struct View {
+    /// The replica that answered.
+    pub instance: String,
+    /// Every replica it knows of.
+    pub replicas: Vec<Replica>,
+}
+
+/// One replica in the fleet view.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Replica {
+    /// `host:port` as listed by DNS.
+    pub address: String,
+    /// `UP`, `DOWN`, ..., `UNREACHABLE`, `GONE`.
+    pub status: String,
+}
+
+impl Replica {
+    /// The address without the port.
+    pub fn ip(&self) -> &str {
+        self.address
+            .rsplit_once(':')
+            .map_or(self.address.as_str(), |(ip, _)| ip)
+    }
+}
+
+impl View {
+    /// The status the view gives the replica at `ip`, if listed.
+    pub fn status_of(&self, ip: &str) -> Option<&str> {
+        self.replicas
+            .iter()
+            .find(|replica| replica.ip() == ip)
+            .map(|replica| replica.status.as_str())
+    }
+
+    /// Slots claimed by more than one replica the view shows `UP`, with their addresses.
+    pub fn duplicate_slots(&self, slots: &BTreeMap<String, u64>) -> BTreeMap<u64, Vec<String>> {
+        let mut claims: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+        for replica in self
+            .replicas
+            .iter()
+            .filter(|replica| replica.status == "UP")
+        {
+            if let Some(slot) = slots.get(replica.ip()) {
+                claims
+                    .entry(*slot)
+                    .or_default()
+                    .push(replica.address.clone());
+            }
+        }
+        claims.retain(|_, addresses| addresses.len() > 1);
+        claims
+    }
+}
+
+/// Asks the replica at `ip` for its fleet view.
+pub fn ask(client: &Client, ip: &str) -> Result<View> {
+    let url = format!("http://{ip}:6767/health/fleet");
+    let answer = client
+        .get(std::slice::from_ref(&url))?
+        .into_iter()
+        .next()
+        .context("no answer")?;
+    ensure!(
+        answer.status == Some(200),
+        "{url} answered {:?}: {}",
+        answer.status,
+        answer.body
+    );
+    serde_json::from_str(&answer.body).with_context(|| format!("fleet JSON {}", answer.body))
+}
+
+/// Task address to slot, for every task the manager knows (stale and replaced ones included).
+pub fn slots(tasks: &[Task]) -> BTreeMap<String, u64> {
+    tasks
+        .iter()
+        .filter_map(|task| Some((task.addresses.first()?.clone(), task.slot?)))
+        .collect()
+}
+
+/// What a [`Watch`] saw.
+#[derive(Debug, Default, Clone)]
+pub struct Watched {
+    /// Views read.
+    pub samples: u64,
+    /// Views that could not be read (a lookup or the observer timing out).
+    pub unread: u64,
+    /// Views showing a slot claimed by two replicas `UP`.
+    pub duplicate_samples: u64,
+    /// When the first and the last such view was asked for.
+    pub first_duplicate: Option<Instant>,
+    /// See `first_duplicate`.
+    pub last_duplicate: Option<Instant>,
+    /// The first duplicate seen, for the report.
+    pub example: Option<String>,
+}
+
+/// Every task of the service, without the CLI's complaints on stderr when the Swarm has no
+/// leader for a moment (the caller keeps its last answer then).
+fn tasks_quietly(sh: &xshell::Shell) -> Result<Vec<Task>> {
+    let ids = xshell::cmd!(sh, "docker service ps --quiet --no-trunc {SERVICE}")
+        .quiet()
+        .ignore_stderr()
+        .read()?;
+    let ids: Vec<&str> = ids.lines().filter(|line| !line.is_empty()).collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let json = xshell::cmd!(sh, "docker inspect --type task {ids...}")
+        .quiet()
+        .ignore_stderr()
+        .read()?;
+    docker::parse_tasks(&json)
+}
+
+/// Samples the fleet view of one replica in the background until stopped.
+pub struct Watch {
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Watched>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Watch {
+    /// Starts sampling the view of the replica at `observer` every 100 ms, asking the first node
+    /// (the manager) for the tasks' slots.
+    pub fn start(client: &Client, observer: &str) -> Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(Watched::default()));
+        let client = client.clone();
+        let observer = observer.to_owned();
+        let manager = Node::new(1)?;
+        let mut slots = self::slots(&tasks_quietly(&manager.sh)?);
+        let (thread_stop, thread_seen) = (Arc::clone(&stop), Arc::clone(&seen));
+        let thread = std::thread::spawn(move || {
+            while !thread_stop.load(Ordering::Relaxed) {
+                let sampled = Instant::now();
+                // Without a leader the manager cannot list tasks; the slots known stay true.
+                if let Ok(tasks) = tasks_quietly(&manager.sh) {
+                    slots.extend(self::slots(&tasks));
+                }
+                let view = ask(&client, &observer);
+                let Ok(mut seen) = thread_seen.lock() else {
+                    return;
+                };
+                match view {
+                    Ok(view) => {
+                        seen.samples += 1;
+                        let duplicates = view.duplicate_slots(&slots);
+                        if !duplicates.is_empty() {
+                            seen.duplicate_samples += 1;
+                            seen.first_duplicate.get_or_insert(sampled);
+                            seen.last_duplicate = Some(sampled);
+                            seen.example.get_or_insert_with(|| {
+                                format!("slots claimed twice: {duplicates:?}")
+                            });
+                        }
+                    }
+                    Err(_) => seen.unread += 1,
+                }
+                drop(seen);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        Ok(Self {
+            stop,
+            seen,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops sampling and returns what was seen.
+    pub fn finish(mut self) -> Result<Watched> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread
+                .join()
+                .map_err(|_| anyhow!("the fleet watch panicked"))?;
+        }
+        let seen = self
+            .seen
+            .lock()
+            .map_err(|_| anyhow!("the fleet watch poisoned its record"))?;
+        Ok(seen.clone())
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The addresses of tasks, as a set.
+pub fn ips(tasks: &[Task]) -> BTreeSet<String> {
+    tasks
+        .iter()
+        .filter_map(|task| task.addresses.first().cloned())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(replicas: &[(&str, &str)]) -> View {
+        View {
+            instance: "10.0.1.4".to_owned(),
+            replicas: replicas
+                .iter()
+                .map(|(address, status)| Replica {
+                    address: (*address).to_owned(),
+                    status: (*status).to_owned(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn two_replicas_up_in_one_slot_are_a_duplicate_but_a_gone_one_is_not() {
+        let slots = BTreeMap::from([
+            ("10.0.1.4".to_owned(), 1),
+            ("10.0.1.5".to_owned(), 2),
+            ("10.0.1.9".to_owned(), 2),
+        ]);
+        let both_up = view(&[
+            ("10.0.1.4:6767", "UP"),
+            ("10.0.1.5:6767", "UP"),
+            ("10.0.1.9:6767", "UP"),
+        ]);
+        assert_eq!(
+            both_up.duplicate_slots(&slots),
+            BTreeMap::from([(
+                2,
+                vec!["10.0.1.5:6767".to_owned(), "10.0.1.9:6767".to_owned()]
+            )])
+        );
+        let one_gone = view(&[
+            ("10.0.1.4:6767", "UP"),
+            ("10.0.1.5:6767", "GONE"),
+            ("10.0.1.9:6767", "UP"),
+        ]);
+        assert!(one_gone.duplicate_slots(&slots).is_empty());
+        assert_eq!(one_gone.status_of("10.0.1.5"), Some("GONE"));
+        assert_eq!(one_gone.status_of("10.0.1.7"), None);
+    }
+
+    #[test]
+    fn a_fleet_answer_parses_with_the_fields_it_has() {
+        let view: View = serde_json::from_str(
+            r#"{"instance":"10.0.1.4","peers":"tasks.accountservice:6767","found":3,
+                "replicas":[{"address":"10.0.1.5:6767","instance":"10.0.1.5","status":"UP",
+                             "since":"2026-12-02T14:00:00Z"}],"transitions":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(view.replicas[0].ip(), "10.0.1.5");
+        assert_eq!(view.replicas[0].status, "UP");
+    }
+}
