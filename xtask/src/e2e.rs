@@ -7,6 +7,9 @@
 //! 4. The same for a replica whose database fails.
 //! 5. A start-first rolling update under continuous load loses no request, and an update to an
 //!    image whose health check always fails is rolled back while the service keeps serving.
+//! 6. Three replicas with `--peers tasks.<service>:6767`: one forced unhealthy shows `DOWN` in
+//!    another's `/health/fleet` within two health intervals, then `GONE` with its last reason
+//!    once Swarm replaced it; the status page rendered by headless Chromium shows the same.
 //!
 //! Every scenario prints its timings. Every resource it creates (containers, services, networks,
 //! images it tags, the Swarm if it initialised it) is held by a guard that removes it when
@@ -15,6 +18,7 @@
 //! so the run is quick; the image keeps its production values.
 
 mod balancer;
+mod fleet;
 mod guards;
 mod heal;
 mod http;
@@ -53,8 +57,8 @@ pub struct Options {
     /// Use the existing accountservice:latest instead of running `image` first.
     #[arg(long)]
     no_build: bool,
-    /// Run only these scenarios (1-5; repeatable). All of them by default, as CI runs them.
-    #[arg(long = "scenario", value_parser = clap::value_parser!(u8).range(1..=5))]
+    /// Run only these scenarios (1-6; repeatable). All of them by default, as CI runs them.
+    #[arg(long = "scenario", value_parser = clap::value_parser!(u8).range(1..=6))]
     scenarios: Vec<u8>,
     /// 1: the scenarios above on the local engine; 3: the multi-node scenarios on a three-node
     /// lab built in network namespaces (the same as `cargo xtask lab`; needs root).
@@ -181,7 +185,7 @@ fn run_scenarios(
         &mut || standalone::unhealthy_container(sh),
     )?;
 
-    if !(3..=5).any(|number| options.wants(number)) {
+    if !(3..=6).any(|number| options.wants(number)) {
         return Ok(());
     }
     let swarm = guards::Swarm::join(sh)?;
@@ -196,22 +200,30 @@ fn run_scenarios(
         None
     };
     let network = guards::Network::overlay(sh, heal::NETWORK)?;
-    let service = heal::create_service(sh, &network)?;
-    scenario(3, "swarm replaces a replica forced unhealthy", &mut || {
-        heal::replaces_unhealthy_replica(sh, &service, heal::Fault::ForcedUnhealthy)
-    })?;
+    if (3..=5).any(|number| options.wants(number)) {
+        let service = heal::create_service(sh, &network)?;
+        scenario(3, "swarm replaces a replica forced unhealthy", &mut || {
+            heal::replaces_unhealthy_replica(sh, &service, heal::Fault::ForcedUnhealthy)
+        })?;
+        scenario(
+            4,
+            "swarm replaces a replica whose database fails",
+            &mut || heal::replaces_unhealthy_replica(sh, &service, heal::Fault::DatabaseDown),
+        )?;
+        scenario(
+            5,
+            "rolling update under load loses nothing; a broken image is rolled back",
+            &mut || rolling::update_under_load(sh, &service),
+        )?;
+        // Containers before the network and the images they use.
+        drop(service);
+    }
     scenario(
-        4,
-        "swarm replaces a replica whose database fails",
-        &mut || heal::replaces_unhealthy_replica(sh, &service, heal::Fault::DatabaseDown),
-    )?;
-    scenario(
-        5,
-        "rolling update under load loses nothing; a broken image is rolled back",
-        &mut || rolling::update_under_load(sh, &service),
+        6,
+        "the fleet seen from any replica while swarm replaces one",
+        &mut || fleet::seen_from_any_replica(sh, &network),
     )?;
     // The order matters: containers before the network and the images they use, the swarm last.
-    drop(service);
     drop(network);
     drop(images);
     drop(swarm);

@@ -7,6 +7,7 @@
 
 mod api_fuzz;
 mod bench;
+mod browser;
 mod deploy;
 mod dist;
 mod docker;
@@ -18,6 +19,7 @@ mod lab;
 mod project;
 mod prometheus;
 mod server;
+mod status_page;
 mod wait;
 
 use std::process::ExitCode;
@@ -63,6 +65,10 @@ enum Task {
     /// Fuzzes the live service against its own /openapi.json with schemathesis (installed from
     /// PyPI if missing): every operation, then the testability ones.
     ApiFuzz(api_fuzz::Options),
+    /// Starts a fleet of three replicas on 127.0.0.1 (one forced unhealthy, one stopped) and
+    /// checks the /status page as headless Chromium renders it (installed with apt-get when
+    /// missing); keeps the screenshot and the fleet JSON in target/status-page/.
+    StatusPage,
     /// Runs deploy/haproxy/haproxy.cfg with Debian's HAProxy (installed with apt if missing) in
     /// front of three instances: rolling restarts under keep-alive load lose no request, and an
     /// instance forced unhealthy stops getting requests within two check intervals.
@@ -98,6 +104,7 @@ fn run(task: Task) -> Result<()> {
         Task::LabClient(options) => lab::client::run(&options),
         Task::Bench(options) => bench::run(&sh, &project, &options),
         Task::ApiFuzz(options) => api_fuzz::run(&sh, &project, &options),
+        Task::StatusPage => status_page::run(&sh, &project),
         Task::Haproxy(options) => haproxy::run(&sh, &project, &options),
         Task::Prometheus(options) => prometheus::run(&sh, &project, &options),
     }

@@ -119,8 +119,18 @@ pub fn wait_for_full_strength(
     service: &str,
     accept: impl Fn(&[Task]) -> bool,
 ) -> Result<Vec<Task>> {
+    wait_for_replicas(sh, service, REPLICAS, accept)
+}
+
+/// Waits until the service has exactly `replicas` serving tasks that satisfy `accept`.
+pub fn wait_for_replicas(
+    sh: &Shell,
+    service: &str,
+    replicas: usize,
+    accept: impl Fn(&[Task]) -> bool,
+) -> Result<Vec<Task>> {
     wait::until(
-        &format!("service {service} to be back to {REPLICAS}/{REPLICAS} healthy"),
+        &format!("service {service} to be back to {replicas}/{replicas} healthy"),
         CONVERGE_DEADLINE,
         Duration::from_millis(250),
         || {
@@ -131,7 +141,7 @@ pub fn wait_for_full_strength(
                 .filter(|t| t.desired_state == "running")
                 .count();
             Ok(
-                if serving.len() == REPLICAS && wanted == REPLICAS && accept(&serving) {
+                if serving.len() == replicas && wanted == replicas && accept(&serving) {
                     Poll::Ready(serving)
                 } else {
                     Poll::Pending(describe(&tasks))

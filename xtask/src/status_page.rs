@@ -1,0 +1,309 @@
+//! `cargo xtask status-page`: the fleet status page rendered by a real browser, from a running
+//! fleet of real service processes.
+//!
+//! Three processes on 127.0.0.1, each with `--peers` listing all three. One is forced unhealthy
+//! through its testability switch, one is stopped (it vanishes). Headless Chromium (Debian's,
+//! installed when missing) loads `/status` from the remaining healthy one; the checks are made on
+//! the DOM after the page's scripts ran (`--dump-dom`), not on the HTML source: one row per
+//! replica with its status in words and its reason, the transitions across replicas, no error
+//! banner. A screenshot and the fleet JSON of the run are kept under `target/status-page/`.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use serde_json::Value;
+use xshell::{Shell, cmd};
+
+use crate::browser::{Chromium, Dom};
+use crate::project::Project;
+use crate::server::Server;
+use crate::wait::{self, Poll};
+
+/// Replicas in the fleet.
+const REPLICAS: usize = 3;
+
+/// The replicas' health interval: how often the view may ask the peers.
+const INTERVAL: &str = "0.5";
+
+/// How long the service may take to start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long the fleet view may take to show a change.
+const SHOW_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Virtual time the page gets before its DOM is dumped: its first fetch and render.
+const RENDER_BUDGET: Duration = Duration::from_secs(5);
+
+/// The screenshot's window.
+const WINDOW: (u32, u32) = (1280, 720);
+
+/// Builds the service, starts the fleet, renders the page, checks it, keeps the screenshot.
+pub fn run(sh: &Shell, project: &Project) -> Result<()> {
+    let started = Instant::now();
+    let browser = Chromium::ensure(sh)?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    cmd!(
+        sh,
+        "{cargo} build --package accountservice --bin accountservice"
+    )
+    .run()
+    .context("building accountservice")?;
+    let binary = project.target_dir.join("debug").join("accountservice");
+    let out = project.target_dir.join("status-page");
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+
+    let dir = tempfile::Builder::new()
+        .prefix("accountservice-status-page-")
+        .tempdir()
+        .context("creating a temporary directory")?;
+    let addresses = free_addresses(REPLICAS)?;
+    let peers = addresses
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut fleet = Vec::new();
+    for (index, address) in addresses.iter().enumerate() {
+        fleet.push(start_replica(&binary, dir.path(), index, *address, &peers)?);
+    }
+    let [viewer, vanishing, failing]: [Server; REPLICAS] = fleet
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("expected {REPLICAS} replicas"))?;
+    let client = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    let get = |address: SocketAddr, path: &str| -> Result<(u16, String)> {
+        let response = client.get(format!("http://{address}{path}")).send()?;
+        Ok((response.status().as_u16(), response.text()?))
+    };
+    println!(
+        "fleet: {} on 127.0.0.1, each with --peers {peers}",
+        addresses.len()
+    );
+
+    let all_up = wait::until(
+        "every replica UP in the fleet view",
+        SHOW_DEADLINE,
+        Duration::from_millis(200),
+        || {
+            let view = fleet_view(&get, viewer.addr)?;
+            let up = view["counts"]["UP"].as_u64().unwrap_or(0);
+            Ok(if up == REPLICAS as u64 {
+                Poll::Ready(view)
+            } else {
+                Poll::Pending(view.to_string())
+            })
+        },
+    )?;
+    println!("fleet: {} UP", all_up["counts"]["UP"]);
+
+    let (status, body) = get(failing.addr, "/testability/healthy/false")?;
+    ensure!(status == 200, "forcing unhealthy answered {status}: {body}");
+    let vanished_addr = vanishing.addr;
+    vanishing.stop(Duration::from_secs(10), true)?;
+    println!(
+        "fleet: {} forced unhealthy, {} stopped",
+        failing.addr, vanished_addr
+    );
+
+    let view = wait::until(
+        "the fleet view to show one UP, one DOWN and one UNREACHABLE",
+        SHOW_DEADLINE,
+        Duration::from_millis(200),
+        || {
+            let view = fleet_view(&get, viewer.addr)?;
+            let seen = |address: SocketAddr| {
+                replica(&view, address).map(|r| r["status"].as_str().unwrap_or("").to_owned())
+            };
+            let statuses = [seen(viewer.addr), seen(failing.addr), seen(vanished_addr)];
+            Ok(match statuses {
+                [Some(a), Some(b), Some(c)] if a == "UP" && b == "DOWN" && c == "UNREACHABLE" => {
+                    Poll::Ready(view)
+                }
+                _ => Poll::Pending(format!("{statuses:?}")),
+            })
+        },
+    )?;
+    let down = replica(&view, failing.addr).context("the failing replica")?;
+    ensure!(
+        down["reason"] == "testability: forced unhealthy",
+        "the DOWN replica's reason: {down}"
+    );
+    let gone = replica(&view, vanished_addr).context("the vanished replica")?;
+    ensure!(
+        gone["lastStatus"] == "UP",
+        "the vanished replica keeps its last state: {gone}"
+    );
+    let (status, health) = get(viewer.addr, "/health")?;
+    ensure!(
+        status == 200,
+        "the viewer's own health changed with its peers': {status} {health}"
+    );
+    let pretty = serde_json::to_string_pretty(&view)?;
+    std::fs::write(out.join("fleet.json"), &pretty)?;
+
+    let url = format!("http://{}/status", viewer.addr);
+    let rendered = Instant::now();
+    let dom = wait::until(
+        "the rendered status page to show the fleet",
+        SHOW_DEADLINE * 2,
+        Duration::from_millis(200),
+        || {
+            let dom = Dom(browser.dump_dom(&url, RENDER_BUDGET)?);
+            Ok(
+                match check_page(&dom, viewer.addr, failing.addr, vanished_addr) {
+                    Ok(()) => Poll::Ready(dom),
+                    Err(error) => Poll::Pending(format!("{error:#}")),
+                },
+            )
+        },
+    )?;
+    println!(
+        "browser: the rendered DOM shows the fleet ({:.1} s)",
+        rendered.elapsed().as_secs_f64()
+    );
+    std::fs::write(out.join("status.html"), &dom.0)?;
+    let screenshot = out.join("status.png");
+    browser.screenshot(&url, &screenshot, WINDOW, RENDER_BUDGET)?;
+    println!(
+        "browser: screenshot {} ({} bytes)",
+        relative(project, &screenshot).display(),
+        std::fs::metadata(&screenshot)?.len()
+    );
+
+    failing.stop(Duration::from_secs(10), true)?;
+    viewer.stop(Duration::from_secs(10), true)?;
+    println!(
+        "status-page: passed in {:.1} s; fleet JSON, DOM and screenshot in {}",
+        started.elapsed().as_secs_f64(),
+        relative(project, &out).display()
+    );
+    Ok(())
+}
+
+/// The checks on the rendered page.
+fn check_page(dom: &Dom, up: SocketAddr, down: SocketAddr, vanished: SocketAddr) -> Result<()> {
+    let replicas = dom.by_id("replicas").context("no replicas table")?;
+    let rows = Dom::rows(replicas);
+    let row = |address: SocketAddr| {
+        rows.iter()
+            .find(|row| row.contains(&format!("data-address=\"{address}\"")))
+            .copied()
+            .with_context(|| format!("no row for {address}: {}", Dom::text(replicas)))
+    };
+    for (address, status, words) in [
+        (up, "UP", vec!["up"]),
+        (down, "DOWN", vec!["down", "testability: forced unhealthy"]),
+        (
+            vanished,
+            "UNREACHABLE",
+            vec!["unreachable", "last answer: up"],
+        ),
+    ] {
+        let row = row(address)?;
+        ensure!(
+            row.contains(&format!("data-status=\"{status}\"")),
+            "{address} is not shown {status}: {}",
+            Dom::text(row)
+        );
+        let text = Dom::text(row);
+        for word in words {
+            ensure!(
+                text.contains(word),
+                "{address}'s row lacks {word:?}: {text}"
+            );
+        }
+        ensure!(
+            row.contains(&format!("badge s-{status}")),
+            "{address}'s status has no colour of its own: {row}"
+        );
+    }
+    ensure!(
+        rows.len() == REPLICAS,
+        "{} rows: {}",
+        rows.len(),
+        Dom::text(replicas)
+    );
+    let transitions = dom.by_id("transitions").context("no transitions table")?;
+    let text = Dom::text(transitions);
+    ensure!(
+        text.contains("forced unhealthy"),
+        "the transitions do not show the forced failure: {text}"
+    );
+    let problem = dom.by_id("problem").context("no problem banner")?;
+    ensure!(
+        Dom::text(problem).is_empty(),
+        "the page shows a problem: {}",
+        Dom::text(problem)
+    );
+    Ok(())
+}
+
+fn fleet_view(
+    get: &impl Fn(SocketAddr, &str) -> Result<(u16, String)>,
+    address: SocketAddr,
+) -> Result<Value> {
+    let (status, body) = get(address, "/health/fleet")?;
+    if status != 200 {
+        bail!("/health/fleet answered {status}: {body}");
+    }
+    serde_json::from_str(&body).with_context(|| format!("fleet JSON: {body}"))
+}
+
+fn replica(view: &Value, address: SocketAddr) -> Option<&Value> {
+    view["replicas"]
+        .as_array()?
+        .iter()
+        .find(|r| r["address"] == address.to_string())
+}
+
+/// Starts one replica on `address` with its own database and the whole fleet as peers.
+fn start_replica(
+    binary: &Path,
+    dir: &Path,
+    index: usize,
+    address: SocketAddr,
+    peers: &str,
+) -> Result<Server> {
+    let mut command = Command::new(binary);
+    command
+        .current_dir(dir)
+        .args(["--bind", "127.0.0.1", "--port", &address.port().to_string()])
+        .arg("--db-path")
+        .arg(dir.join(format!("replica-{index}.db")))
+        .args([
+            "--seed-accounts",
+            "10",
+            "--testability",
+            "--health-interval",
+            INTERVAL,
+            "--peers",
+            peers,
+            "--log-filter",
+            "warn,accountservice::startup=info",
+        ]);
+    Server::spawn(&format!("replica {index}"), command, START_TIMEOUT)
+}
+
+/// `count` loopback addresses with ports free right now: the peers must be known before the
+/// replicas start, so port 0 cannot be used. Another process could take one in between; the
+/// replica then fails to bind and the task fails saying so.
+fn free_addresses(count: usize) -> Result<Vec<SocketAddr>> {
+    let listeners = (0..count)
+        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+        .collect::<std::io::Result<Vec<_>>>()
+        .context("finding free ports")?;
+    listeners
+        .iter()
+        .map(|listener| listener.local_addr().context("a bound address"))
+        .collect()
+}
+
+fn relative(project: &Project, path: &Path) -> PathBuf {
+    path.strip_prefix(&project.root)
+        .map_or_else(|_| path.to_path_buf(), Path::to_path_buf)
+}
