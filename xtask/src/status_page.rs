@@ -100,6 +100,7 @@ pub fn run(sh: &Shell, project: &Project) -> Result<()> {
         },
     )?;
     println!("fleet: {} UP", all_up["counts"]["UP"]);
+    measure_cost(&client, viewer.addr)?;
 
     let (status, body) = get(failing.addr, "/testability/healthy/false")?;
     ensure!(status == 200, "forcing unhealthy answered {status}: {body}");
@@ -183,6 +184,149 @@ pub fn run(sh: &Shell, project: &Project) -> Result<()> {
         relative(project, &out).display()
     );
     Ok(())
+}
+
+/// Viewers at once in the cost measurement.
+const VIEWERS: usize = 1000;
+
+/// How long the viewers keep asking.
+const VIEWING: Duration = Duration::from_secs(5);
+
+/// Prints what the view costs with every replica up: `/health/fleet` latency when it asks the
+/// peers and when it answers from its cache, against `/health/live` on the same replica as the
+/// yardstick; then the rounds of asking the peers while [`VIEWERS`] ask at once (counted by the
+/// viewer's own `/health/history` requests in its `/metrics`, since it is one of its peers and
+/// nobody else asks it). Only the bound on rounds is checked; the timings are printed.
+fn measure_cost(client: &reqwest::blocking::Client, viewer: SocketAddr) -> Result<()> {
+    let interval = Duration::from_secs_f64(INTERVAL.parse()?);
+    let time = |path: &str| -> Result<Duration> {
+        let started = Instant::now();
+        let response = client.get(format!("http://{viewer}{path}")).send()?;
+        ensure!(
+            response.status() == 200,
+            "{path} answered {}",
+            response.status()
+        );
+        response.bytes()?;
+        Ok(started.elapsed())
+    };
+    let mut asking = Vec::new();
+    for _ in 0..10 {
+        // Paced past the interval, so each request starts a round of asking the 3 peers.
+        std::thread::sleep(interval + Duration::from_millis(50));
+        asking.push(time("/health/fleet")?);
+    }
+    time("/health/fleet")?;
+    let mut cached = Vec::new();
+    let mut yardstick = Vec::new();
+    for _ in 0..200 {
+        cached.push(time("/health/fleet")?);
+        yardstick.push(time("/health/live")?);
+    }
+    let (ask50, ask_max) = percentiles(&mut asking);
+    let (cache50, cache_max) = percentiles(&mut cached);
+    let (live50, live_max) = percentiles(&mut yardstick);
+    let ratio = |d: Duration| d.as_secs_f64() / live50.as_secs_f64();
+    println!(
+        "cost: /health/fleet with {REPLICAS} replicas, asking them: median {:.2} ms (max {:.2} ms), {:.1}x /health/live",
+        ms(ask50),
+        ms(ask_max),
+        ratio(ask50)
+    );
+    println!(
+        "cost: /health/fleet from the cache: median {:.2} ms (max {:.2} ms), {:.1}x /health/live (median {:.2} ms, max {:.2} ms)",
+        ms(cache50),
+        ms(cache_max),
+        ratio(cache50),
+        ms(live50),
+        ms(live_max)
+    );
+
+    let rounds_before = history_requests(client, viewer)?;
+    let started = Instant::now();
+    let viewers = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(VIEWERS)
+        .build()?;
+    let url = format!("http://{viewer}/health/fleet");
+    let results: Vec<Result<u64>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..VIEWERS)
+            .map(|_| {
+                let viewers = &viewers;
+                let url = &url;
+                scope.spawn(move || -> Result<u64> {
+                    let mut answered = 0;
+                    while started.elapsed() < VIEWING {
+                        let response = viewers.get(url).send()?;
+                        ensure!(
+                            response.status() == 200,
+                            "a viewer got {}",
+                            response.status()
+                        );
+                        response.bytes()?;
+                        answered += 1;
+                    }
+                    Ok(answered)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a viewer panicked")))
+            })
+            .collect()
+    });
+    let elapsed = started.elapsed();
+    let mut answered = 0;
+    for result in results {
+        answered += result?;
+    }
+    let rounds = history_requests(client, viewer)? - rounds_before;
+    let intervals = elapsed.as_secs_f64() / interval.as_secs_f64();
+    println!(
+        "cost: {VIEWERS} concurrent viewers for {:.1} s ({answered} views, {:.0}/s): {rounds} rounds of asking the peers in {intervals:.1} intervals ({:.2} per interval)",
+        elapsed.as_secs_f64(),
+        answered as f64 / elapsed.as_secs_f64(),
+        rounds as f64 / intervals
+    );
+    ensure!(
+        rounds as f64 <= intervals.ceil() + 1.0,
+        "{rounds} rounds in {intervals:.1} intervals: more than one per interval"
+    );
+    Ok(())
+}
+
+/// `/health/history` requests the replica has answered, from its `/metrics`.
+fn history_requests(client: &reqwest::blocking::Client, address: SocketAddr) -> Result<u64> {
+    let text = client
+        .get(format!("http://{address}/metrics"))
+        .send()?
+        .text()?;
+    let mut total = 0.0;
+    for line in text.lines() {
+        if line.starts_with("http_requests_total{") && line.contains("route=\"/health/history\"") {
+            let value = line.rsplit(' ').next().unwrap_or("0");
+            total += value
+                .parse::<f64>()
+                .with_context(|| format!("metric line {line:?}"))?;
+        }
+    }
+    Ok(total as u64)
+}
+
+/// The median and the largest of `samples`.
+fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
+    samples.sort();
+    let median = samples.get(samples.len() / 2).copied().unwrap_or_default();
+    let max = samples.last().copied().unwrap_or_default();
+    (median, max)
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
 }
 
 /// The checks on the rendered page.

@@ -223,6 +223,16 @@ pub fn seen_from_any_replica(sh: &Shell, network: &Network) -> Result<Vec<Timing
         },
     )?;
     println!("    status page (rendered): {dom}");
+    // Kept for the README: the view and the page of a real healing, as seen from a replica.
+    let out = sh.current_dir().join("target").join("status-page");
+    std::fs::create_dir_all(&out)?;
+    std::fs::write(
+        out.join("swarm-fleet.json"),
+        serde_json::to_string_pretty(&view(observer_port)?)?,
+    )?;
+    let screenshot = out.join("swarm-status.png");
+    browser.screenshot(&url, &screenshot, (1280, 720), RENDER_BUDGET)?;
+    println!("    screenshot: {}", screenshot.display());
     drop(service);
     Ok(timings)
 }
