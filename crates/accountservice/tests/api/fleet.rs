@@ -323,3 +323,123 @@ async fn the_status_page_is_one_self_contained_document() {
     assert_eq!(app.get("/health/fleet").await.status(), StatusCode::OK);
     app.stop().await.unwrap();
 }
+
+/// Loopback addresses with ports free right now: the peers must be known before the replicas
+/// start, so port 0 cannot be used.
+fn free_addresses(count: usize) -> Vec<SocketAddr> {
+    let listeners: Vec<_> = (0..count)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("a bound address"))
+        .collect()
+}
+
+/// Polls `app`'s fleet view until `done` holds, for at most [`crate::helpers::TIMEOUT`].
+async fn view_until(app: &TestApp, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + crate::helpers::TIMEOUT;
+    loop {
+        let (status, view) = app.get_json("/health/fleet").await;
+        assert_eq!(status, 200, "{view}");
+        if done(&view) {
+            return view;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {view}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn replicas_see_each_other_one_that_fails_one_that_hangs_and_one_that_vanishes() {
+    let (hang, _) = raw_peer(Behaviour::Hang).await;
+    let addresses = free_addresses(3);
+    let mut listed: Vec<String> = addresses.iter().map(ToString::to_string).collect();
+    listed.push(hang.to_string());
+    let peers = listed.join(",");
+    let mut replicas = Vec::new();
+    for address in &addresses {
+        let peers = peers.clone();
+        let port = address.port();
+        replicas.push(
+            spawn_app_configured(move |s| {
+                s.port = port;
+                s.testability = true;
+                s.health_timeout = PEER_TIMEOUT;
+                s.peers = Some(peers.parse().expect("valid peers"));
+            })
+            .await,
+        );
+    }
+    let [viewer, failing, vanishing]: [TestApp; 3] = replicas.try_into().ok().unwrap();
+
+    let view = view_until(&viewer, "three replicas UP", |v| v["counts"]["UP"] == 3).await;
+    for address in &addresses {
+        let replica = replica(&view, address);
+        assert_eq!(
+            replica["instance"],
+            viewer_instance(&viewer).await,
+            "{view}"
+        );
+        assert_eq!(replica["version"], env!("CARGO_PKG_VERSION"));
+        assert!(replica["startedAt"].as_str().is_some(), "{view}");
+    }
+    assert_eq!(replica(&view, &hang)["reason"], "no answer within 0.3s");
+    assert_eq!(view["asked"], 4);
+
+    let (status, _) = failing.get_json("/testability/healthy/false").await;
+    assert_eq!(status, 200);
+    let view = view_until(&viewer, "the failing replica DOWN", |v| {
+        replica(v, &failing.address)["status"] == "DOWN"
+    })
+    .await;
+    assert_eq!(
+        replica(&view, &failing.address)["reason"],
+        "testability: forced unhealthy"
+    );
+    let forced = view["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["component"] == "testability")
+        .unwrap_or_else(|| panic!("no testability transition: {view}"));
+    assert_eq!(forced["address"], failing.address.to_string());
+    assert_eq!(
+        (&forced["from"], &forced["to"]),
+        (&"UP".into(), &"DOWN".into())
+    );
+    // The same from another replica: any replica gives the view.
+    let other = view_until(&vanishing, "the failing replica DOWN", |v| {
+        replica(v, &failing.address)["status"] == "DOWN"
+    })
+    .await;
+    assert_eq!(other["counts"]["UP"], 2);
+
+    let vanished = vanishing.address;
+    vanishing.stop().await.unwrap();
+    let view = view_until(&viewer, "the stopped replica UNREACHABLE", |v| {
+        replica(v, &vanished)["status"] == "UNREACHABLE"
+    })
+    .await;
+    let gone = replica(&view, &vanished);
+    assert_eq!(gone["reason"], "cannot connect: connection refused");
+    assert!(
+        ["UP", "OUT_OF_SERVICE"].contains(&gone["lastStatus"].as_str().unwrap_or("")),
+        "its last known state is kept: {gone}"
+    );
+    assert!(gone["lastSeen"].as_str().is_some(), "{gone}");
+
+    // A peer's state never changes this replica's own.
+    let (status, health) = viewer.get_json("/health").await;
+    assert_eq!((status, &health["status"]), (200, &"UP".into()), "{health}");
+    failing.stop().await.unwrap();
+    viewer.stop().await.unwrap();
+}
+
+async fn viewer_instance(app: &TestApp) -> Value {
+    let (_, history) = app.get_json("/health/history").await;
+    history["instance"].clone()
+}
