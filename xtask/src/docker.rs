@@ -325,6 +325,21 @@ pub fn service_tasks(sh: &Shell, service: &str) -> Result<Vec<Task>> {
     parse_tasks(&json)
 }
 
+/// One task's line in `docker service ps --no-trunc` (ID, current state and error, tab-separated),
+/// as an operator would read it.
+pub fn service_ps_line(sh: &Shell, service: &str, task: &str) -> Result<String> {
+    let filter = format!("id={task}");
+    let format = "{{.ID}}\t{{.CurrentState}}\t{{.Error}}";
+    let line = cmd!(
+        sh,
+        "docker service ps --no-trunc --filter {filter} --format {format} {service}"
+    )
+    .quiet()
+    .read()
+    .with_context(|| format!("listing task {task} of service {service}"))?;
+    Ok(line.trim().to_owned())
+}
+
 /// A service's rolling update status, when an update or rollback has happened.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "PascalCase")]

@@ -3,7 +3,9 @@
 //! 1. `docker run`: the container turns healthy, answers through its published port, runs as a
 //!    non-root user, and stops at once on SIGTERM.
 //! 2. A forced-unhealthy container turns `unhealthy` and `docker inspect` shows the probe's reason.
-//! 3. Swarm replaces a replica forced unhealthy with a new container, back to 2/2 healthy.
+//! 3. Swarm replaces a replica forced unhealthy with a new container, back to 2/2 healthy; the
+//!    old container drains and exits 3, and `docker service ps --no-trunc` records its task as
+//!    failed with `unhealthy container`.
 //! 4. The same for a replica whose database fails.
 //! 5. A start-first rolling update under continuous load loses no request, and an update to an
 //!    image whose health check always fails is rolled back while the service keeps serving.

@@ -14,7 +14,7 @@ use crate::fleet::Peers;
 
 /// Everything the service can be told at start. `--help` documents each field.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "accountservice", version, about, long_about = None)]
+#[command(name = "accountservice", version, about, long_about = None, after_help = EXIT_CODES)]
 pub struct Settings {
     /// TCP port to listen on; 0 picks a free port (the log says which).
     #[arg(long, env = "ACCOUNTSERVICE_PORT", default_value_t = 6767)]
@@ -165,6 +165,14 @@ pub struct Settings {
     #[arg(long, env = "ACCOUNTSERVICE_PEERS")]
     pub peers: Option<Peers>,
 }
+
+/// The exit statuses, as `--help` lists them.
+const EXIT_CODES: &str = "Exit status:
+  0  stopped by SIGTERM or Ctrl-C while healthy, after draining
+  1  start-up or serving failed (one line on stderr says why)
+  2  invalid arguments
+  3  stopped by SIGTERM or Ctrl-C while the instance's own health was DOWN, after draining
+     (one line on stderr and in the log names the reason); orchestrators record a failure";
 
 /// Upper bound of `--seed-accounts`: keeps a typo from seeding for hours.
 pub const MAX_SEED_ACCOUNTS: u64 = 100_000_000;

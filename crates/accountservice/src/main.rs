@@ -1,11 +1,18 @@
 //! Entry point of the account service: parse settings, start logging, run until a signal.
 //!
-//! Exit codes: 0 after a clean shutdown (SIGTERM or Ctrl-C), 1 when start-up or serving fails
-//! (the reason is printed as one line on stderr), 2 for invalid command-line arguments (clap).
+//! Exit codes (also in `--help`): 0 after a clean shutdown (SIGTERM or Ctrl-C) while healthy;
+//! 1 when start-up or serving fails; 2 for invalid command-line arguments (clap); 3
+//! ([`startup::EXIT_UNHEALTHY`]) after a clean shutdown asked for while the instance's own health
+//! was `DOWN`. Codes 1 and 3 come with one line on stderr giving the reason; 3 logs it too.
 
 use std::process::ExitCode;
 
-use accountservice::{config::Settings, shutdown, startup::Application, telemetry};
+use accountservice::{
+    config::Settings,
+    shutdown,
+    startup::{self, Application, Stopped},
+    telemetry,
+};
 use anyhow::Context as _;
 use clap::Parser as _;
 
@@ -24,7 +31,15 @@ fn main() -> ExitCode {
         Err(error) => error.exit(),
     };
     match run(settings) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Stopped::Healthy) => ExitCode::SUCCESS,
+        Ok(Stopped::Unhealthy(reason)) => {
+            tracing::error!(
+                exit_status = startup::EXIT_UNHEALTHY,
+                "stopped while unhealthy: {reason}"
+            );
+            eprintln!("accountservice: stopped while unhealthy: {reason}");
+            ExitCode::from(startup::EXIT_UNHEALTHY)
+        }
         Err(error) => {
             // `{:#}` prints the whole cause chain on one line.
             eprintln!("accountservice: error: {error:#}");
@@ -33,7 +48,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(settings: Settings) -> anyhow::Result<()> {
+fn run(settings: Settings) -> anyhow::Result<Stopped> {
     telemetry::init(settings.log_format, &settings.log_filter)
         .context("cannot initialise logging")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -44,7 +59,6 @@ fn run(settings: Settings) -> anyhow::Result<()> {
         let app = Application::build(&settings).await?;
         // Before the "listening" line, so a SIGTERM right after it still drains.
         let signals = shutdown::Signals::install().context("cannot handle SIGTERM and SIGINT")?;
-        app.run_until(signals.received()).await?;
-        anyhow::Ok(())
+        Ok(app.run_until(signals.received()).await?)
     })
 }

@@ -9,6 +9,11 @@
 //!    completes; then turn readiness to 503 "draining" at once, keep serving for
 //!    `--pre-stop-delay`, stop accepting, let in-flight requests finish for at most
 //!    `--shutdown-timeout`, and close the database.
+//!
+//! A stop that was asked for ends in [`Stopped`]: whether the instance's own health was `DOWN`
+//! when the stop came. The binary turns that into its exit status ([`EXIT_UNHEALTHY`]), so an
+//! orchestrator that stops a replica because it failed its health check records a failure with
+//! the reason, not a clean completion.
 
 use std::{
     future::Future,
@@ -41,6 +46,22 @@ use crate::{
 
 /// The manual health component set while the service shuts down.
 pub const LIFECYCLE_COMPONENT: &str = "lifecycle";
+
+/// The exit status of the binary after a clean drain that was asked for while the instance's own
+/// health was `DOWN`: Swarm then records the replaced task as failed ("non-zero exit (3)"), and a
+/// `restart_policy: on-failure` restarts it.
+pub const EXIT_UNHEALTHY: u8 = 3;
+
+/// How a stop that was asked for ended (the drain itself went as configured either way).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stopped {
+    /// The instance was not `DOWN` when the stop came.
+    Healthy,
+    /// The instance's overall health was `DOWN` when the stop came, for this reason (the
+    /// public short reason of `/health`, e.g. `database: read failed`). The stop's own
+    /// `draining` status is not counted: it is set after this is decided.
+    Unhealthy(String),
+}
 
 /// Why the service could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -194,11 +215,12 @@ impl Application {
         &self.endpoints.health
     }
 
-    /// Serves [`router::app`] until `shutdown` completes, then drains and closes the database.
+    /// Serves [`router::app`] until `shutdown` completes, then drains and closes the database;
+    /// says whether the instance was healthy when the stop came.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send,
-    ) -> Result<(), StartupError> {
+    ) -> Result<Stopped, StartupError> {
         let app = router::app(self.state.clone(), self.endpoints.clone());
         self.serve(app, shutdown).await
     }
@@ -209,7 +231,7 @@ impl Application {
         self,
         app: Router,
         shutdown: impl Future<Output = ()> + Send,
-    ) -> Result<(), StartupError> {
+    ) -> Result<Stopped, StartupError> {
         tracing::info!(
             address = %self.local_addr,
             served_by = %self.state.served_by,
@@ -256,6 +278,16 @@ impl Application {
             }
             () = shutdown => {}
         }
+        // Decided before the drain marks the instance out of service itself.
+        let at_stop = health.report(Scope::Overall);
+        let stopped = match at_stop.status {
+            Status::Down => Stopped::Unhealthy(
+                at_stop
+                    .reason
+                    .unwrap_or_else(|| "health was DOWN".to_owned()),
+            ),
+            _ => Stopped::Healthy,
+        };
 
         // Readiness and /health fail from this moment, so balancers and orchestrators stop
         // sending traffic while the requests already here finish; every answer from now on
@@ -301,7 +333,7 @@ impl Application {
         }
         stop_health(health, stop_refresher, refresher).await;
         close_store(store).await;
-        Ok(())
+        Ok(stopped)
     }
 }
 

@@ -1,149 +1,20 @@
 //! Process tests: the real `accountservice` binary, its signals, exit codes and messages.
 
+mod support;
+
 use std::{
-    io::{BufRead as _, BufReader},
     net::SocketAddr,
     path::Path,
-    process::{Child, Command, ExitStatus, Stdio},
-    sync::mpsc,
-    thread,
+    process::ExitStatus,
     time::{Duration, Instant},
 };
 
-/// Upper bound for anything a test waits on.
-const TIMEOUT: Duration = Duration::from_secs(15);
+use support::{Service, TIMEOUT, args, command};
 
-/// A running service process; killed on drop so a failing test leaves nothing behind.
-struct Service {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    log: Vec<String>,
-}
-
-/// The binary with the given arguments, isolated from `ACCOUNTSERVICE_*` in the environment.
-fn command(dir: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_accountservice"));
-    command.current_dir(dir).args(args);
-    for (name, _) in std::env::vars() {
-        if name.starts_with("ACCOUNTSERVICE_") {
-            command.env_remove(name);
-        }
-    }
-    command
-}
-
-/// Base arguments: loopback, a free port, the given database file.
-fn args<'a>(db: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec!["--bind", "127.0.0.1", "--port", "0", "--db-path", db];
-    args.extend_from_slice(extra);
-    args
-}
-
-impl Service {
-    fn start(dir: &Path, args: &[&str]) -> Self {
-        Self::from_command(command(dir, args))
-    }
-
-    fn from_command(mut command: Command) -> Self {
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("cannot start the binary");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (sender, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Self {
-            child,
-            lines,
-            log: Vec::new(),
-        }
-    }
-
-    /// Waits for a log line containing `needle` and returns it.
-    fn wait_for_line(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.log.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!("no log line with {needle:?}; log so far: {:#?}", self.log),
-            }
-        }
-    }
-
-    /// Waits for the "listening" line and returns the address in it.
-    fn wait_until_listening(&mut self) -> SocketAddr {
-        let line = self.wait_for_line("listening on http://");
-        let rest = line.split("listening on http://").nth(1).expect("address");
-        let address = rest.split_whitespace().next().expect("address");
-        address.parse().expect("a socket address")
-    }
-
-    fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("cannot run kill");
-        assert!(status.success());
-    }
-
-    /// Waits (bounded) for the process to exit.
-    fn wait(&mut self) -> ExitStatus {
-        wait_bounded(&mut self.child)
-    }
-
-    /// Everything logged after the lines already read, once the process has exited.
-    fn rest_of_log(&mut self) -> Vec<String> {
-        self.log.extend(self.lines.iter());
-        self.log.clone()
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wait_bounded(child: &mut Child) -> ExitStatus {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("process did not exit within {TIMEOUT:?}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Runs the binary to completion (bounded) and returns its status and stderr.
+/// Runs the binary to completion (bounded) and returns its status, stderr and run time.
 fn run_to_exit(dir: &Path, args: &[&str]) -> (ExitStatus, String, Duration) {
     let started = Instant::now();
-    let mut child = command(dir, args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot start the binary");
-    let status = wait_bounded(&mut child);
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().expect("piped"), &mut stderr)
-        .expect("stderr");
+    let (status, stderr) = support::run_to_exit(dir, args, TIMEOUT);
     (status, stderr, started.elapsed())
 }
 
@@ -347,7 +218,40 @@ async fn testability_is_switched_on_by_its_environment_variable_with_a_warning()
     assert_eq!(status, 503);
     assert_eq!(body["reason"], "testability: forced unhealthy");
     service.terminate();
-    assert_eq!(service.wait().code(), Some(0));
+    assert_eq!(service.wait().code(), Some(3));
+}
+
+#[tokio::test]
+async fn a_stop_while_unhealthy_drains_then_exits_three_with_one_line_naming_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut service = Service::start(dir.path(), &args("accounts.db", &["--testability"]));
+    let address = service.wait_until_listening();
+    let (status, _) = get(address, "/testability/database/down").await;
+    assert_eq!(status, 200);
+    let (status, body) = get(address, "/health").await;
+    assert_eq!(
+        (status, &body["reason"]),
+        (503, &"database: read failed".into())
+    );
+
+    service.terminate();
+    let status = service.wait();
+    let stderr = service.stderr();
+    let log = service.rest_of_log().join("\n");
+    assert_eq!(status.code(), Some(3), "{stderr}\n{log}");
+    assert_eq!(
+        stderr,
+        "accountservice: stopped while unhealthy: database: read failed\n"
+    );
+    // Drained and closed as on any stop, then the reason in the log too.
+    assert!(log.contains("drained"), "{log}");
+    assert!(log.contains("database closed"), "{log}");
+    let line = log
+        .lines()
+        .find(|line| line.contains("stopped while unhealthy"))
+        .unwrap_or_else(|| panic!("no reason in the log: {log}"));
+    assert!(line.contains("ERROR"), "{line}");
+    assert!(line.contains("database: read failed"), "{line}");
 }
 
 #[tokio::test]

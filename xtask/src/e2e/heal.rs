@@ -240,10 +240,13 @@ pub fn replaces_unhealthy_replica(
         stopped.exit_code,
         stopped.health_status()
     );
+    // 3: drained cleanly, but stopped while its own health was DOWN (see `--help`), so Swarm
+    // records a failure with the reason instead of a clean completion.
     ensure!(
-        stopped.exit_code == 0 && stop_took < STOP_GRACE / 2,
-        "the old task did not stop at once on SIGTERM: exit code {} after {stop_took:?} \
-         (grace period {STOP_GRACE:?}; 137 means Docker had to SIGKILL it)",
+        stopped.exit_code == 3 && stop_took < STOP_GRACE / 2,
+        "the old task did not drain and exit 3 at once on SIGTERM: exit code {} after \
+         {stop_took:?} (grace period {STOP_GRACE:?}; 0 means it reported a healthy stop, 137 that \
+         Docker had to SIGKILL it)",
         stopped.exit_code
     );
 
@@ -270,6 +273,13 @@ pub fn replaces_unhealthy_replica(
     ensure!(
         old_task.desired_state == "shutdown",
         "the old task is still meant to run: {old_task:?}"
+    );
+    // What an operator sees: the replaced task's error says why it was replaced.
+    let record = docker::service_ps_line(sh, &service.name, &old_task.id)?;
+    println!("    docker service ps --no-trunc: {record}");
+    ensure!(
+        record.contains("unhealthy container"),
+        "`docker service ps --no-trunc` does not say the old task was unhealthy: {record:?}"
     );
     ensure!(
         replaced.iter().any(|task| task.id == survivor.id),

@@ -8,7 +8,7 @@ use std::{
 
 use accountservice::{
     config::{LogFormat, Settings},
-    startup::{Application, StartupError},
+    startup::{Application, StartupError, Stopped},
 };
 use health::http::Details;
 use tokio::{sync::oneshot, task::JoinHandle};
@@ -22,7 +22,7 @@ pub struct TestApp {
     pub db_path: PathBuf,
     pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
-    server: JoinHandle<Result<(), StartupError>>,
+    server: JoinHandle<Result<Stopped, StartupError>>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -144,7 +144,7 @@ impl TestApp {
     }
 
     /// Triggers the shutdown future and waits (bounded) for `run_until` to return.
-    pub async fn stop(mut self) -> Result<(), StartupError> {
+    pub async fn stop(mut self) -> Result<Stopped, StartupError> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

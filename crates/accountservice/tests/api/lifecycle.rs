@@ -5,7 +5,7 @@ use std::{net::TcpListener, sync::Arc, time::Duration, time::Instant};
 use accountservice::router;
 use accountservice::{
     domain::{Account, AccountId},
-    startup::{Application, StartupError},
+    startup::{Application, StartupError, Stopped},
     store::{AccountStore as _, RedbStore, StoreError},
 };
 use axum::routing::get;
@@ -16,13 +16,13 @@ use tokio::sync::Notify;
 use crate::helpers::{TIMEOUT, settings, spawn_app, spawn_app_with};
 
 #[tokio::test]
-async fn shutdown_returns_ok_and_closes_the_database() {
+async fn shutdown_of_a_healthy_instance_returns_healthy_and_closes_the_database() {
     let dir = tempfile::tempdir().unwrap();
     let db_path = dir.path().join("accounts.db");
     let app = spawn_app_with(settings(&db_path)).await;
     assert_eq!(app.get_account("10000").await.status(), StatusCode::OK);
     let address = app.address;
-    app.stop().await.unwrap();
+    assert_eq!(app.stop().await.unwrap(), Stopped::Healthy);
     // The lock is released: the file opens at once.
     RedbStore::open(&db_path, Duration::ZERO).unwrap();
     // And nothing listens any more.
@@ -141,7 +141,7 @@ async fn application_state_exposes_the_store_for_health_checks() {
 struct SlowApp {
     address: std::net::SocketAddr,
     stop: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<Result<(), StartupError>>,
+    server: tokio::task::JoinHandle<Result<Stopped, StartupError>>,
     started: Arc<Notify>,
     release: Arc<Notify>,
 }

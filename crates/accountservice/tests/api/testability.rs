@@ -3,6 +3,8 @@
 
 use reqwest::{Method, StatusCode};
 
+use accountservice::startup::Stopped;
+
 use crate::helpers::{spawn_app, spawn_app_configured};
 
 const METHODS: [Method; 6] = [
@@ -132,4 +134,33 @@ async fn without_the_switch_endpoint_a_database_fault_shows_within_one_interval(
     let (status, _) = app.get_json("/health").await;
     assert_eq!(status, 503);
     app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_stop_while_forced_unhealthy_drains_and_says_why_it_was_unhealthy() {
+    let app = spawn_app_configured(|s| s.testability = true).await;
+    app.get_json("/testability/healthy/false").await;
+    let stopped = app.stop().await.expect("a clean drain");
+    assert_eq!(
+        stopped,
+        Stopped::Unhealthy("testability: forced unhealthy".into())
+    );
+}
+
+#[tokio::test]
+async fn a_stop_while_the_database_is_down_names_the_database() {
+    let app = spawn_app_configured(|s| s.testability = true).await;
+    // The switch answers after the check ran again, so /health already says DOWN.
+    app.get_json("/testability/database/down").await;
+    assert_eq!(app.get_json("/health").await.0, 503);
+    let stopped = app.stop().await.expect("a clean drain");
+    assert_eq!(stopped, Stopped::Unhealthy("database: read failed".into()));
+}
+
+#[tokio::test]
+async fn a_stop_after_recovering_is_a_healthy_stop() {
+    let app = spawn_app_configured(|s| s.testability = true).await;
+    app.get_json("/testability/healthy/false").await;
+    app.get_json("/testability/healthy/true").await;
+    assert_eq!(app.stop().await.expect("a clean drain"), Stopped::Healthy);
 }

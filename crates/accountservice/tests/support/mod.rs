@@ -1,6 +1,9 @@
-//! Harness for the fault tests: the real binary as a child process, its log, and a bare HTTP/1.1
-//! client on std sockets (the fault tests need to see exactly what reached the wire: a dropped
-//! connection must not be retried or hidden by a client library).
+//! Harness for the process and fault tests: the real binary as a child process, its log, and a
+//! bare HTTP/1.1 client on std sockets (the fault tests need to see exactly what reached the
+//! wire: a dropped connection must not be retried or hidden by a client library).
+//!
+//! Shared by the process and fault test binaries; each uses only part of it.
+#![allow(dead_code)]
 
 use std::{
     io::{BufRead as _, BufReader, Read as _, Write as _},
@@ -45,12 +48,20 @@ pub struct Service {
     lines: mpsc::Receiver<String>,
     log: Vec<String>,
     stderr: Arc<Mutex<String>>,
+    /// Ends at the end of stderr; joined once the process has exited, so [`Service::stderr`]
+    /// then holds all of it.
+    stderr_reader: Option<thread::JoinHandle<()>>,
 }
 
 impl Service {
     /// Starts the binary in `dir` with `args`, reading its log (stdout) and stderr.
     pub fn start(dir: &Path, args: &[&str]) -> Self {
-        let mut child = command(dir, args)
+        Self::from_command(command(dir, args))
+    }
+
+    /// Starts `command` (made by [`command`], perhaps with variables added).
+    pub fn from_command(mut command: Command) -> Self {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -67,7 +78,7 @@ impl Service {
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut pipe = child.stderr.take().expect("stderr is piped");
         let sink = stderr.clone();
-        thread::spawn(move || {
+        let stderr_reader = thread::spawn(move || {
             let mut buffer = [0; 4096];
             while let Ok(read @ 1..) = pipe.read(&mut buffer) {
                 sink.lock()
@@ -80,6 +91,7 @@ impl Service {
             lines,
             log: Vec::new(),
             stderr,
+            stderr_reader: Some(stderr_reader),
         }
     }
 
@@ -144,9 +156,13 @@ impl Service {
         signal(&self.child, "-KILL");
     }
 
-    /// Waits (at most [`TIMEOUT`]) for the process to exit.
+    /// Waits (at most [`TIMEOUT`]) for the process to exit, and for the end of its stderr.
     pub fn wait(&mut self) -> ExitStatus {
-        wait_bounded(&mut self.child)
+        let status = wait_bounded(&mut self.child);
+        if let Some(reader) = self.stderr_reader.take() {
+            reader.join().expect("stderr reader");
+        }
+        status
     }
 
     /// Everything logged, once the process has exited.
@@ -155,7 +171,8 @@ impl Service {
         self.log.clone()
     }
 
-    /// What the process wrote to stderr so far (panic messages, the start-up error).
+    /// What the process wrote to stderr so far (panic messages, the start-up error); all of it
+    /// after [`Service::wait`].
     pub fn stderr(&self) -> String {
         self.stderr.lock().expect("stderr lock").clone()
     }
