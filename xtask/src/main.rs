@@ -1,6 +1,6 @@
 //! Project automation, run as `cargo xtask <task>`: release artefacts, the container image, a local
-//! Swarm deployment, the end-to-end container scenarios and the three-node Swarm lab, written in
-//! Rust instead of shell scripts.
+//! Swarm deployment, the end-to-end container scenarios, the three-node Swarm lab and the root-only
+//! fault tests, written in Rust instead of shell scripts.
 //!
 //! `main` only parses the command line and dispatches; each task lives in its own module.
 //! Exit codes: 0 when the task succeeded, 1 when it failed (the error and its causes go to stderr).
@@ -13,6 +13,7 @@ mod dist;
 mod docker;
 mod e2e;
 mod elf;
+mod faults;
 mod haproxy;
 mod image;
 mod lab;
@@ -62,6 +63,9 @@ enum Task {
     /// Internal: the client that `lab` runs inside the lab's network.
     #[command(hide = true)]
     LabClient(lab::client::Options),
+    /// Runs the fault tests that need root (a full disk on a tmpfs, file modes), which
+    /// `cargo test --workspace` lists as ignored; fails at once when not run as root.
+    Faults,
     /// Fuzzes the live service against its own /openapi.json with schemathesis (installed from
     /// PyPI if missing): every operation, then the testability ones.
     ApiFuzz(api_fuzz::Options),
@@ -107,5 +111,6 @@ fn run(task: Task) -> Result<()> {
         Task::StatusPage => status_page::run(&sh, &project),
         Task::Haproxy(options) => haproxy::run(&sh, &project, &options),
         Task::Prometheus(options) => prometheus::run(&sh, &project, &options),
+        Task::Faults => faults::run(&sh),
     }
 }

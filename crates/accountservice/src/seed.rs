@@ -31,6 +31,8 @@ pub fn seed_fake_accounts(
     while start < count {
         let end = count.min(start.saturating_add(chunk_size));
         let chunk: Vec<Account> = (start..end).map(Account::fake).collect();
+        // Marks the start of a write transaction, which a crash test waits for.
+        tracing::debug!(start, end, "seeding accounts: writing {start}..{end}");
         report.add(store.seed(&chunk)?);
         progress.advance_to(end);
         start = end;

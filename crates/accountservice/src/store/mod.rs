@@ -11,4 +11,4 @@ pub use account_store::MockAccountStore;
 pub use account_store::{AccountStore, SeedReport};
 pub use error::StoreError;
 pub use fault::{FaultInjectingStore, FaultSwitch};
-pub use redb_store::RedbStore;
+pub use redb_store::{ACCOUNTS, RedbStore};

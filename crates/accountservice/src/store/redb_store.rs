@@ -50,7 +50,9 @@ use crate::domain::{Account, AccountId};
 /// JSON rather than a compact binary encoding: it is what the original stored, it stays readable
 /// with any redb tool, and decoding ~40 bytes of JSON costs well under a microsecond, which is
 /// noise next to the HTTP work of a request (see `benches/store.rs`).
-const ACCOUNTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("accounts");
+///
+/// Public so that tools and tests can read a file written by the service with redb directly.
+pub const ACCOUNTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("accounts");
 
 /// Pause between attempts while another process holds the file.
 const LOCK_RETRY_INTERVAL: Duration = Duration::from_millis(100);

@@ -3,6 +3,8 @@
 
 use reqwest::{Method, StatusCode};
 
+use std::time::{Duration, Instant};
+
 use accountservice::startup::Stopped;
 
 use crate::helpers::{spawn_app, spawn_app_configured};
@@ -130,9 +132,16 @@ async fn without_the_switch_endpoint_a_database_fault_shows_within_one_interval(
     let app = spawn_app_configured(|s| s.testability = true).await;
     app.get_json("/testability/database/down").await;
     app.get_json("/testability/healthy/true").await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let (status, _) = app.get_json("/health").await;
-    assert_eq!(status, 503);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, body) = app.get_json("/health").await;
+        if status == 503 {
+            assert_eq!(body["reason"], "database: read failed");
+            break;
+        }
+        assert!(Instant::now() < deadline, "/health still {status}: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     app.stop().await.unwrap();
 }
 

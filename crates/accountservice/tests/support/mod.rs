@@ -386,5 +386,6 @@ pub fn poll_until(
 
 /// The fake account the service seeds as number `n`: `(id, name)`.
 pub fn fake_account(n: u64) -> (String, String) {
-    ((10_000 + n).to_string(), format!("Person_{n}"))
+    let account = accountservice::domain::Account::fake(n);
+    (account.id, account.name)
 }
