@@ -119,7 +119,12 @@ pub fn run(sh: &Shell, project: &Project, options: &Options) -> Result<()> {
     scrape_with_prometheus(&client, &base, service.addr, &rules, temp.path())?;
 
     service.ensure_alive()?;
-    service.stop(STOP_GRACE, true)?;
+    // Left forced unhealthy above: the service drains, then exits 3 to say it was unhealthy.
+    let status = service.stop(STOP_GRACE, false)?;
+    ensure!(
+        status.code() == Some(3),
+        "the service exited with {status} on SIGTERM, expected code 3 (stopped while unhealthy)"
+    );
     if options.swarm {
         swarm::run(sh, project, &config, &rules, !options.no_build)?;
     }
