@@ -8,12 +8,14 @@
 mod api_fuzz;
 mod bench;
 mod browser;
+mod codegen;
 mod deploy;
 mod dist;
 mod docker;
 mod e2e;
 mod elf;
 mod faults;
+mod grpc_health;
 mod haproxy;
 mod image;
 mod lab;
@@ -82,6 +84,11 @@ enum Task {
     /// Prometheus server scraping it; with --swarm also prometheus.yml's Swarm discovery against a
     /// real service.
     Prometheus(prometheus::Options),
+    /// Regenerates the committed gRPC health code from its .proto (--check: fails if it differs).
+    Codegen(codegen::Options),
+    /// Runs the health crate's example gRPC server against Python's grpcio-health-checking
+    /// (installed from PyPI, pinned, if missing): Check, List, Watch, shutdown.
+    GrpcHealth,
 }
 
 fn main() -> ExitCode {
@@ -112,5 +119,7 @@ fn run(task: Task) -> Result<()> {
         Task::Haproxy(options) => haproxy::run(&sh, &project, &options),
         Task::Prometheus(options) => prometheus::run(&sh, &project, &options),
         Task::Faults => faults::run(&sh),
+        Task::Codegen(options) => codegen::run(&sh, &project, &options),
+        Task::GrpcHealth => grpc_health::run(&sh, &project),
     }
 }

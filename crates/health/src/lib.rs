@@ -132,6 +132,8 @@ mod registry;
 mod report;
 mod status;
 
+#[cfg(feature = "grpc")]
+pub mod grpc;
 #[cfg(feature = "axum")]
 pub mod http;
 

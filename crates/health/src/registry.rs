@@ -304,7 +304,7 @@ impl Health {
 
     /// The first moment a result in the snapshot that is not stale at `now` turns stale;
     /// `None` if none will.
-    #[cfg(feature = "axum")]
+    #[cfg(any(feature = "axum", feature = "grpc"))]
     pub(crate) fn stale_deadline(&self, snap: &Snapshot, now: Instant) -> Option<Instant> {
         snap.results
             .iter()
