@@ -14,8 +14,8 @@ use serde::Deserialize;
 
 use super::client::Client;
 use super::node::Node;
-use super::swarm::SERVICE;
-use crate::docker::{self, Task};
+use super::swarm;
+use crate::docker::Task;
 
 /// The service's own health interval (its default): the fleet view asks the peers at most once
 /// per interval, so it may be this much behind.
@@ -122,24 +122,6 @@ pub struct Watched {
     pub example: Option<String>,
 }
 
-/// Every task of the service, without the CLI's complaints on stderr when the Swarm has no
-/// leader for a moment (the caller keeps its last answer then).
-fn tasks_quietly(sh: &xshell::Shell) -> Result<Vec<Task>> {
-    let ids = xshell::cmd!(sh, "docker service ps --quiet --no-trunc {SERVICE}")
-        .quiet()
-        .ignore_stderr()
-        .read()?;
-    let ids: Vec<&str> = ids.lines().filter(|line| !line.is_empty()).collect();
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let json = xshell::cmd!(sh, "docker inspect --type task {ids...}")
-        .quiet()
-        .ignore_stderr()
-        .read()?;
-    docker::parse_tasks(&json)
-}
-
 /// Samples the fleet view of one replica in the background until stopped.
 pub struct Watch {
     stop: Arc<AtomicBool>,
@@ -156,13 +138,13 @@ impl Watch {
         let client = client.clone();
         let observer = observer.to_owned();
         let manager = Node::new(1)?;
-        let mut slots = self::slots(&tasks_quietly(&manager.sh)?);
+        let mut slots = self::slots(&swarm::tasks(&manager.sh)?);
         let (thread_stop, thread_seen) = (Arc::clone(&stop), Arc::clone(&seen));
         let thread = std::thread::spawn(move || {
             while !thread_stop.load(Ordering::Relaxed) {
                 let sampled = Instant::now();
                 // Without a leader the manager cannot list tasks; the slots known stay true.
-                if let Ok(tasks) = tasks_quietly(&manager.sh) {
+                if let Ok(tasks) = swarm::tasks(&manager.sh) {
                     slots.extend(self::slots(&tasks));
                 }
                 let view = ask(&client, &observer);

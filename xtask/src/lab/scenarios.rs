@@ -426,16 +426,15 @@ struct Handled {
 /// is back at full strength with no serving task there.
 fn wait_replaced(lab: &Lab, victim: usize, since: Instant) -> Result<Handled> {
     let hostname = lab.nodes[victim].name.clone();
-    let before: BTreeSet<String> = docker::service_tasks(lab.manager(), SERVICE)?
+    let before: BTreeSet<String> = swarm::tasks(lab.manager())?
         .into_iter()
         .map(|task| task.id)
         .collect();
     let mut down: Option<Duration> = None;
     let mut started: Option<Duration> = None;
-    let full = wait::until(
+    let full = swarm::until(
         &format!("the replicas of {hostname} to be replaced elsewhere"),
         CONVERGE,
-        swarm::POLL,
         || {
             if down.is_none() {
                 let nodes = swarm::nodes(lab.manager())?;
@@ -446,7 +445,7 @@ fn wait_replaced(lab: &Lab, victim: usize, since: Instant) -> Result<Handled> {
                     down = Some(since.elapsed());
                 }
             }
-            let tasks = docker::service_tasks(lab.manager(), SERVICE)?;
+            let tasks = swarm::tasks(lab.manager())?;
             if started.is_none()
                 && tasks.iter().any(|task| {
                     !before.contains(&task.id)
@@ -763,30 +762,25 @@ fn rolling_update(lab: &mut Lab) -> Result<Vec<Timing>> {
     ));
     let placement: BTreeSet<usize> = lab.placement(&tasks)?.into_iter().collect();
     println!("    new replicas on {} node(s)", placement.len());
-    // The new replicas must have served, which takes a few DNS refreshes after the last one.
+    // Every new replica must have served, which takes a few DNS refreshes after the last one.
     let new_addrs: BTreeSet<String> = tasks
         .iter()
         .filter_map(|task| task.addresses.first().cloned())
         .collect();
     wait::until(
-        "the load to reach the new replicas",
+        "every new replica to answer the load",
         Duration::from_secs(20),
         swarm::POLL,
         || {
             let report = load.progress().unwrap_or_default();
-            let reached: BTreeSet<String> = report
-                .backends
-                .iter()
-                .filter_map(|backend| backend.split(':').next().map(str::to_owned))
-                .collect();
-            Ok(if reached == new_addrs {
+            let served: BTreeSet<String> = report.served_by.keys().cloned().collect();
+            Ok(if served.is_superset(&new_addrs) {
                 Poll::Ready(())
             } else {
-                Poll::Pending(format!("resolving to {reached:?}, new tasks {new_addrs:?}"))
+                Poll::Pending(format!("answered by {served:?}, new tasks {new_addrs:?}"))
             })
         },
     )?;
-    std::thread::sleep(Duration::from_secs(1));
     let report = load.finish()?;
     println!(
         "    requests from inside the lab: {} ok, {} failed; answered by {} instances: {:?}",

@@ -87,9 +87,16 @@ struct RawManagerStatus {
 
 /// The Swarm's nodes, as the manager behind `sh` sees them.
 pub fn nodes(sh: &Shell) -> Result<Vec<SwarmNode>> {
-    let ids = cmd!(sh, "docker node ls --quiet").quiet().read()?;
+    let ids = cmd!(sh, "docker node ls --quiet")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .context("`docker node ls` failed (no leader?)")?;
     let ids: Vec<&str> = ids.lines().collect();
-    let json = cmd!(sh, "docker node inspect {ids...}").quiet().read()?;
+    let json = cmd!(sh, "docker node inspect {ids...}")
+        .quiet()
+        .ignore_stderr()
+        .read()?;
     let raw: Vec<RawNode> = serde_json::from_str(&json).context("parsing node JSON")?;
     Ok(raw
         .into_iter()
@@ -107,6 +114,39 @@ pub fn nodes(sh: &Shell) -> Result<Vec<SwarmNode>> {
                 .unwrap_or_default(),
         })
         .collect())
+}
+
+/// Every task of the service (current and history), as the manager behind `sh` sees them,
+/// without the CLI's complaints on stderr while the Swarm has no leader.
+pub fn tasks(sh: &Shell) -> Result<Vec<Task>> {
+    let ids = cmd!(sh, "docker service ps --quiet --no-trunc {SERVICE}")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .context("`docker service ps` failed (no leader?)")?;
+    let ids: Vec<&str> = ids.lines().filter(|line| !line.is_empty()).collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let json = cmd!(sh, "docker inspect --type task {ids...}")
+        .quiet()
+        .ignore_stderr()
+        .read()?;
+    docker::parse_tasks(&json)
+}
+
+/// Polls `look` every [`POLL`] until it is ready, for at most `deadline`. Unlike
+/// [`wait::until`], an error is something to wait out: while a Swarm re-elects its leader every
+/// question to a manager fails, and that is a state the scenarios must sit through. The last
+/// error is in the timeout message.
+pub fn until<T>(
+    what: &str,
+    deadline: Duration,
+    mut look: impl FnMut() -> Result<Poll<T>>,
+) -> Result<T> {
+    wait::until(what, deadline, POLL, || {
+        Ok(look().unwrap_or_else(|err| Poll::Pending(format!("{err:#}"))))
+    })
 }
 
 /// Node ID to hostname.
@@ -157,10 +197,9 @@ pub fn form(nodes: &[Node]) -> Result<()> {
 /// between would leave the Swarm without a quorum.
 pub fn wait_ready(nodes: &[Node], deadline: Duration) -> Result<()> {
     let count = nodes.len();
-    wait::until(
+    until(
         &format!("{count} swarm nodes to be ready managers that reach the leader"),
         deadline,
-        POLL,
         || {
             let seen = self::nodes(&nodes[0].sh)?;
             let ready = seen
@@ -208,10 +247,7 @@ pub fn describe_nodes(nodes: &[SwarmNode]) -> String {
 
 /// The service's serving tasks (meant to run, and running: healthy), as a manager sees them.
 pub fn serving(sh: &Shell) -> Result<Vec<Task>> {
-    Ok(docker::service_tasks(sh, SERVICE)?
-        .into_iter()
-        .filter(Task::is_serving)
-        .collect())
+    Ok(tasks(sh)?.into_iter().filter(Task::is_serving).collect())
 }
 
 /// Waits until the service has exactly [`REPLICAS`] serving tasks and nothing else meant to run,
@@ -222,8 +258,8 @@ pub fn wait_full_strength(
     deadline: Duration,
     accept: impl Fn(&[Task]) -> bool,
 ) -> Result<Vec<Task>> {
-    wait::until(what, deadline, POLL, || {
-        let tasks = docker::service_tasks(sh, SERVICE)?;
+    until(what, deadline, || {
+        let tasks = tasks(sh)?;
         let serving: Vec<Task> = tasks.iter().filter(|t| t.is_serving()).cloned().collect();
         let wanted = tasks
             .iter()
