@@ -402,7 +402,9 @@ fn scrape_the_swarm(
                 .unwrap_or_default();
             let find = |name: &str| {
                 list.iter().find(|alert| {
-                    alert["labels"]["alertname"] == name && alert["labels"]["slot"] == slot.as_str()
+                    alert["labels"]["alertname"] == name
+                        && alert["labels"]["service"] == SERVICE
+                        && alert["labels"]["slot"] == slot.as_str()
                 })
             };
             if seen_not_up.is_none()
