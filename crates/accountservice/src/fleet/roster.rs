@@ -31,6 +31,9 @@ pub const VIEW_STATUSES: [&str; 7] = [
     GONE,
 ];
 
+/// The most replicas kept, answering or not (four times the peers asked in one round).
+pub const MAX_KNOWN: usize = 1024;
+
 /// The merged transitions shown, newest first.
 pub const MAX_VIEW_TRANSITIONS: usize = 200;
 
@@ -109,6 +112,30 @@ impl Roster {
         };
         self.current.retain(|_, known| keep(known));
         self.replaced.retain(keep);
+        self.forget_oldest_missing();
+    }
+
+    /// Keeps at most [`MAX_KNOWN`] replicas: a service replacing replicas faster than the
+    /// retention lets them go must not grow the view without bound. The longest missing go first;
+    /// replicas that answer are never dropped.
+    fn forget_oldest_missing(&mut self) {
+        let excess = (self.current.len() + self.replaced.len()).saturating_sub(MAX_KNOWN);
+        if excess == 0 {
+            return;
+        }
+        let mut missing: Vec<SystemTime> = self
+            .current
+            .values()
+            .chain(&self.replaced)
+            .filter_map(|known| known.missing_since)
+            .collect();
+        missing.sort();
+        let Some(&cutoff) = missing.get(excess.min(missing.len()).saturating_sub(1)) else {
+            return;
+        };
+        let drop = |known: &Known| known.missing_since.is_some_and(|since| since <= cutoff);
+        self.replaced.retain(|known| !drop(known));
+        self.current.retain(|_, known| !drop(known));
     }
 
     fn answered(&mut self, target: Target, answer: PeerHistory, now: SystemTime, stamp: &str) {
@@ -444,6 +471,51 @@ mod tests {
                 ("10.0.0.3:6767".into(), "UP", None)
             ]
         );
+    }
+
+    #[test]
+    fn after_a_failed_lookup_every_replica_not_gone_is_asked_again() {
+        let mut roster = Roster::default();
+        let both = ["10.0.0.1:6767".to_owned(), "10.0.0.2:6767".to_owned()];
+        roster.record(
+            vec![(target(&both[0]), answer("a", "UP", None))],
+            &both[..1],
+            "gone",
+            MINUTE,
+            at(0),
+        );
+        roster.record(
+            vec![(target(&both[1]), answer("b", "UP", None))],
+            &both[1..],
+            "gone",
+            MINUTE,
+            at(0),
+        );
+        let again: Vec<String> = roster
+            .fallback_targets()
+            .into_iter()
+            .map(|t| t.listed)
+            .collect();
+        assert_eq!(again, ["10.0.0.2:6767"], "the gone one is not asked");
+    }
+
+    #[test]
+    fn churn_never_grows_the_roster_past_its_bound() {
+        let mut roster = Roster::default();
+        for round in 0..(MAX_KNOWN + 50) {
+            let address = format!("10.1.{}.{}:6767", round / 250, round % 250);
+            let listed = [address.clone()];
+            roster.record(
+                vec![(target(&address), answer("x", "UP", None))],
+                &listed,
+                "gone",
+                10 * MINUTE,
+                at(0) + Duration::from_millis(round as u64),
+            );
+        }
+        let (replicas, _, counts) = roster.view();
+        assert!(replicas.len() <= MAX_KNOWN, "{}", replicas.len());
+        assert_eq!(counts["UP"], 1, "the replica answering now is kept");
     }
 
     #[test]
