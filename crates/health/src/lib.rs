@@ -37,13 +37,18 @@
 //! - **HTTP** (feature `axum`, on by default): [`http::router`] mounts `/health`,
 //!   `/health/live`, `/health/ready`, `/livez` and `/readyz` (GET and HEAD), answering
 //!   `application/json` or, on request, `application/health+json`.
+//! - **gRPC** (feature `grpc`, off by default): [`grpc::HealthService`] serves the gRPC health
+//!   checking protocol (`grpc.health.v1.Health`: `Check`, `List`, `Watch`) from the same cache,
+//!   `""`, `liveness`, `readiness` and each component being a service name. This crate knows
+//!   nothing of tonic's transport: the server that mounts the service brings it.
 //!
 //! # Layout
 //!
 //! `status` (statuses and their order), `probe` (probes and scopes), `check` (the trait and
 //! outcomes), `builder` (configuration), `registry` (cached state and reports), `refresh`
 //! (running rounds and the refresher), `report` (reports), `history` (transitions, their
-//! counts and the change signal), `http` (axum handlers).
+//! counts and the change signal), `http` (axum handlers), `grpc` (the gRPC health service and
+//! its generated protocol code).
 //!
 //! # Example
 //!

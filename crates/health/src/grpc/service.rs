@@ -219,3 +219,37 @@ async fn sleep_until(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_three_scope_names_are_scopes_and_anything_else_a_component() {
+        assert_eq!(Target::parse(""), Target::Scope(Scope::Overall));
+        assert_eq!(Target::parse("liveness"), Target::Scope(Scope::Liveness));
+        assert_eq!(Target::parse("readiness"), Target::Scope(Scope::Readiness));
+        assert_eq!(Target::parse("database"), Target::Component("database"));
+        // Names are exact: no case folding, no trimming.
+        assert_eq!(Target::parse("Liveness"), Target::Component("Liveness"));
+        assert_eq!(Target::parse(" "), Target::Component(" "));
+    }
+
+    #[test]
+    fn not_serving_is_exactly_what_http_answers_503() {
+        for status in [
+            Status::Up,
+            Status::Unknown,
+            Status::Degraded,
+            Status::OutOfService,
+            Status::Down,
+        ] {
+            let expected = if status.http_status() == 503 {
+                ServingStatus::NotServing
+            } else {
+                ServingStatus::Serving
+            };
+            assert_eq!(serving(status), expected, "{status}");
+        }
+    }
+}
