@@ -101,6 +101,8 @@ fn start_service(db_path: std::path::PathBuf) -> anyhow::Result<SocketAddr> {
         max_connections: 10_000,
         max_concurrent_requests: 1024,
         peers: None,
+        management_port: None,
+        management_bind: None,
     };
     let runtime = one_worker_runtime()?;
     let app = runtime.block_on(Application::build(&settings))?;

@@ -2,7 +2,11 @@
 //!
 //! Nothing else in the crate reads the environment.
 
-use std::{net::IpAddr, path::PathBuf, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    time::Duration,
+};
 
 use clap::{
     Parser, ValueEnum,
@@ -164,6 +168,25 @@ pub struct Settings {
     /// `host:port`. Peers are asked only while someone looks at the view.
     #[arg(long, env = "ACCOUNTSERVICE_PEERS")]
     pub peers: Option<Peers>,
+
+    /// A second port for the operator endpoints (every health route, /metrics, the testability
+    /// and fleet routes), served on a thread of its own so probes never wait behind public
+    /// requests; the public port then keeps only /accounts/..., /openapi.json and GET /health.
+    /// Unset (the default), everything is served on --port. 0 picks a free port.
+    #[arg(long, env = "ACCOUNTSERVICE_MANAGEMENT_PORT")]
+    pub management_port: Option<u16>,
+
+    /// Address to bind the management listener to; defaults to --bind.
+    #[arg(long, env = "ACCOUNTSERVICE_MANAGEMENT_BIND")]
+    pub management_bind: Option<IpAddr>,
+}
+
+impl Settings {
+    /// The management listener's address, if one is configured.
+    pub fn management_address(&self) -> Option<SocketAddr> {
+        self.management_port
+            .map(|port| SocketAddr::new(self.management_bind.unwrap_or(self.bind), port))
+    }
 }
 
 /// The exit statuses, as `--help` lists them.
@@ -234,6 +257,11 @@ mod tests {
         assert_eq!(settings.max_connections, 10_000);
         assert_eq!(settings.max_concurrent_requests, 1024);
         assert_eq!(settings.peers, None, "no fleet view unless asked for");
+        assert_eq!(
+            settings.management_address(),
+            None,
+            "one port unless asked for"
+        );
     }
 
     #[test]
@@ -288,6 +316,20 @@ mod tests {
     }
 
     #[test]
+    fn the_management_listener_binds_like_the_public_one_unless_told_otherwise() {
+        let settings = parse(&["--bind", "127.0.0.1", "--management-port", "9090"]).unwrap();
+        assert_eq!(
+            settings.management_address(),
+            Some("127.0.0.1:9090".parse().unwrap())
+        );
+        let settings = parse(&["--management-port", "0", "--management-bind", "::1"]).unwrap();
+        assert_eq!(
+            settings.management_address(),
+            Some("[::1]:0".parse().unwrap())
+        );
+    }
+
+    #[test]
     fn invalid_values_are_rejected_with_a_reason() {
         for args in [
             &["--port", "70000"][..],
@@ -305,6 +347,8 @@ mod tests {
             &["--header-read-timeout", "0"],
             &["--peers", "tasks.accountservice"],
             &["--peers", "a:1,,b:2"],
+            &["--management-port", "65536"],
+            &["--management-bind", "localhost"],
         ] {
             assert!(parse(args).is_err(), "{args:?} was accepted");
         }

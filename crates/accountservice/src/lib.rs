@@ -19,6 +19,8 @@
 //! - [`guard`]: request limits (URI length, body size) and load shedding.
 //! - [`startup`], [`server`], [`shutdown`], [`telemetry`]: process life cycle and the HTTP
 //!   server loop with its connection limits.
+//! - [`management`]: with `--management-port`, the operator endpoints on a listener with a
+//!   runtime and thread of its own; [`router::split`] divides the routes between the ports.
 
 pub mod checks;
 pub mod config;
@@ -26,6 +28,7 @@ pub mod domain;
 pub mod error;
 pub mod fleet;
 pub mod guard;
+pub mod management;
 pub mod metrics;
 pub mod openapi;
 pub mod router;

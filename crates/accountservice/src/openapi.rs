@@ -47,6 +47,17 @@ pub fn document(testability: bool) -> Value {
     document
 }
 
+/// Paths the public port keeps when a management port serves the rest.
+const PUBLIC_PATHS: [&str; 3] = ["/accounts/{accountId}", "/openapi.json", "/health"];
+
+/// Leaves in `document` only the operations the public port serves when the operator endpoints
+/// are on a management port, so the document never lists a path that answers 404 there.
+pub fn keep_public_paths(document: &mut Value) {
+    if let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) {
+        paths.retain(|path, _| PUBLIC_PATHS.contains(&path.as_str()));
+    }
+}
+
 /// `GET /openapi.json`: the document, rendered once at start.
 #[cfg_attr(test, utoipa::path(
     get,

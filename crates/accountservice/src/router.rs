@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use axum::{Router, routing::get};
+use axum::{
+    Router,
+    routing::{get, get_service},
+};
 use health::{Health, http::HttpOptions};
 
 use crate::{
@@ -35,9 +38,9 @@ pub struct Endpoints {
     pub fleet: Option<Arc<Fleet>>,
 }
 
-/// The complete service: account routes, health endpoints, metrics and (if switched on) the
-/// testability routes, with JSON 404/405 answers, request limits, load shedding on the work
-/// routes (never on health or metrics), request metrics and tracing.
+/// The complete service on one port: account routes, health endpoints, metrics and (if switched
+/// on) the testability and fleet routes, with JSON 404/405 answers, request limits, load
+/// shedding on the work routes (never on health or metrics), request metrics and tracing.
 pub fn app(state: AppState, endpoints: Endpoints) -> Router {
     let Endpoints {
         health,
@@ -50,13 +53,7 @@ pub fn app(state: AppState, endpoints: Endpoints) -> Router {
     } = endpoints;
     // The document is a constant of this instance: parse it once.
     let document = Arc::new(openapi::document(testability.is_some()));
-    let mut work = api_routes(state);
-    if let Some(testability) = testability {
-        work = work.merge(routes::testability::routes(testability));
-    }
-    if let Some(fleet) = fleet {
-        work = work.merge(fleet::routes(fleet));
-    }
+    let work = operator_routes(testability, fleet).merge(api_routes(state));
     let routes = work
         .layer(guard::ShedLayer::new(max_concurrent_requests))
         .merge(health::http::router(health, health_options))
@@ -66,6 +63,67 @@ pub fn app(state: AppState, endpoints: Endpoints) -> Router {
             get(openapi::openapi_json).with_state(document),
         );
     finish(routes).layer(guard::EdgeLayer::new(draining, Some(metrics)))
+}
+
+/// Operator routes (besides health and metrics) at once on the management port before new
+/// ones are shed (503): fleet views ask peers and may take up to the health timeout, and a
+/// flood of them must not hold every connection the management listener allows.
+pub const MANAGEMENT_MAX_CONCURRENT_REQUESTS: usize = 16;
+
+/// The two routers of a service with a management port.
+pub struct Split {
+    /// What clients need: the account routes, `/openapi.json` (describing only those) and
+    /// `GET /health`, the original's contract on its port. Everything else is 404.
+    pub public: Router,
+    /// Every health route, `/metrics`, and the testability and fleet routes when they are on.
+    pub management: Router,
+}
+
+/// The routes of [`app`], divided between a public and a management listener. Both record into
+/// the same metrics; only the public one closes connections while draining (the management
+/// listener keeps answering probes until the public one has drained).
+pub fn split(state: AppState, endpoints: Endpoints) -> Split {
+    let Endpoints {
+        health,
+        health_options,
+        metrics,
+        testability,
+        max_concurrent_requests,
+        draining,
+        fleet,
+    } = endpoints;
+    let mut document = openapi::document(false);
+    openapi::keep_public_paths(&mut document);
+    // One health router for both listeners, so its answers are rendered once per change.
+    let health_routes: Router = health::http::router(health, health_options);
+    let public = api_routes(state)
+        .layer(guard::ShedLayer::new(max_concurrent_requests))
+        // Only GET (and HEAD) of `/health`; the other methods get the JSON 405 of `finish`.
+        .route("/health", get_service(health_routes.clone()))
+        .route(
+            "/openapi.json",
+            get(openapi::openapi_json).with_state(Arc::new(document)),
+        );
+    let public = finish(public).layer(guard::EdgeLayer::new(draining, Some(metrics.clone())));
+    let management = operator_routes(testability, fleet)
+        .layer(guard::ShedLayer::new(MANAGEMENT_MAX_CONCURRENT_REQUESTS))
+        .merge(health_routes)
+        .route("/metrics", get(metrics::scrape).with_state(metrics.clone()));
+    let management =
+        finish(management).layer(guard::EdgeLayer::new(Draining::default(), Some(metrics)));
+    Split { public, management }
+}
+
+/// The testability and fleet routes, each when it is on.
+fn operator_routes(testability: Option<Testability>, fleet: Option<Arc<Fleet>>) -> Router {
+    let mut routes = Router::new();
+    if let Some(testability) = testability {
+        routes = routes.merge(routes::testability::routes(testability));
+    }
+    if let Some(fleet) = fleet {
+        routes = routes.merge(fleet::routes(fleet));
+    }
+    routes
 }
 
 /// The account routes alone, finished: what handler unit tests drive over a mocked store.

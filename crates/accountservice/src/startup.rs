@@ -1,14 +1,19 @@
 //! `Application`: opens the store, seeds it, binds the listener, serves until told to stop.
 //!
 //! The life cycle, in order (each step logs one line):
-//! 1. open the database (bounded wait for another process's lock);
-//! 2. seed the fake accounts that are missing;
-//! 3. run the health checks once, so the very first probe is answered truthfully;
-//! 4. bind the listener (port 0 picks a free port; the log gives the real address);
-//! 5. serve, with the health checks refreshed in the background, until the `shutdown` future
+//! 1. bind the public port without listening yet, and with `--management-port` bind that port
+//!    and start serving it (503 "starting" until step 4), so a port in use is an error before
+//!    anything is served;
+//! 2. open the database (bounded wait for another process's lock);
+//! 3. seed the fake accounts that are missing;
+//! 4. run the health checks once, so the very first probe is answered truthfully; the
+//!    management port serves its routes from here on;
+//! 5. listen on the public port (the log gives the real address when port 0 was asked for);
+//! 6. serve, with the health checks refreshed in the background, until the `shutdown` future
 //!    completes; then turn readiness to 503 "draining" at once, keep serving for
 //!    `--pre-stop-delay`, stop accepting, let in-flight requests finish for at most
-//!    `--shutdown-timeout`, and close the database.
+//!    `--shutdown-timeout`, stop the management listener (which answered probes throughout),
+//!    and close the database.
 //!
 //! A stop that was asked for ends in [`Stopped`]: whether the instance's own health was `DOWN`
 //! when the stop came. The binary turns that into its exit status ([`EXIT_UNHEALTHY`]), so an
@@ -23,19 +28,28 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use axum::Router;
+use axum::{
+    Json, Router,
+    http::StatusCode,
+    response::{IntoResponse as _, Response},
+};
 use health::{
     Health, Probes, Scope, Status,
     http::{HttpOptions, Identity},
 };
-use tokio::{net::TcpListener, sync::oneshot, task::JoinError};
+use tokio::{
+    net::{TcpListener, TcpSocket},
+    sync::oneshot,
+    task::JoinError,
+};
 
 use crate::{
     checks,
     config::Settings,
     fleet::{Fleet, FleetOptions},
+    management::Management,
     metrics::Metrics,
-    router::{self, Endpoints},
+    router::{self, Endpoints, Split},
     routes::testability::Testability,
     seed::{self, DEFAULT_CHUNK_SIZE},
     served_by,
@@ -72,7 +86,13 @@ pub enum StartupError {
     /// Seeding failed.
     #[error("cannot seed the accounts")]
     Seed(#[source] StoreError),
-    /// The listener could not be bound.
+    /// The management port is the public port.
+    #[error("the management port must differ from the public port ({port})")]
+    SamePort {
+        /// The port both were given.
+        port: u16,
+    },
+    /// A listener could not be bound.
     #[error("cannot listen on {address}")]
     Bind {
         /// The address asked for.
@@ -92,10 +112,14 @@ pub enum StartupError {
     Task(#[from] JoinError),
 }
 
-/// A started service: database open and seeded, listener bound, not yet serving.
+/// A started service: database open and seeded, listener bound, not yet serving (the
+/// management listener, if any, already is).
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
+    management: Option<Management>,
+    /// With a management port, the public port's routes, built with the management routes.
+    public_routes: Option<Router>,
     state: AppState,
     endpoints: Endpoints,
     store: Arc<RedbStore>,
@@ -105,7 +129,7 @@ pub struct Application {
 }
 
 impl Application {
-    /// Runs start-up steps 1 to 4 for `settings`.
+    /// Runs start-up steps 1 to 5 for `settings`.
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
         let started_at = SystemTime::now();
         tracing::info!(
@@ -113,6 +137,25 @@ impl Application {
             db_path = %settings.db_path.display(),
             "starting accountservice"
         );
+        let address = SocketAddr::new(settings.bind, settings.port);
+        let management_address = settings.management_address();
+        if management_address.is_some_and(|m| m.port() == address.port() && m.port() != 0) {
+            return Err(StartupError::SamePort {
+                port: address.port(),
+            });
+        }
+        let public = reserve(address).map_err(|source| StartupError::Bind { address, source })?;
+        let management = management_address
+            .map(|address| {
+                Management::start(
+                    address,
+                    settings.header_read_timeout,
+                    settings.max_header_bytes,
+                    starting_routes(),
+                )
+                .map_err(|source| StartupError::Bind { address, source })
+            })
+            .transpose()?;
         let store = open_store(settings).await?;
         seed_store(&store, settings.seed_accounts).await?;
 
@@ -148,9 +191,8 @@ impl Application {
                 served_by.clone(),
             )))
         });
-        let address = SocketAddr::new(settings.bind, settings.port);
-        let listener = TcpListener::bind(address)
-            .await
+        let listener = public
+            .listen(LISTEN_BACKLOG)
             .map_err(|source| StartupError::Bind { address, source })?;
         let local_addr = listener
             .local_addr()
@@ -179,9 +221,19 @@ impl Application {
         };
 
         let state = AppState::new(serving, served_by);
+        let public_routes = management.as_ref().map(|management| {
+            let Split {
+                public,
+                management: routes,
+            } = router::split(state.clone(), endpoints.clone());
+            management.serve_routes(routes);
+            public
+        });
         Ok(Self {
             listener,
             local_addr,
+            management,
+            public_routes,
             state,
             endpoints,
             store,
@@ -210,23 +262,32 @@ impl Application {
         &self.endpoints
     }
 
+    /// The management listener's address, when there is one.
+    pub fn management_addr(&self) -> Option<SocketAddr> {
+        self.management.as_ref().map(Management::local_addr)
+    }
+
     /// The health registry.
     pub fn health(&self) -> &Health {
         &self.endpoints.health
     }
 
-    /// Serves [`router::app`] until `shutdown` completes, then drains and closes the database;
-    /// says whether the instance was healthy when the stop came.
+    /// Serves [`router::app`] (with a management port, the public half of [`router::split`])
+    /// until `shutdown` completes, then drains and closes the database; says whether the
+    /// instance was healthy when the stop came.
     pub async fn run_until(
-        self,
+        mut self,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<Stopped, StartupError> {
-        let app = router::app(self.state.clone(), self.endpoints.clone());
+        let app = match self.public_routes.take() {
+            Some(public) => public,
+            None => router::app(self.state.clone(), self.endpoints.clone()),
+        };
         self.serve(app, shutdown).await
     }
 
     /// Like [`Application::run_until`] with a router of the caller's making (built over
-    /// [`Application::state`] and [`Application::endpoints`]).
+    /// [`Application::state`] and [`Application::endpoints`]) on the public port.
     pub async fn serve(
         self,
         app: Router,
@@ -240,6 +301,8 @@ impl Application {
         );
         let Self {
             listener,
+            management,
+            public_routes,
             state,
             endpoints,
             store,
@@ -259,7 +322,14 @@ impl Application {
             draining,
             fleet,
         } = endpoints;
-        drop((state, metrics, testability, health_options, fleet));
+        drop((
+            state,
+            metrics,
+            testability,
+            health_options,
+            fleet,
+            public_routes,
+        ));
         let (stop_refresher, refresher_stopped) = oneshot::channel::<()>();
         let refresher = health.spawn_refresher(async move {
             let _ = refresher_stopped.await;
@@ -272,6 +342,7 @@ impl Application {
 
         tokio::select! {
             result = &mut server => {
+                stop_management(management).await;
                 stop_health(health, stop_refresher, refresher).await;
                 close_store(store).await;
                 return Err(unexpected_stop(result));
@@ -306,6 +377,7 @@ impl Application {
             );
             tokio::select! {
                 result = &mut server => {
+                    stop_management(management).await;
                     stop_health(health, stop_refresher, refresher).await;
                     close_store(store).await;
                     return Err(unexpected_stop(result));
@@ -331,10 +403,46 @@ impl Application {
                 server.abort();
             }
         }
+        // Probes were answered ("draining") until now; the public port is closed.
+        stop_management(management).await;
         stop_health(health, stop_refresher, refresher).await;
         close_store(store).await;
         Ok(stopped)
     }
+}
+
+/// Stops the management listener, if there is one, and waits until it lets go of the registry.
+async fn stop_management(management: Option<Management>) {
+    if let Some(management) = management {
+        management.stop().await;
+    }
+}
+
+/// Pending connections the public listener queues before accepting them (what tokio's own
+/// `TcpListener::bind` uses).
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// Binds `address` without listening: the port is taken (an error now if it is in use), but
+/// clients are refused, as before, until the service is ready to listen.
+fn reserve(address: SocketAddr) -> io::Result<TcpSocket> {
+    let socket = match address {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    // As the standard library's bind does, so a restart need not wait out TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    Ok(socket)
+}
+
+/// What the management port answers before the health registry exists: 503 to every path.
+fn starting_routes() -> Router {
+    Router::new().fallback(|| async { starting() })
+}
+
+fn starting() -> Response {
+    let body = serde_json::json!({"status": "OUT_OF_SERVICE", "reason": "starting"});
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }
 
 /// Stops the background health refresher, waits for it and drops the registry, so no check

@@ -19,6 +19,8 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// A running service and the means to talk to it and stop it.
 pub struct TestApp {
     pub address: SocketAddr,
+    /// The management listener's address, with `--management-port`.
+    pub management: Option<SocketAddr>,
     pub db_path: PathBuf,
     pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
@@ -47,6 +49,8 @@ pub fn settings(db_path: &Path) -> Settings {
         max_connections: 10_000,
         max_concurrent_requests: 1024,
         peers: None,
+        management_port: None,
+        management_bind: None,
     }
 }
 
@@ -75,12 +79,14 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
         .expect("start-up timed out")
         .expect("start-up failed");
     let address = application.local_addr();
+    let management = application.management_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until(async move {
         let _ = stopped.await;
     }));
     TestApp {
         address,
+        management,
         db_path: settings.db_path,
         client: reqwest::Client::builder()
             .no_proxy()
@@ -101,6 +107,16 @@ impl TestApp {
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))
+            .send()
+            .await
+            .expect("request failed")
+    }
+
+    /// `GET path` on the management port (which the test must have configured).
+    pub async fn get_management(&self, path: &str) -> reqwest::Response {
+        let address = self.management.expect("no management port configured");
+        self.client
+            .get(format!("http://{address}{path}"))
             .send()
             .await
             .expect("request failed")

@@ -7,6 +7,7 @@ mod helpers;
 mod history;
 mod lifecycle;
 mod limits;
+mod management;
 mod metrics;
 mod openapi;
 mod properties;

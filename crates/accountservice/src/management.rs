@@ -1,0 +1,164 @@
+//! The management listener: the operator endpoints on a port of their own, served by a runtime
+//! on a thread of its own, so a probe never waits in line behind public requests.
+//!
+//! It is bound and serving before the database is opened and seeded, so a `startupProbe` sees
+//! the start-up's progress; once the service is built, [`Management::serve_routes`] swaps in the
+//! full set of routes. It has its own small limits ([`LIMITS`]): operator traffic is a few
+//! probes and scrapes, and a flood of it must not cost the memory the public port is sized for.
+
+use std::{
+    convert::Infallible,
+    io,
+    net::{SocketAddr, TcpListener as StdTcpListener},
+    sync::{Arc, PoisonError, RwLock},
+    task::{Context, Poll},
+    thread,
+    time::Duration,
+};
+
+use axum::{Router, extract::Request, response::Response};
+use tokio::{
+    net::TcpListener,
+    sync::{oneshot, watch},
+};
+use tower::{Service, ServiceExt as _, util::Oneshot};
+
+use crate::server::{self, ServerLimits};
+
+/// Connections the management listener serves at once; more wait in its backlog.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// How long the management listener's connections get to finish once it is told to stop; past
+/// this they are closed.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// A running management listener. Dropping it stops the listener too (without waiting).
+pub struct Management {
+    local_addr: SocketAddr,
+    routes: Arc<RwLock<Router>>,
+    stop: watch::Sender<bool>,
+    stopped: oneshot::Receiver<()>,
+}
+
+impl Management {
+    /// Binds `address` and starts serving `routes` on a new thread with a runtime of its own.
+    /// Errors (port in use, no thread) come back before anything is served.
+    pub fn start(
+        address: SocketAddr,
+        header_read_timeout: Duration,
+        max_header_bytes: usize,
+        routes: Router,
+    ) -> io::Result<Self> {
+        let listener = StdTcpListener::bind(address)?;
+        listener.set_nonblocking(true)?;
+        let local_addr = listener.local_addr()?;
+        // One worker is enough: every answer is ready-made or a short computation.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let limits = ServerLimits {
+            header_read_timeout,
+            max_header_bytes,
+            max_connections: MAX_CONNECTIONS,
+        };
+        let routes = Arc::new(RwLock::new(routes));
+        let app = Router::new().fallback_service(Current(routes.clone()));
+        let (stop, stop_signal) = watch::channel(false);
+        let (stopped_sender, stopped) = oneshot::channel();
+        thread::Builder::new()
+            .name("management".into())
+            .spawn(move || {
+                runtime.block_on(serve(listener, app, limits, stop_signal));
+                // Every connection task, and with them the routes and what they hold (the health
+                // registry, the store), is gone once the runtime is.
+                drop(runtime);
+                let _ = stopped_sender.send(());
+            })?;
+        tracing::info!(
+            address = %local_addr,
+            "management endpoints (health, metrics) on http://{local_addr}"
+        );
+        Ok(Self {
+            local_addr,
+            routes,
+            stop,
+            stopped,
+        })
+    }
+
+    /// The address the listener is bound to, with the real port when 0 was asked for.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves `routes` from now on, on every connection, including open keep-alive ones.
+    pub fn serve_routes(&self, routes: Router) {
+        *self.routes.write().unwrap_or_else(PoisonError::into_inner) = routes;
+    }
+
+    /// Stops accepting, lets requests in progress finish for a short grace, and returns once the
+    /// thread has dropped everything it held.
+    pub async fn stop(self) {
+        let Self { stop, stopped, .. } = self;
+        // An error means the thread already ended.
+        let _ = stop.send(true);
+        if stopped.await.is_err() {
+            tracing::error!("the management listener's thread failed");
+        }
+        tracing::info!("management listener stopped");
+    }
+}
+
+/// Serves until told to stop, then for at most [`STOP_GRACE`].
+async fn serve(
+    listener: StdTcpListener,
+    app: Router,
+    limits: ServerLimits,
+    stop: watch::Receiver<bool>,
+) {
+    let listener = match TcpListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(%error, "the management listener cannot be served");
+            return;
+        }
+    };
+    // A dropped sender (the owner is gone) also means "stop".
+    let stopped = |mut stop: watch::Receiver<bool>| async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    };
+    let serving = server::serve(listener, app, limits, stopped(stop.clone()));
+    tokio::pin!(serving);
+    let bound = async {
+        stopped(stop).await;
+        tokio::time::sleep(STOP_GRACE).await;
+    };
+    tokio::select! {
+        () = &mut serving => {}
+        () = bound => tracing::warn!(grace = ?STOP_GRACE, "management connections closed after the grace"),
+    }
+}
+
+/// The routes currently served: read for every request, so a swap reaches open connections.
+#[derive(Clone)]
+struct Current(Arc<RwLock<Router>>);
+
+impl Service<Request> for Current {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Oneshot<Router, Request>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        // A clone of a router is a reference count; the lock is held only for it.
+        let routes = self
+            .0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        routes.oneshot(request)
+    }
+}
