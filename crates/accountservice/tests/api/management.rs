@@ -34,7 +34,7 @@ async fn spawn_with_management() -> TestApp {
     spawn_app_configured(|s| {
         s.management_port = Some(0);
         s.testability = true;
-        s.peers = Some("127.0.0.1:9".parse().unwrap());
+        s.peers = Some("127.0.0.1:9".parse().expect("a peer list"));
     })
     .await
 }
@@ -122,7 +122,7 @@ async fn a_switch_flipped_on_the_management_port_shows_on_the_public_health() {
 async fn without_a_management_port_everything_stays_on_one_port() {
     let app = spawn_app_configured(|s| {
         s.testability = true;
-        s.peers = Some("127.0.0.1:9".parse().unwrap());
+        s.peers = Some("127.0.0.1:9".parse().expect("a peer list"));
     })
     .await;
     assert_eq!(app.management, None);
