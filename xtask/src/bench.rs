@@ -1,29 +1,30 @@
 //! `cargo xtask bench`: throughput, latency, probe cost, memory and scale of the release
 //! binaries, every figure next to a yardstick measured in the same run, written to
-//! `BENCHMARKS.md`. `--smoke` is the short CI variant: it fails on errors or a crash, never on
-//! speed, and writes nothing.
+//! `target/bench/results.json` and rendered into `BENCHMARKS.md`. `--smoke` is the short CI
+//! variant: it fails on errors or a crash, never on speed, and leaves `BENCHMARKS.md` alone.
 //!
-//! The machine is small and shared (two cores, other jobs running), so absolute numbers drift from
-//! run to run; ratios taken within one round do not. The servers are pinned to one core and wrk to
-//! the other; each round runs every load once, back to back, and the report gives medians over
-//! rounds of per-round figures and ratios.
+//! The machine is small and shared (two cores, other jobs running), so absolute numbers drift
+//! from run to run; ratios taken within one round do not. The servers are pinned to one core and
+//! wrk to the other; each round runs every load once, back to back, and the report gives medians
+//! over rounds of per-round figures and ratios.
 //!
-//! Order of a run: build; start the service (100 accounts), the yardstick (answering the body of a
-//! real account) and a second service seeded with 1,000,000 accounts; warm-up; rounds at 50
-//! connections (yardstick, `/accounts/{id}`, `/health`, `/health/ready`, the big database);
-//! probe cost; 10/100/1000 connections; `/health` under saturation; SIGTERM and clean exit; then
-//! (not with `--smoke`) instructions per request under callgrind, the figure the machine's noise
-//! does not move.
+//! [`Lab::measure`] reads top to bottom, one function per phase: start the service (100
+//! accounts), the yardstick (answering the body of a real account) and a second service seeded
+//! with the big database; rounds at 50 connections; probe cost; the connection-count curve;
+//! `/health` under saturation; thousands of held connections; SIGTERM and clean exit; then (not
+//! with `--smoke`) instructions per request under callgrind, the figure the machine's noise does
+//! not move. The figures are typed in `results`, the targets are data there, and the prose is
+//! one template (`bench/BENCHMARKS.md.jinja`).
 
 mod callgrind;
 mod hold;
 mod probe;
-mod procfs;
 mod report;
-mod service;
-mod stats;
+mod results;
+mod sys;
 mod wrk;
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
@@ -31,27 +32,28 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::Args;
+use serde::Serialize;
 use xshell::{Shell, cmd};
 
-use self::report::{Instructions, Results, Row, Saturation, Scale};
-use self::wrk::Paths;
+use self::results::{CurvePoint, Instructions, Main, Pair, ProbeCost, Results, Row};
+use self::results::{Sample, Saturated, Saturation, Scale, Sizes};
+use self::sys::CpuTicks;
 use crate::dist::{self, TARGET};
 use crate::project::Project;
 use crate::server::Server;
 
 /// Accounts in the service most loads run against (the original's default seed).
 const BASE_ACCOUNTS: u64 = 100;
-/// Connections of the main rounds (and of the peak-RSS target).
-const CONNECTIONS: u32 = 50;
+/// The first seeded id (`Person_0` is account `10000`).
+const FIRST_ID: u64 = 10_000;
 /// The connection-count curve.
 const CONNECTION_COUNTS: [u32; 3] = [10, 100, 1000];
-/// Connections that saturate the service while `/health` is measured.
-const SATURATING: u32 = 1000;
 /// Open files each process needs for the held connections, with room to spare.
 const FILES_NEEDED: u64 = 11_000;
-/// Pause after a server starts before its idle memory is read: the first background health
-/// round runs and start-up allocations settle.
+/// Pause after a server starts before it is measured.
 const SETTLE: Duration = Duration::from_millis(1500);
+/// How long a server may take to listen (the big database is seeded first).
+const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long the saturating load runs before `/health` is measured, and after it stops.
 const RAMP: Duration = Duration::from_secs(1);
 /// Grace for a clean exit on SIGTERM (the service drains for up to 8 s by default).
@@ -75,25 +77,25 @@ pub struct Options {
     no_build: bool,
 }
 
-/// What a run does, from the options.
-#[derive(Debug, Clone)]
+/// What a run does, from the options; part of the results.
+#[derive(Debug, Default, Clone, Serialize)]
 pub struct Plan {
     /// The CI variant.
     pub smoke: bool,
-    /// Length of each measured run.
-    pub duration: Duration,
-    /// Length of each warm-up run (not recorded).
-    pub warmup: Duration,
-    /// Rounds.
+    /// Seconds of each run; a first round of every load warms up and is not counted.
+    pub seconds: u64,
     pub rounds: usize,
+    /// Connections of the main rounds (and of the peak-RSS target).
+    pub connections: u32,
     /// Accounts of the big database.
     pub scale_accounts: u64,
     /// Probe/floor pairs timed.
     pub probe_runs: usize,
-    /// Length of the saturating load.
-    pub saturation: Duration,
-    /// Idle keep-alive connections held open at once while memory and `/health` are measured
-    /// (with the `/health` client, 10,000 in the full run: the service's default cap).
+    /// Connections that saturate `/accounts` while `/health` is measured, and for how long.
+    pub saturating: u32,
+    pub saturation_seconds: u64,
+    /// Idle keep-alive connections held open at once (with the `/health` client, 10,000 in the
+    /// full run: the service's default cap).
     pub held_connections: usize,
 }
 
@@ -101,21 +103,20 @@ impl Plan {
     fn new(options: &Options) -> Self {
         // Many short rounds beat few long ones on a shared machine: a burst of someone else's
         // work spoils one sample of each load, not the median.
-        let (duration, rounds) = if options.smoke { (2, 1) } else { (6, 5) };
-        let duration = Duration::from_secs(options.duration.unwrap_or(duration));
+        let (smoke, full) = (options.smoke, !options.smoke);
+        let seconds = options.duration.unwrap_or(if full { 6 } else { 2 });
         Self {
-            smoke: options.smoke,
-            duration,
-            warmup: if options.smoke {
-                Duration::from_secs(1)
-            } else {
-                Duration::from_secs(3)
-            },
-            rounds: options.rounds.map_or(rounds, |r| r as usize),
-            scale_accounts: if options.smoke { 10_000 } else { 1_000_000 },
-            probe_runs: if options.smoke { 30 } else { 2000 },
-            saturation: (duration + Duration::from_secs(5)).max(Duration::from_secs(5)),
-            held_connections: if options.smoke { 1_000 } else { 9_999 },
+            smoke,
+            seconds,
+            rounds: options
+                .rounds
+                .map_or(if full { 5 } else { 1 }, |r| r as usize),
+            connections: 50,
+            scale_accounts: if full { 1_000_000 } else { 10_000 },
+            probe_runs: if full { 2000 } else { 30 },
+            saturating: 1000,
+            saturation_seconds: seconds + 5,
+            held_connections: if full { 9_999 } else { 1_000 },
         }
     }
 }
@@ -125,77 +126,95 @@ pub fn run(sh: &Shell, project: &Project, options: &Options) -> Result<()> {
     let plan = Plan::new(options);
     let started = Instant::now();
     let binaries = Binaries::prepare(sh, project, options.no_build)?;
-    let wrk_version = wrk::ensure_installed()?;
-    procfs::ensure_file_limit(FILES_NEEDED)?;
-    let cpus = Cpus::choose(plan.smoke)?;
-    let machine = report::Machine::read(sh, project, &wrk_version)?;
-    cpus.pin_self()?;
-    let work = WorkDir::create()?;
+    let wrk = wrk::ensure_installed()?;
+    let files = rlimit::increase_nofile_limit(65_536).context("raising the open-file limit")?;
+    ensure!(
+        files >= FILES_NEEDED,
+        "the bench needs {FILES_NEEDED} open files, not {files}"
+    );
+    let machine = report::Machine::read(sh, project, wrk)?;
+    let cpus = pin_self(plan.smoke)?;
+    let work = tempfile::Builder::new().prefix("xtask-bench-").tempdir()?;
+    let (rounds, seconds, dir) = (plan.rounds, plan.seconds, work.path().display());
     println!(
-        "bench: servers on CPU {}, wrk and probes on CPU {}, {} round(s) of {:?}, work dir {}",
-        cpus.server,
-        cpus.load,
-        plan.rounds,
-        plan.duration,
-        work.path().display()
+        "bench: servers on CPU {}, load on CPU {}, {rounds} x {seconds} s, in {dir}",
+        cpus.0, cpus.1
     );
 
-    let mut results = measure(&plan, &binaries, cpus, &work)?;
-    results.machine = Some(machine);
-    results.total = started.elapsed();
-    let problems = results.problems();
-    let markdown = report::render(&results, work.path(), existing_notes(project).as_deref());
-    if plan.smoke {
-        println!("{markdown}");
+    let mut results = Lab::new(plan, binaries, cpus, work.path())?.measure()?;
+    results.machine = machine;
+    results.total = started.elapsed().as_secs_f64();
+    results.finish();
+    let json = project.target_dir.join("bench/results.json");
+    std::fs::write(&json, serde_json::to_string_pretty(&results)?)?;
+    let path = project.root.join("BENCHMARKS.md");
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    let markdown = report::render(&results, work.path(), report::notes(&old))?;
+    println!(
+        "{markdown}\nbench: wrote {}; took {:.0} s",
+        json.display(),
+        results.total
+    );
+    if results.plan.smoke {
         println!("bench --smoke: BENCHMARKS.md left alone (smoke figures are not benchmarks)");
     } else {
-        let path = project.root.join("BENCHMARKS.md");
         std::fs::write(&path, &markdown).with_context(|| format!("writing {}", path.display()))?;
-        println!("{markdown}");
-        println!("bench: wrote {}", path.display());
     }
-    println!("bench: took {:.0?}", results.total);
-    if !problems.is_empty() {
-        bail!("the bench saw errors:\n  {}", problems.join("\n  "));
-    }
+    let problems = &results.problems;
+    ensure!(
+        problems.is_empty(),
+        "the bench saw errors:\n  {}",
+        problems.join("\n  ")
+    );
     Ok(())
 }
 
-/// The hand-written notes of the current `BENCHMARKS.md`, carried over into the new one.
-fn existing_notes(project: &Project) -> Option<String> {
-    let text = std::fs::read_to_string(project.root.join("BENCHMARKS.md")).ok()?;
-    report::notes(&text).map(str::to_owned)
+/// Chooses a CPU for the servers and one for the load, and pins every thread of xtask to the
+/// load CPU, so that what it starts unpinned (wrk, the probes, the floor) runs there too. With
+/// only one CPU, the smoke run shares it (its figures mean nothing anyway); the full run refuses.
+fn pin_self(smoke: bool) -> Result<(u32, u32)> {
+    let cpus = match sys::allowed_cpus()?[..] {
+        [server, load, ..] => (server, load),
+        [only] if smoke => (only, only),
+        _ => bail!("the bench needs two CPUs (one for the servers, one for wrk)"),
+    };
+    let mut taskset = Command::new("taskset");
+    taskset.args([
+        "-a",
+        "-p",
+        "-c",
+        &cpus.1.to_string(),
+        &std::process::id().to_string(),
+    ]);
+    let status = taskset
+        .stdout(Stdio::null())
+        .status()
+        .context("running taskset")?;
+    ensure!(status.success(), "taskset -a -p failed: {status}");
+    Ok(cpus)
 }
 
-/// The binaries under test and the floor, and their sizes.
+/// The binaries under test and the floor.
 #[derive(Debug)]
-pub struct Binaries {
-    /// `target/dist/accountservice`.
-    pub service: PathBuf,
-    /// `target/dist/healthchecker`.
-    pub probe: PathBuf,
-    /// The yardstick, built like the service (release, static).
-    pub yardstick: PathBuf,
+struct Binaries {
+    service: PathBuf,
+    probe: PathBuf,
+    yardstick: PathBuf,
     /// `fn main() {}` built like the probe.
-    pub floor: PathBuf,
-    /// The build commands, for the report.
-    pub commands: Vec<String>,
+    floor: PathBuf,
 }
 
 impl Binaries {
     fn prepare(sh: &Shell, project: &Project, no_build: bool) -> Result<Self> {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         if !no_build {
             dist::run(sh, project)?;
             // Built exactly like the service (static, release profile) so the two differ only
             // in what they do per request.
-            cmd!(
-                sh,
-                "{cargo} build --package yardstick --bin yardstick --release --target {TARGET}"
-            )
-            .env("RUSTFLAGS", "-C target-feature=+crt-static")
-            .run()
-            .context("building the yardstick")?;
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+            let build = cmd!(sh, "{cargo} build -p yardstick --release --target {TARGET}");
+            build
+                .env("RUSTFLAGS", "-C target-feature=+crt-static")
+                .run()?;
         }
         let bench_dir = project.target_dir.join("bench");
         sh.create_dir(&bench_dir)?;
@@ -204,627 +223,449 @@ impl Binaries {
             probe: project.dist_dir().join("healthchecker"),
             yardstick: project.target_dir.join(TARGET).join("release/yardstick"),
             floor: probe::build_floor(&bench_dir)?,
-            commands: vec![
-                "cargo xtask dist   # target/dist/{accountservice,healthchecker}, static"
-                    .to_owned(),
-                format!(
-                    "RUSTFLAGS='-C target-feature=+crt-static' cargo build -p yardstick --release \
-                     --target {TARGET}"
-                ),
-                format!(
-                    "rustc --edition 2024 --target {TARGET} -C opt-level=z -C panic=abort \
-                     -C lto=fat -C codegen-units=1 -C strip=symbols -C target-feature=+crt-static \
-                     -o target/bench/empty target/bench/empty.rs   # fn main() {{}}"
-                ),
-            ],
         };
-        for path in [
-            &binaries.service,
-            &binaries.probe,
-            &binaries.yardstick,
-            &binaries.floor,
-        ] {
+        for path in [&binaries.service, &binaries.probe, &binaries.yardstick] {
             ensure!(
                 path.is_file(),
-                "{} is missing (run without --no-build)",
+                "{} is missing (build without --no-build)",
                 path.display()
             );
         }
         Ok(binaries)
     }
 
-    fn sizes(&self) -> Result<Vec<(String, u64)>> {
-        [
-            ("accountservice", &self.service),
-            ("healthchecker", &self.probe),
-            ("yardstick", &self.yardstick),
-            ("empty static program (floor)", &self.floor),
-        ]
-        .into_iter()
-        .map(|(name, path)| {
-            let size = std::fs::metadata(path)
-                .with_context(|| format!("reading the size of {}", path.display()))?
-                .len();
-            Ok((name.to_owned(), size))
-        })
-        .collect()
-    }
-}
-
-/// Which CPU the servers get and which the load generator (and xtask itself) gets.
-#[derive(Debug, Clone, Copy)]
-pub struct Cpus {
-    /// For the servers.
-    pub server: u32,
-    /// For wrk, the probes and xtask.
-    pub load: u32,
-}
-
-impl Cpus {
-    /// The first two CPUs this process may use; with only one, the smoke run shares it (its
-    /// figures mean nothing anyway) and the full run refuses.
-    fn choose(smoke: bool) -> Result<Self> {
-        let cpus = procfs::allowed_cpus()?;
-        match cpus[..] {
-            [server, load, ..] => Ok(Self { server, load }),
-            [only] if smoke => {
-                println!("bench: only CPU {only} is available: servers and load share it");
-                Ok(Self {
-                    server: only,
-                    load: only,
-                })
-            }
-            _ => bail!(
-                "the bench needs two CPUs (one for the servers, one for wrk); this process may \
-                 use {cpus:?}"
-            ),
-        }
-    }
-
-    /// Pins every thread of xtask to the load CPU, so that what it starts unpinned (the probes,
-    /// the floor) runs there too; the servers are started with their own `taskset`.
-    fn pin_self(self) -> Result<()> {
-        let status = Command::new("taskset")
-            .args(["-a", "-p", "-c", &self.load.to_string()])
-            .arg(std::process::id().to_string())
-            .stdout(Stdio::null())
-            .status()
-            .context("running taskset (util-linux) to pin xtask")?;
-        ensure!(status.success(), "taskset -a -p failed: {status}");
-        Ok(())
-    }
-}
-
-/// A fresh temporary directory for the databases and scripts, removed at the end.
-#[derive(Debug)]
-struct WorkDir {
-    dir: tempfile::TempDir,
-}
-
-impl WorkDir {
-    fn create() -> Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("xtask-bench-")
-            .tempdir()
-            .context("creating the bench's temporary directory")?;
-        Ok(Self { dir })
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.path().join(name)
-    }
-
-    fn script(&self, name: &str, paths: &Paths) -> Result<PathBuf> {
-        paths.write_script(&self.join(name))
-    }
-}
-
-/// One measured wrk run and how busy the server was meanwhile.
-#[derive(Debug, Clone, Copy)]
-pub struct Sample {
-    /// What wrk saw.
-    pub outcome: wrk::Outcome,
-    /// Server CPU time over wall time (1.0 = one core fully busy).
-    pub cpu: f64,
-    /// The share of the server's core that went to anything else meanwhile (other jobs on the
-    /// machine, the hypervisor): what makes requests/s drift on a shared machine.
-    pub others: f64,
-}
-
-impl Sample {
-    /// Requests per second of server CPU time.
-    pub fn per_cpu(&self) -> f64 {
-        self.outcome.rate() / self.cpu.max(f64::EPSILON)
-    }
-}
-
-/// Everything measured with the servers running.
-struct Lab<'a> {
-    cpus: Cpus,
-    binaries: &'a Binaries,
-    /// Every distinct wrk command line run, in order.
-    commands: Vec<String>,
-}
-
-impl Lab<'_> {
-    /// Runs wrk against `server` and reads the server's CPU time around it; with `record`, the
-    /// command line goes into the report. A server that died is reported as such, before wrk's
-    /// connection errors.
-    fn sample(
-        &mut self,
-        server: &mut Server,
-        script: &Path,
-        connections: u32,
-        duration: Duration,
-        record: bool,
-    ) -> Result<Sample> {
-        let run = wrk::Run {
-            addr: server.addr,
-            script,
-            connections,
-            duration,
-            cpu: self.cpus.load,
-        };
-        let line = run.display();
-        if record && !self.commands.contains(&line) {
-            self.commands.push(line);
-        }
-        server.ensure_alive()?;
-        let cpu_before = server.cpu_time()?;
-        let core_before = procfs::cpu_ticks(self.cpus.server)?;
-        let start = Instant::now();
-        let outcome = run.run();
-        let wall = start.elapsed();
-        server.ensure_alive()?;
-        let cpu = server.cpu_time()?.saturating_sub(cpu_before).as_secs_f64() / wall.as_secs_f64();
-        let core = procfs::cpu_ticks(self.cpus.server)?.busy_since(core_before);
-        let outcome = outcome.with_context(|| format!("load on {}", server.name))?;
-        Ok(Sample {
-            outcome,
-            cpu,
-            others: (core - cpu).max(0.0),
-        })
-    }
-
-    /// Runs one recorded sample of `series` and adds it, printing a one-line summary.
-    fn add_sample(
-        &mut self,
-        server: &mut Server,
-        series: &mut Series<'_>,
-        connections: u32,
-        duration: Duration,
-    ) -> Result<()> {
-        let sample = self.sample(server, series.script, connections, duration, true)?;
-        println!("  {:<40} {}", series.label, report::brief(&sample));
-        series.samples.push(sample);
-        Ok(())
-    }
-
-    /// `/health` from a separate client, and the healthchecker over and over, while `/accounts`
-    /// is saturated with 1000 connections.
-    fn saturate(
-        &mut self,
-        server: &mut Server,
-        accounts: &Path,
-        health: &Path,
-        plan: &Plan,
-    ) -> Result<Saturation> {
-        let load = wrk::Run {
-            addr: server.addr,
-            script: accounts,
-            connections: SATURATING,
-            duration: plan.saturation,
-            cpu: self.cpus.load,
-        };
-        let probe_client = wrk::Run {
-            addr: server.addr,
-            script: health,
-            connections: 1,
-            duration: plan.saturation.saturating_sub(RAMP * 2),
-            cpu: self.cpus.load,
-        };
-        for run in [&load, &probe_client] {
-            let line = run.display();
-            if !self.commands.contains(&line) {
-                self.commands.push(line);
-            }
-        }
-        server.ensure_alive()?;
-        let load = load.spawn()?;
-        thread::sleep(RAMP);
-        let mut health_client = probe_client.spawn()?;
-        // The smoke run fails on errors, never on speed: its probes may take their time on a
-        // busy CI machine, while the full run keeps Docker's view (the probe's 2 s default).
-        let probe_args = probe::probe_args(server.addr.port(), plan.smoke.then_some("10s"));
-        let probes = probe::repeat_until(&self.binaries.probe, &probe_args, || {
-            health_client.finished()
-        });
-        let health = health_client.wait();
-        let load = load.wait();
-        server.ensure_alive()?;
-        let (times, probe_failures) = probes?;
-        Ok(Saturation {
-            load: load.with_context(|| format!("saturating {}", server.name))?,
-            health: health.with_context(|| format!("/health on saturated {}", server.name))?,
-            probes: stats::Spread::of(times),
-            probe_failures,
+    fn sizes(&self) -> Result<Sizes> {
+        let size = |path: &Path| std::fs::metadata(path).map(|file| file.len());
+        let (service, probe) = (size(&self.service)?, size(&self.probe)?);
+        let (yardstick, floor) = (size(&self.yardstick)?, size(&self.floor)?);
+        Ok(Sizes {
+            service,
+            probe,
+            yardstick,
+            floor,
         })
     }
 }
 
-/// A label, the script it runs, and its samples over the rounds.
-struct Series<'p> {
-    label: String,
-    script: &'p Path,
-    samples: Vec<Sample>,
-}
-
-impl<'p> Series<'p> {
-    fn new(label: impl Into<String>, script: &'p Path) -> Self {
-        Self {
-            label: label.into(),
-            script,
-            samples: Vec::new(),
-        }
-    }
-}
-
-/// Which server a load goes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Which {
-    Yardstick,
-    Base,
-    Scale,
-}
-
+/// The servers measured side by side.
 struct Servers {
     yardstick: Server,
+    /// The service with 100 accounts.
     base: Server,
+    /// The service with the big database.
     scale: Server,
 }
 
 impl Servers {
-    fn get(&mut self, which: Which) -> &mut Server {
-        match which {
-            Which::Yardstick => &mut self.yardstick,
-            Which::Base => &mut self.base,
-            Which::Scale => &mut self.scale,
-        }
+    fn memory(&self) -> Result<Pair<sys::Memory>> {
+        let (service, yardstick) = (self.base.memory()?, self.yardstick.memory()?);
+        Ok(Pair { service, yardstick })
     }
 }
 
-fn measure(plan: &Plan, binaries: &Binaries, cpus: Cpus, work: &WorkDir) -> Result<Results> {
-    let start_timeout = Duration::from_secs(30);
-    let base_db = work.join("accounts-100.db");
-    let base = Server::start(
-        "service (100 accounts)",
-        cpus.server,
-        &binaries.service,
-        &service::args(&base_db, BASE_ACCOUNTS),
-        start_timeout,
-    )?;
-    thread::sleep(SETTLE);
-    let base_idle = base.memory()?;
+/// Picks one of the servers.
+type Pick = fn(&mut Servers) -> &mut Server;
 
-    // The yardstick answers the body of a real account from the middle of the seeded range, so
-    // both send the same number of bytes.
-    let sample_id = service::FIRST_ID + BASE_ACCOUNTS / 2;
-    let body = fetch(base.addr, &format!("/accounts/{sample_id}"))?;
-    let yardstick = Server::start(
-        "yardstick",
-        cpus.server,
-        &binaries.yardstick,
-        &["0".to_owned(), body.clone()],
-        start_timeout,
-    )?;
-    thread::sleep(SETTLE);
-    let yardstick_idle = yardstick.memory()?;
+/// The wrk scripts. The yardstick gets the 100-account one: it ignores the path, so wrk does
+/// exactly the same work for both.
+struct Scripts {
+    accounts: PathBuf,
+    big: PathBuf,
+    health: PathBuf,
+    ready: PathBuf,
+}
 
-    println!("bench: seeding {} accounts", plan.scale_accounts);
-    let scale_db = work.join("accounts-scale.db");
-    let scale = Server::start(
-        "service (big database)",
-        cpus.server,
-        &binaries.service,
-        &service::args(&scale_db, plan.scale_accounts),
-        Duration::from_secs(600),
-    )?;
-    let seeding = service::seeding_time(&scale.lines())?;
-    let scale_file = std::fs::metadata(&scale_db)
-        .with_context(|| format!("reading the size of {}", scale_db.display()))?
-        .len();
-    thread::sleep(SETTLE);
-    let scale_idle = scale.memory()?;
-    let startup = [
-        ("service (100 accounts)", base.startup),
-        ("yardstick", yardstick.startup),
-    ];
-    let server_commands = vec![
-        base.command_line.clone(),
-        yardstick.command_line.clone(),
-        scale.command_line.clone(),
-    ];
-    let scale_startup = scale.startup;
-    let mut servers = Servers {
-        yardstick,
-        base,
-        scale,
-    };
+/// Everything a run needs, and the command lines it ran.
+struct Lab {
+    plan: Plan,
+    bin: Binaries,
+    /// The servers' CPU and the load's.
+    cpus: (u32, u32),
+    work: PathBuf,
+    scripts: Scripts,
+    /// Every distinct command line, in the order first run.
+    commands: Vec<String>,
+}
 
-    let spread = |count| Paths::Spread {
-        prefix: "/accounts/".into(),
-        first: service::FIRST_ID,
-        count,
-    };
-    let accounts_base = work.script("accounts-100.lua", &spread(BASE_ACCOUNTS))?;
-    let accounts_scale = work.script("accounts-scale.lua", &spread(plan.scale_accounts))?;
-    let health = work.script("health.lua", &Paths::Fixed("/health".into()))?;
-    let ready = work.script("health-ready.lua", &Paths::Fixed("/health/ready".into()))?;
-    let mut lab = Lab {
-        cpus,
-        binaries,
-        commands: Vec::new(),
-    };
-
-    // Rounds at 50 connections. The yardstick gets the accounts script: it ignores the path, so
-    // wrk does exactly the same work for both.
-    let mut main = [
-        (Which::Yardstick, Series::new("yardstick", &accounts_base)),
-        (Which::Base, Series::new("/accounts/{id}", &accounts_base)),
-        (Which::Base, Series::new("/health", &health)),
-        (Which::Base, Series::new("/health/ready", &ready)),
-        (
-            Which::Scale,
-            Series::new(
-                format!(
-                    "/accounts/{{id}}, {} accounts",
-                    report::thousands(plan.scale_accounts)
-                ),
-                &accounts_scale,
+impl Lab {
+    fn new(plan: Plan, bin: Binaries, cpus: (u32, u32), work: &Path) -> Result<Self> {
+        let write = |name: &str, path: &str, spread: Option<u64>| -> Result<PathBuf> {
+            let script = wrk::script(path, spread.map(|count| (FIRST_ID, count)));
+            std::fs::write(work.join(name), script)?;
+            Ok(work.join(name))
+        };
+        let scripts = Scripts {
+            accounts: write("accounts-100.lua", "/accounts/", Some(BASE_ACCOUNTS))?,
+            big: write(
+                "accounts-scale.lua",
+                "/accounts/",
+                Some(plan.scale_accounts),
+            )?,
+            health: write("health.lua", "/health", None)?,
+            ready: write("health-ready.lua", "/health/ready", None)?,
+        };
+        let floor = probe::FLOOR_FLAGS
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let commands = vec![
+            "cargo xtask dist   # target/dist/{accountservice,healthchecker}, static".to_owned(),
+            format!(
+                "RUSTFLAGS='-C target-feature=+crt-static' cargo build -p yardstick --release --target {TARGET}"
             ),
-        ),
-    ];
-    println!("bench: warm-up");
-    for (which, series) in &main {
-        lab.sample(
-            servers.get(*which),
-            series.script,
-            CONNECTIONS,
-            plan.warmup,
-            false,
-        )?;
-    }
-    for round in 1..=plan.rounds {
-        println!(
-            "bench: round {round}/{} at {CONNECTIONS} connections",
-            plan.rounds
-        );
-        for (which, series) in &mut main {
-            lab.add_sample(servers.get(*which), series, CONNECTIONS, plan.duration)?;
-        }
-    }
-    let base_after_50 = servers.base.memory()?;
-    let yardstick_after_50 = servers.yardstick.memory()?;
-    let scale_after = servers.scale.memory()?;
-
-    println!("bench: probe cost ({} interleaved pairs)", plan.probe_runs);
-    let probe_cost = probe::cost(
-        &binaries.probe,
-        &binaries.floor,
-        servers.base.addr.port(),
-        plan.probe_runs,
-    )?;
-
-    let mut curve = Vec::new();
-    for connections in CONNECTION_COUNTS {
-        let mut yard = Series::new("yardstick", &accounts_base);
-        let mut acc = Series::new("/accounts/{id}", &accounts_base);
-        for round in 1..=plan.rounds {
-            println!(
-                "bench: {connections} connections, round {round}/{}",
-                plan.rounds
-            );
-            for (which, series) in [(Which::Yardstick, &mut yard), (Which::Base, &mut acc)] {
-                lab.add_sample(servers.get(which), series, connections, plan.duration)?;
-            }
-        }
-        curve.push((
-            connections,
-            Row::of(&yard.label, &yard.samples, None),
-            Row::of(&acc.label, &acc.samples, Some(&yard.samples)),
-        ));
-    }
-    let base_after_1000 = servers.base.memory()?;
-    let yardstick_after_1000 = servers.yardstick.memory()?;
-
-    println!("bench: /health while /accounts is saturated ({SATURATING} connections)");
-    let saturated_service = lab.saturate(&mut servers.base, &accounts_base, &health, plan)?;
-    let saturated_yardstick =
-        lab.saturate(&mut servers.yardstick, &accounts_base, &health, plan)?;
-
-    println!(
-        "bench: {} idle keep-alive connections held open, then one more /health",
-        plan.held_connections
-    );
-    let held = [
-        hold::hold(&mut servers.base, plan.held_connections)?,
-        hold::hold(&mut servers.yardstick, plan.held_connections)?,
-    ];
-    for (name, held) in ["service", "yardstick"].iter().zip(&held) {
-        println!(
-            "  {name:<10} opened in {:.0?}, RSS {:.2} MB, /health in {:.2?}",
-            held.opening,
-            held.memory.rss as f64 / 1e6,
-            held.health
-        );
-    }
-
-    let Servers {
-        yardstick,
-        base,
-        scale,
-    } = servers;
-    let base_exit = base.stop(STOP_GRACE, true)?;
-    scale.stop(STOP_GRACE, true)?;
-    yardstick.stop(STOP_GRACE, false)?;
-
-    let instructions = if plan.smoke {
-        None
-    } else {
-        count_instructions(
+            format!(
+                "rustc --edition 2024 --target {TARGET} {floor} -o target/bench/empty target/bench/empty.rs   # fn main() {{}}"
+            ),
+        ];
+        let work = work.to_owned();
+        Ok(Self {
             plan,
-            binaries,
+            bin,
             cpus,
             work,
-            &body,
-            [&accounts_base, &health, &ready],
-        )?
-    };
-
-    let yardstick_samples = &main[0].1.samples;
-    let endpoints: Vec<Row> = main[..4]
-        .iter()
-        .map(|(which, series)| {
-            let reference = (*which != Which::Yardstick).then_some(&yardstick_samples[..]);
-            Row::of(&series.label, &series.samples, reference)
+            scripts,
+            commands,
         })
-        .collect();
-    let big = Row::of(
-        &main[4].1.label,
-        &main[4].1.samples,
-        Some(&main[1].1.samples),
-    );
-    let mut commands = binaries.commands.clone();
-    commands.extend(server_commands);
-    commands.extend(lab.commands);
-    commands.push(format!(
-        "taskset -c {} healthchecker {}   # probe cost (interleaved with target/bench/empty), and every 20 ms under saturation",
-        cpus.load,
-        probe::probe_args(0, None)[0].replace("=0", "=PORT")
-    ));
-    Ok(Results {
-        plan: plan.clone(),
-        machine: None,
-        body,
-        commands,
-        endpoints,
-        big_vs_yardstick: Row::of(
-            &main[4].1.label,
-            &main[4].1.samples,
-            Some(yardstick_samples),
-        ),
-        scale: Scale {
-            accounts: plan.scale_accounts,
-            seeding,
-            startup: scale_startup,
-            file_size: scale_file,
-            lookups: big,
-            idle: scale_idle,
-            after: scale_after,
-        },
-        curve,
-        saturated: [saturated_service, saturated_yardstick],
-        probe: probe_cost,
-        sizes: binaries.sizes()?,
-        memory: report::MemoryTable {
-            service_idle: base_idle,
-            yardstick_idle,
-            service_after_50: base_after_50,
-            yardstick_after_50,
-            service_after_1000: base_after_1000,
-            yardstick_after_1000,
-        },
-        held,
-        startup: startup.map(|(name, took)| (name.to_owned(), took)).to_vec(),
-        clean_exit: base_exit.success(),
-        instructions,
-        total: Duration::ZERO,
-    })
+    }
+
+    /// Every phase, in order.
+    fn measure(mut self) -> Result<Results> {
+        let mut results = Results {
+            plan: self.plan.clone(),
+            ..Results::default()
+        };
+        let mut servers = self.start_servers(&mut results)?;
+        (results.main, results.scale.lookups) = self.rounds(&mut servers)?;
+        results.scale.after = servers.scale.memory()?;
+        results.memory.after_50 = servers.memory()?;
+        results.probe = self.probe_cost(&servers)?;
+        results.curve = self.curve(&mut servers)?;
+        results.memory.after_1000 = servers.memory()?;
+        println!("bench: /health while /accounts is saturated");
+        let (service, yardstick) = (servers.base.addr, servers.yardstick.addr);
+        results.saturated = Saturated {
+            service: self.saturate(&mut servers.base, service)?,
+            yardstick: self.saturate(&mut servers.yardstick, yardstick)?,
+        };
+        println!(
+            "bench: {} idle keep-alive connections, then one more /health",
+            self.plan.held_connections
+        );
+        results.held = Pair {
+            service: hold::hold(&mut servers.base, self.plan.held_connections)?,
+            yardstick: hold::hold(&mut servers.yardstick, self.plan.held_connections)?,
+        };
+        results.clean_exit = servers.base.stop(STOP_GRACE, true)?.success();
+        servers.scale.stop(STOP_GRACE, true)?;
+        servers.yardstick.stop(STOP_GRACE, false)?;
+        results.instructions = self.instructions(&results.body)?;
+        results.sizes = self.bin.sizes()?;
+        results.commands = self.commands;
+        Ok(results)
+    }
+
+    /// The service (100 accounts), the yardstick answering one of its accounts' body, and the
+    /// service with the big database; their start-up times, idle memory and the seeding.
+    fn start_servers(&mut self, results: &mut Results) -> Result<Servers> {
+        let args = service_args(&self.work.join("accounts-100.db"), BASE_ACCOUNTS);
+        let base = self.start("service (100 accounts)", &self.bin.service.clone(), &args)?;
+        // The yardstick answers the body of a real account from the middle of the seeded range,
+        // so both send the same number of bytes.
+        results.body = fetch(base.addr, FIRST_ID + BASE_ACCOUNTS / 2)?;
+        let args = ["0".to_owned(), results.body.clone()];
+        let yardstick = self.start("yardstick", &self.bin.yardstick.clone(), &args)?;
+        let startup = (base.startup.as_secs_f64(), yardstick.startup.as_secs_f64());
+        results.startup = Pair {
+            service: startup.0,
+            yardstick: startup.1,
+        };
+
+        println!("bench: seeding {} accounts", self.plan.scale_accounts);
+        let db = self.work.join("accounts-scale.db");
+        let args = service_args(&db, self.plan.scale_accounts);
+        let scale = self.start("service (big database)", &self.bin.service.clone(), &args)?;
+        thread::sleep(SETTLE);
+        let servers = Servers {
+            yardstick,
+            base,
+            scale,
+        };
+        results.memory.idle = servers.memory()?;
+        results.scale = Scale {
+            accounts: self.plan.scale_accounts,
+            seeding: seeding_time(&servers.scale.lines())?,
+            startup: servers.scale.startup.as_secs_f64(),
+            file_size: std::fs::metadata(&db)?.len(),
+            idle: servers.scale.memory()?,
+            ..Scale::default()
+        };
+        Ok(servers)
+    }
+
+    /// Rounds of the main loads at 50 connections; the big database's lookups also against the
+    /// 100-account lookups of the same rounds.
+    fn rounds(&mut self, servers: &mut Servers) -> Result<(Main, Row)> {
+        let Scripts {
+            accounts,
+            big,
+            health,
+            ready,
+        } = &self.scripts;
+        let loads: [(Pick, PathBuf); 5] = [
+            (|s| &mut s.yardstick, accounts.clone()),
+            (|s| &mut s.base, accounts.clone()),
+            (|s| &mut s.base, health.clone()),
+            (|s| &mut s.base, ready.clone()),
+            (|s| &mut s.scale, big.clone()),
+        ];
+        let mut samples: [Vec<Sample>; 5] = Default::default();
+        for round in 0..=self.plan.rounds {
+            println!(
+                "bench: round {round}/{} at 50 connections",
+                self.plan.rounds
+            );
+            for ((server, script), samples) in loads.iter().zip(&mut samples) {
+                let sample = self.sample(server(servers), script, self.plan.connections)?;
+                samples.extend((round > 0).then_some(sample));
+            }
+        }
+        let [yardstick, accounts, health, ready, big] = &samples;
+        let against = |samples: &[Sample]| Row::of(samples, Some(yardstick));
+        let main = Main {
+            yardstick: Row::of(yardstick, None),
+            accounts: against(accounts),
+            health: against(health),
+            ready: against(ready),
+            big: against(big),
+        };
+        Ok((main, Row::of(big, Some(accounts))))
+    }
+
+    /// The probe against the idle service, interleaved with the floor.
+    fn probe_cost(&mut self, servers: &Servers) -> Result<ProbeCost> {
+        println!(
+            "bench: probe cost ({} interleaved pairs)",
+            self.plan.probe_runs
+        );
+        let port = servers.base.addr.port();
+        let cost = probe::cost(&self.bin.probe, &self.bin.floor, port, self.plan.probe_runs)?;
+        let what =
+            "probe cost (interleaved with target/bench/empty), and every 20 ms under saturation";
+        self.record(format!(
+            "taskset -c {} healthchecker -port=PORT   # {what}",
+            self.cpus.1
+        ));
+        Ok(cost)
+    }
+
+    /// `/accounts/{id}` against the yardstick at each connection count.
+    fn curve(&mut self, servers: &mut Servers) -> Result<Vec<CurvePoint>> {
+        let script = self.scripts.accounts.clone();
+        let mut curve = Vec::new();
+        for connections in CONNECTION_COUNTS {
+            let (mut yardstick, mut accounts) = (Vec::new(), Vec::new());
+            for round in 1..=self.plan.rounds {
+                println!(
+                    "bench: {connections} connections, round {round}/{}",
+                    self.plan.rounds
+                );
+                yardstick.push(self.sample(&mut servers.yardstick, &script, connections)?);
+                accounts.push(self.sample(&mut servers.base, &script, connections)?);
+            }
+            let accounts = Row::of(&accounts, Some(&yardstick));
+            let yardstick = Row::of(&yardstick, None);
+            curve.push(CurvePoint {
+                connections,
+                yardstick,
+                accounts,
+            });
+        }
+        Ok(curve)
+    }
+
+    /// Saturates `server`'s `/accounts`, and meanwhile asks `/health` at `health_at` (this
+    /// server's address, or another port of it) from a separate keep-alive client and runs the
+    /// healthchecker against that port over and over.
+    fn saturate(&mut self, server: &mut Server, health_at: SocketAddr) -> Result<Saturation> {
+        let (seconds, cpu) = (self.plan.saturation_seconds, self.cpus.1);
+        let scripts = (self.scripts.accounts.clone(), self.scripts.health.clone());
+        let connections = self.plan.saturating;
+        let load = wrk::Run {
+            addr: server.addr,
+            script: &scripts.0,
+            connections,
+            seconds,
+            cpu,
+        };
+        let seconds = seconds - 2 * RAMP.as_secs();
+        let client = wrk::Run {
+            addr: health_at,
+            script: &scripts.1,
+            connections: 1,
+            seconds,
+            cpu,
+        };
+        self.record(load.display());
+        self.record(client.display());
+        server.ensure_alive()?;
+        let load = load.spawn()?;
+        thread::sleep(RAMP);
+        let mut client = client.spawn()?;
+        // The smoke run fails on errors, never on speed: its probes may take their time on a
+        // busy CI machine, while the full run keeps Docker's view (the probe's own timeout).
+        let args = probe::args(health_at.port(), self.plan.smoke.then_some("10s"));
+        let probes = probe::repeat_until(&self.bin.probe, &args, || client.finished());
+        let (health, load) = (client.wait(), load.wait());
+        server.ensure_alive()?;
+        let (probes, probe_failures) = probes?;
+        let (load, health) = (load?, health.context("the /health client")?);
+        Ok(Saturation {
+            load,
+            health,
+            probes,
+            probe_failures,
+        })
+    }
+
+    /// Instructions per request of the yardstick and the service's endpoints under callgrind,
+    /// one server at a time on the server core; `None` in smoke runs or without valgrind.
+    fn instructions(&self, body: &str) -> Result<Option<Instructions>> {
+        if self.plan.smoke || !callgrind::available() {
+            println!("bench: no instruction counts (smoke run, or no valgrind)");
+            return Ok(None);
+        }
+        println!("bench: instructions per request under callgrind");
+        let count = |program: &Path, args: &[String], script: &Path| {
+            callgrind::per_request(program, args, script, self.cpus, self.plan.seconds.min(5))
+        };
+        let service = service_args(&self.work.join("callgrind.db"), BASE_ACCOUNTS);
+        let scripts = &self.scripts;
+        let counts = Instructions {
+            yardstick: count(
+                &self.bin.yardstick,
+                &["0".into(), body.into()],
+                &scripts.accounts,
+            )?,
+            accounts: count(&self.bin.service, &service, &scripts.accounts)?,
+            health: count(&self.bin.service, &service, &scripts.health)?,
+            ready: count(&self.bin.service, &service, &scripts.ready)?,
+        };
+        println!("  {counts:?}");
+        Ok(Some(counts))
+    }
+
+    /// Starts a server on the server core, noting its command line; its first background
+    /// health round runs and start-up allocations settle before it is measured.
+    fn start(&mut self, name: &str, program: &Path, args: &[String]) -> Result<Server> {
+        let server = Server::start(name, self.cpus.0, program, args, START_TIMEOUT)?;
+        self.record(server.command_line.clone());
+        thread::sleep(SETTLE);
+        Ok(server)
+    }
+
+    /// Runs wrk against `server` and reads the server's CPU time and its core's busy time around
+    /// it. A server that died is reported as such, before wrk's connection errors.
+    fn sample(&mut self, server: &mut Server, script: &Path, connections: u32) -> Result<Sample> {
+        let (seconds, cpu) = (self.plan.seconds, self.cpus.1);
+        let run = wrk::Run {
+            addr: server.addr,
+            script,
+            connections,
+            seconds,
+            cpu,
+        };
+        self.record(run.display());
+        server.ensure_alive()?;
+        let (cpu_before, core_before) = (server.cpu_time()?, CpuTicks::read(self.cpus.0)?);
+        let start = Instant::now();
+        let outcome = run.run();
+        let wall = start.elapsed().as_secs_f64();
+        server.ensure_alive()?;
+        let cpu = (server.cpu_time()? - cpu_before) / wall;
+        let others = (CpuTicks::read(self.cpus.0)?.busy_since(core_before) - cpu).max(0.0);
+        let outcome = outcome.with_context(|| format!("load on {}", server.name))?;
+        let (name, rate, errors) = (&server.name, outcome.rate, outcome.errors.describe());
+        let script = script.file_name().unwrap_or_default().to_string_lossy();
+        println!("  {name:<24} {script:<20} {rate:>7.0} req/s, errors {errors}, CPU {cpu:.2}");
+        Ok(Sample {
+            outcome,
+            cpu,
+            others,
+        })
+    }
+
+    fn record(&mut self, line: String) {
+        if !self.commands.contains(&line) {
+            self.commands.push(line);
+        }
+    }
 }
 
-/// Instructions per request of the yardstick and the service's endpoints under callgrind, one
-/// server at a time on the server core; `None` (with a message) when valgrind is missing.
-fn count_instructions(
-    plan: &Plan,
-    binaries: &Binaries,
-    cpus: Cpus,
-    work: &WorkDir,
-    body: &str,
-    [accounts, health, ready]: [&Path; 3],
-) -> Result<Option<Instructions>> {
-    if !callgrind::available() {
-        println!("bench: valgrind/callgrind_control not found: no instruction counts");
-        return Ok(None);
-    }
-    let out_dir = work.join("callgrind");
-    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-    // Under valgrind start-up is some 50 times slower.
-    let start_timeout = Duration::from_secs(120);
-    let duration = plan.duration.min(Duration::from_secs(5));
-    let valgrind = Path::new("valgrind");
-
-    println!("bench: instructions per request under callgrind");
-    let mut yardstick = Server::start(
-        "yardstick under callgrind",
-        cpus.server,
-        valgrind,
-        &callgrind::wrap(
-            &out_dir,
-            "yardstick",
-            &binaries.yardstick,
-            &["0".to_owned(), body.to_owned()],
-        ),
-        start_timeout,
-    )?;
-    let mut counting = callgrind::Counting {
-        server: &mut yardstick,
-        out_dir: out_dir.clone(),
-        name: "yardstick".to_owned(),
-        cpu: cpus.load,
-    };
-    let yardstick_count = counting.measure(accounts, duration)?;
-    yardstick.stop(STOP_GRACE, false)?;
-
-    let mut service = Server::start(
-        "service under callgrind",
-        cpus.server,
-        valgrind,
-        &callgrind::wrap(
-            &out_dir,
-            "service",
-            &binaries.service,
-            &service::args(&work.join("callgrind.db"), BASE_ACCOUNTS),
-        ),
-        start_timeout,
-    )?;
-    let mut counting = callgrind::Counting {
-        server: &mut service,
-        out_dir,
-        name: "service".to_owned(),
-        cpu: cpus.load,
-    };
-    let counts = Instructions {
-        yardstick: yardstick_count,
-        accounts: counting.measure(accounts, duration)?,
-        health: counting.measure(health, duration)?,
-        ready: counting.measure(ready, duration)?,
-    };
-    service.stop(STOP_GRACE * 2, true)?;
-    for (label, count) in counts.rows() {
-        println!("  {label:<40} {count:>9.0} instructions/request");
-    }
-    Ok(Some(counts))
+/// The service's flags for a bench instance: loopback, a free port, a fresh database seeded with
+/// `accounts`, JSON logs (so the seeding line can be read back). Everything else as shipped.
+fn service_args(db_path: &Path, accounts: u64) -> Vec<String> {
+    let fixed = "--bind 127.0.0.1 --port 0 --log-format json --seed-accounts".split(' ');
+    let mut args: Vec<String> = fixed.map(str::to_owned).collect();
+    args.extend([
+        accounts.to_string(),
+        "--db-path".into(),
+        db_path.display().to_string(),
+    ]);
+    args
 }
 
-/// GETs `path` from `addr` and returns the body, which must come with a 2xx.
-fn fetch(addr: std::net::SocketAddr, path: &str) -> Result<String> {
-    let url = format!("http://{addr}{path}");
-    reqwest::blocking::get(&url)
-        .and_then(reqwest::blocking::Response::error_for_status)
-        .and_then(reqwest::blocking::Response::text)
+/// The seeding time in seconds the service logged (`"elapsed"` of its `seeded N fake accounts`
+/// line, a `Duration` as `Debug` prints it: `1.5s`, `250ms`, `12.5µs`).
+fn seeding_time(lines: &[String]) -> Result<f64> {
+    let line = lines
+        .iter()
+        .find(|line| line.contains("\"seeded "))
+        .context("no seeding line")?;
+    let entry: serde_json::Value = serde_json::from_str(line)?;
+    let elapsed = entry["elapsed"]
+        .as_str()
+        .with_context(|| format!("no elapsed: {line}"))?;
+    let split = elapsed.find(|c: char| !(c.is_ascii_digit() || c == '.'));
+    let (number, unit) = elapsed.split_at(split.unwrap_or(elapsed.len()));
+    let scale = match unit {
+        "s" => 1.0,
+        "ms" => 1e-3,
+        "µs" => 1e-6,
+        "ns" => 1e-9,
+        _ => bail!("unknown unit in {elapsed:?}"),
+    };
+    Ok(number.parse::<f64>()? * scale)
+}
+
+/// GETs account `id` from the service at `addr`: the body, which must come with a 2xx.
+fn fetch(addr: SocketAddr, id: u64) -> Result<String> {
+    let url = format!("http://{addr}/accounts/{id}");
+    let response = reqwest::blocking::get(&url).and_then(|r| r.error_for_status());
+    response
+        .and_then(|r| r.text())
         .with_context(|| format!("GET {url}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seeding(elapsed: &str) -> Result<f64> {
+        seeding_time(&[
+            r#"{"level":"INFO","message":"starting accountservice"}"#.to_owned(),
+            format!(
+                r#"{{"message":"seeded 1000000 fake accounts (1000000 inserted, 0 already present)","elapsed":"{elapsed}"}}"#
+            ),
+        ])
+    }
+
+    #[test]
+    fn the_seeding_line_of_the_json_log_gives_the_seeding_time() {
+        assert!((seeding("4.123456789s").unwrap() - 4.123_456_789).abs() < 1e-12);
+        assert!((seeding("250ms").unwrap() - 0.25).abs() < 1e-12);
+        assert!((seeding("12.5µs").unwrap() - 12.5e-6).abs() < 1e-15);
+        assert!(seeding("12").is_err());
+        assert!(seeding("12h").is_err());
+        assert!(seeding_time(&["{}".to_owned()]).is_err());
+    }
 }

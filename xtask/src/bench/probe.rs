@@ -1,5 +1,6 @@
-//! Probe cost: the healthchecker against the running service, timed against a static do-nothing
-//! binary (the floor of any `exec`), interleaved so that a noisy machine weighs on both alike.
+//! The healthchecker as Docker runs it: timed against a static do-nothing binary (the floor of
+//! any `exec`), interleaved so that a noisy machine weighs on both alike, and run over and over
+//! while a server is saturated.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -7,25 +8,26 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 
-use super::stats::Spread;
+use super::results::{ProbeCost, Spread};
 use crate::dist::TARGET;
 
-/// Builds `fn main() {}` with the probe's profile settings (size first, `panic = "abort"`, fat
-/// LTO, stripped) and the same static linking, into `dir/empty`: the exec floor, and what an
-/// empty static std program weighs.
+/// The rustc flags of the floor: the probe's profile (size first, `panic = "abort"`, fat LTO,
+/// stripped) and the same static linking.
+pub const FLOOR_FLAGS: &str = "-C opt-level=z -C panic=abort -C lto=fat -C codegen-units=1 \
+                               -C strip=symbols -C target-feature=+crt-static";
+
+/// Builds `fn main() {}` into `dir/empty`: the exec floor, and what an empty static std program
+/// weighs.
 pub fn build_floor(dir: &Path) -> Result<PathBuf> {
-    let source = dir.join("empty.rs");
-    let binary = dir.join("empty");
+    let (source, binary) = (dir.join("empty.rs"), dir.join("empty"));
     std::fs::write(&source, "fn main() {}\n")
         .with_context(|| format!("writing {}", source.display()))?;
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
     let status = Command::new(rustc)
         .args(["--edition", "2024", "--target", TARGET])
-        .args(["-C", "opt-level=z", "-C", "panic=abort", "-C", "lto=fat"])
-        .args(["-C", "codegen-units=1", "-C", "strip=symbols"])
-        .args(["-C", "target-feature=+crt-static", "-o"])
-        .arg(&binary)
-        .arg(&source)
+        .args(FLOOR_FLAGS.split_whitespace())
+        .arg("-o")
+        .args([&binary, &source])
         .status()
         .context("running rustc to build the static do-nothing binary")?;
     ensure!(
@@ -36,81 +38,55 @@ pub fn build_floor(dir: &Path) -> Result<PathBuf> {
     Ok(binary)
 }
 
-/// Probe and floor timings from one interleaved series.
-#[derive(Debug, Clone, Copy)]
-pub struct Cost {
-    /// The healthchecker's wall times.
-    pub probe: Spread,
-    /// The do-nothing binary's wall times.
-    pub floor: Spread,
+/// The probe's arguments for the service on `port`; `timeout` (e.g. `10s`) replaces its own.
+pub fn args(port: u16, timeout: Option<&str>) -> Vec<String> {
+    let timeout = timeout.map(|timeout| format!("-timeout={timeout}"));
+    std::iter::once(format!("-port={port}"))
+        .chain(timeout)
+        .collect()
 }
 
-impl Cost {
-    /// Median probe time over median floor time.
-    pub fn ratio(&self) -> f64 {
-        self.probe.p50.as_secs_f64() / self.floor.p50.as_secs_f64().max(f64::EPSILON)
-    }
-}
-
-/// The probe's arguments as Docker runs it (see the Dockerfile's HEALTHCHECK), with its own
-/// timeout replaced if `timeout` is given (e.g. `10s`).
-pub fn probe_args(port: u16, timeout: Option<&str>) -> Vec<String> {
-    let mut args = vec![format!("-port={port}")];
-    args.extend(timeout.map(|timeout| format!("-timeout={timeout}")));
-    args
-}
-
-/// Times `runs` probes of the service on `port` and `runs` floor runs, alternating; a first
-/// tenth of each warms caches and is not counted. Every probe must report healthy.
-pub fn cost(probe: &Path, floor: &Path, port: u16, runs: usize) -> Result<Cost> {
-    let args = probe_args(port, None);
-    let warmup = runs / 10;
-    let mut probe_times = Vec::with_capacity(runs);
-    let mut floor_times = Vec::with_capacity(runs);
-    for run in 0..warmup + runs {
-        let probe_time = time(Command::new(probe).args(&args))?;
-        let floor_time = time(&mut Command::new(floor))?;
-        if run >= warmup {
-            probe_times.push(probe_time);
-            floor_times.push(floor_time);
+/// Times `runs` probes of the service on `port` and `runs` floor runs, alternating, after a
+/// tenth as many warm-up pairs. Every probe must report healthy.
+pub fn cost(probe: &Path, floor: &Path, port: u16, runs: usize) -> Result<ProbeCost> {
+    let mut times = (Vec::new(), Vec::new());
+    for run in 0..runs / 10 + runs {
+        let probe_time =
+            time(Command::new(probe).args(args(port, None)))?.context("a probe failed")?;
+        let floor_time = time(&mut Command::new(floor))?.context("the do-nothing binary failed")?;
+        if run >= runs / 10 {
+            times.0.push(probe_time);
+            times.1.push(floor_time);
         }
     }
-    Ok(Cost {
-        probe: Spread::of(probe_times).context("no probe timings")?,
-        floor: Spread::of(floor_times).context("no floor timings")?,
+    let (probe, floor) = (Spread::of(times.0), Spread::of(times.1));
+    Ok(ProbeCost {
+        probe,
+        floor,
+        ratio: probe.p50 / floor.p50.max(f64::EPSILON),
     })
 }
 
-/// Runs the probe against `port` over and over until `until` returns true, keeping each wall
-/// time; a probe that is not healthy is counted, not fatal, so the caller can report them all.
+/// Runs the probe with `args` every 20 ms (dense enough for a p99, sparse enough not to add
+/// load) until `until` says stop; returns the wall times and how many did not report healthy.
 pub fn repeat_until(
     probe: &Path,
     args: &[String],
     mut until: impl FnMut() -> bool,
-) -> Result<(Vec<Duration>, usize)> {
-    let mut times = Vec::new();
-    let mut failures = 0;
+) -> Result<(Spread, usize)> {
+    let (mut times, mut failures) = (Vec::new(), 0);
     while !until() {
         let start = Instant::now();
-        let status = Command::new(probe)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .with_context(|| format!("running {}", probe.display()))?;
-        times.push(start.elapsed());
-        if !status.success() {
-            failures += 1;
-        }
-        // A probe every 20 ms: dense enough for a p99, sparse enough not to add load.
+        let healthy = time(Command::new(probe).args(args))?.is_some();
+        times.push(start.elapsed().as_secs_f64());
+        failures += usize::from(!healthy);
         std::thread::sleep(Duration::from_millis(20));
     }
-    Ok((times, failures))
+    Ok((Spread::of(times), failures))
 }
 
-/// Runs one command to the end with no output and returns its wall time; a non-zero exit fails.
-fn time(command: &mut Command) -> Result<Duration> {
+/// Runs one command to the end with no output: its wall time in seconds, `None` if it failed.
+fn time(command: &mut Command) -> Result<Option<f64>> {
     let start = Instant::now();
     let status = command
         .stdin(Stdio::null())
@@ -118,7 +94,5 @@ fn time(command: &mut Command) -> Result<Duration> {
         .stderr(Stdio::null())
         .status()
         .with_context(|| format!("running {command:?}"))?;
-    let elapsed = start.elapsed();
-    ensure!(status.success(), "{command:?} failed: {status}");
-    Ok(elapsed)
+    Ok(status.success().then(|| start.elapsed().as_secs_f64()))
 }
