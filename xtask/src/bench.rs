@@ -26,7 +26,6 @@ mod wrk;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -126,14 +125,14 @@ pub fn run(sh: &Shell, project: &Project, options: &Options) -> Result<()> {
     let plan = Plan::new(options);
     let started = Instant::now();
     let binaries = Binaries::prepare(sh, project, options.no_build)?;
-    let wrk = wrk::ensure_installed()?;
+    let wrk = wrk::ensure_installed(sh)?;
     let files = rlimit::increase_nofile_limit(65_536).context("raising the open-file limit")?;
     ensure!(
         files >= FILES_NEEDED,
-        "the bench needs {FILES_NEEDED} open files, not {files}"
+        "{FILES_NEEDED} open files needed, not {files}"
     );
     let machine = report::Machine::read(sh, project, wrk)?;
-    let cpus = pin_self(plan.smoke)?;
+    let cpus = pin_self(sh, plan.smoke)?;
     let work = tempfile::Builder::new().prefix("xtask-bench-").tempdir()?;
     let (rounds, seconds, dir) = (plan.rounds, plan.seconds, work.path().display());
     println!(
@@ -150,47 +149,32 @@ pub fn run(sh: &Shell, project: &Project, options: &Options) -> Result<()> {
     let path = project.root.join("BENCHMARKS.md");
     let old = std::fs::read_to_string(&path).unwrap_or_default();
     let markdown = report::render(&results, work.path(), report::notes(&old))?;
-    println!(
-        "{markdown}\nbench: wrote {}; took {:.0} s",
-        json.display(),
-        results.total
-    );
+    println!("{markdown}\nbench: wrote {}", json.display());
     if results.plan.smoke {
         println!("bench --smoke: BENCHMARKS.md left alone (smoke figures are not benchmarks)");
     } else {
         std::fs::write(&path, &markdown).with_context(|| format!("writing {}", path.display()))?;
     }
-    let problems = &results.problems;
-    ensure!(
-        problems.is_empty(),
-        "the bench saw errors:\n  {}",
-        problems.join("\n  ")
-    );
-    Ok(())
+    match results.problems.join("\n  ") {
+        problems if problems.is_empty() => Ok(()),
+        problems => bail!("the bench saw errors:\n  {problems}"),
+    }
 }
 
 /// Chooses a CPU for the servers and one for the load, and pins every thread of xtask to the
 /// load CPU, so that what it starts unpinned (wrk, the probes, the floor) runs there too. With
 /// only one CPU, the smoke run shares it (its figures mean nothing anyway); the full run refuses.
-fn pin_self(smoke: bool) -> Result<(u32, u32)> {
+fn pin_self(sh: &Shell, smoke: bool) -> Result<(u32, u32)> {
     let cpus = match sys::allowed_cpus()?[..] {
         [server, load, ..] => (server, load),
         [only] if smoke => (only, only),
         _ => bail!("the bench needs two CPUs (one for the servers, one for wrk)"),
     };
-    let mut taskset = Command::new("taskset");
-    taskset.args([
-        "-a",
-        "-p",
-        "-c",
-        &cpus.1.to_string(),
-        &std::process::id().to_string(),
-    ]);
-    let status = taskset
-        .stdout(Stdio::null())
-        .status()
-        .context("running taskset")?;
-    ensure!(status.success(), "taskset -a -p failed: {status}");
+    let (load, pid) = (cpus.1.to_string(), std::process::id().to_string());
+    cmd!(sh, "taskset -a -p -c {load} {pid}")
+        .quiet()
+        .ignore_stdout()
+        .run()?;
     Ok(cpus)
 }
 
@@ -304,19 +288,7 @@ impl Lab {
             health: write("health.lua", "/health", None)?,
             ready: write("health-ready.lua", "/health/ready", None)?,
         };
-        let floor = probe::FLOOR_FLAGS
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
-        let commands = vec![
-            "cargo xtask dist   # target/dist/{accountservice,healthchecker}, static".to_owned(),
-            format!(
-                "RUSTFLAGS='-C target-feature=+crt-static' cargo build -p yardstick --release --target {TARGET}"
-            ),
-            format!(
-                "rustc --edition 2024 --target {TARGET} {floor} -o target/bench/empty target/bench/empty.rs   # fn main() {{}}"
-            ),
-        ];
+        let commands = Vec::new();
         let work = work.to_owned();
         Ok(Self {
             plan,
@@ -584,7 +556,7 @@ impl Lab {
         let cpu = (server.cpu_time()? - cpu_before) / wall;
         let others = (CpuTicks::read(self.cpus.0)?.busy_since(core_before) - cpu).max(0.0);
         let outcome = outcome.with_context(|| format!("load on {}", server.name))?;
-        let (name, rate, errors) = (&server.name, outcome.rate, outcome.errors.describe());
+        let (name, rate, errors) = (&server.name, outcome.rate, &outcome.error_kinds);
         let script = script.file_name().unwrap_or_default().to_string_lossy();
         println!("  {name:<24} {script:<20} {rate:>7.0} req/s, errors {errors}, CPU {cpu:.2}");
         Ok(Sample {

@@ -58,11 +58,7 @@ pub fn per_request(
     control(&["-i", "off", &pid])?;
     server.ensure_alive()?;
     let outcome = outcome.context("load under callgrind")?;
-    ensure!(
-        outcome.errors.total() == 0,
-        "errors: {}",
-        outcome.errors.describe()
-    );
+    ensure!(outcome.errors == 0, "errors: {}", outcome.error_kinds);
     server.stop(Duration::from_secs(30), false)?;
     let text = std::fs::read_to_string(&out)?;
     let instructions = parse_total(&text).with_context(|| format!("in {}", out.display()))?;

@@ -89,13 +89,6 @@ pub fn render(results: &Results, work_dir: &Path, notes: Option<&str>) -> Result
         format!("{value:.digits$}")
     });
     env.add_filter("pct", |share: f64| format!("{:.0}%", share * 100.0));
-    env.add_filter(
-        "errors",
-        |errors: Value| -> Result<String, minijinja::Error> {
-            let errors: super::results::Errors = serde::Deserialize::deserialize(errors)?;
-            Ok(errors.describe())
-        },
-    );
     env.add_filter("show", |value: Option<f64>, unit: &str| {
         match (value, unit) {
             (None, _) => "not measured".to_owned(),
@@ -115,6 +108,8 @@ pub fn render(results: &Results, work_dir: &Path, notes: Option<&str>) -> Result
         notes => notes.unwrap_or("(none yet: findings and profiles go here, by hand)"),
         notes_start => NOTES_START,
         notes_end => NOTES_END,
+        target => crate::dist::TARGET,
+        floor_flags => super::probe::FLOOR_FLAGS.split_whitespace().collect::<Vec<_>>().join(" "),
         script => super::wrk::script("/accounts/", Some((super::FIRST_ID, super::BASE_ACCOUNTS))),
     };
     Ok(env.get_template("BENCHMARKS.md")?.render(context)?)
