@@ -55,8 +55,9 @@ enum Task {
     /// first unless --no-build).
     E2e(e2e::Options),
     /// Builds the release binaries and measures throughput, latency, probe cost, memory and
-    /// scale against a yardstick in the same run; writes BENCHMARKS.md (--smoke: a short CI run
-    /// that fails on errors or a crash, never on speed, and writes nothing).
+    /// scale against a yardstick in the same run; writes target/bench/results.json and
+    /// BENCHMARKS.md (--smoke: a short CI run that fails on errors or a crash, never on speed,
+    /// and leaves BENCHMARKS.md alone).
     Bench(bench::Options),
     /// Builds a three-node Swarm in network namespaces on this machine (root), runs the
     /// multi-node scenarios (spread, node power loss, network cut, rolling update under load,

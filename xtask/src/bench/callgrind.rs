@@ -28,7 +28,7 @@ pub fn available() -> bool {
 /// executes while wrk runs `script` from the load CPU for `seconds`, stops it, and divides by the
 /// requests completed. Counting is off at start, so start-up and seeding are not counted, and off
 /// again before the shutdown. wrk opens 10 connections: valgrind runs the server's threads one
-/// at a time, some 50 times slower.
+/// at a time, and far slower.
 pub fn per_request(
     program: &Path,
     args: &[String],
