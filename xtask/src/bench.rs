@@ -34,7 +34,7 @@ use clap::Args;
 use serde::Serialize;
 use xshell::{Shell, cmd};
 
-use self::results::{CurvePoint, Instructions, Main, Pair, ProbeCost, Results, Row};
+use self::results::{CurvePoint, Instructions, Main, Outcome, Pair, ProbeCost, Results, Row};
 use self::results::{Sample, Saturated, Saturation, Scale, Sizes};
 use self::sys::CpuTicks;
 use crate::dist::{self, TARGET};
@@ -131,7 +131,7 @@ pub fn run(sh: &Shell, project: &Project, options: &Options) -> Result<()> {
         files >= FILES_NEEDED,
         "{FILES_NEEDED} open files needed, not {files}"
     );
-    let machine = report::Machine::read(sh, project, wrk)?;
+    let machine = sys::Machine::read(sh, project, wrk)?;
     let cpus = pin_self(sh, plan.smoke)?;
     let work = tempfile::Builder::new().prefix("xtask-bench-").tempdir()?;
     let (rounds, seconds, dir) = (plan.rounds, plan.seconds, work.path().display());
@@ -269,6 +269,8 @@ struct Lab {
     scripts: Scripts,
     /// Every distinct command line, in the order first run.
     commands: Vec<String>,
+    /// Errors and failed probes seen so far.
+    problems: Vec<String>,
 }
 
 impl Lab {
@@ -288,8 +290,7 @@ impl Lab {
             health: write("health.lua", "/health", None)?,
             ready: write("health-ready.lua", "/health/ready", None)?,
         };
-        let commands = Vec::new();
-        let work = work.to_owned();
+        let (work, commands, problems) = (work.to_owned(), Vec::new(), Vec::new());
         Ok(Self {
             plan,
             bin,
@@ -297,6 +298,7 @@ impl Lab {
             work,
             scripts,
             commands,
+            problems,
         })
     }
 
@@ -332,7 +334,11 @@ impl Lab {
         servers.yardstick.stop(STOP_GRACE, false)?;
         results.instructions = self.instructions(&results.body)?;
         results.sizes = self.bin.sizes()?;
-        results.commands = self.commands;
+        if !results.clean_exit {
+            self.problems
+                .push("the service did not exit 0 on SIGTERM".to_owned());
+        }
+        (results.commands, results.problems) = (self.commands, self.problems);
         Ok(results)
     }
 
@@ -356,7 +362,6 @@ impl Lab {
         let db = self.work.join("accounts-scale.db");
         let args = service_args(&db, self.plan.scale_accounts);
         let scale = self.start("service (big database)", &self.bin.service.clone(), &args)?;
-        thread::sleep(SETTLE);
         let servers = Servers {
             yardstick,
             base,
@@ -491,6 +496,13 @@ impl Lab {
         server.ensure_alive()?;
         let (probes, probe_failures) = probes?;
         let (load, health) = (load?, health.context("the /health client")?);
+        let name = &server.name;
+        self.problem(&load, &format!("saturating {name}"));
+        self.problem(&health, &format!("/health while saturating {name}"));
+        if probe_failures > 0 {
+            let failed = format!("{probe_failures} probes did not report healthy");
+            self.problems.push(format!("saturating {name}: {failed}"));
+        }
         Ok(Saturation {
             load,
             health,
@@ -556,14 +568,24 @@ impl Lab {
         let cpu = (server.cpu_time()? - cpu_before) / wall;
         let others = (CpuTicks::read(self.cpus.0)?.busy_since(core_before) - cpu).max(0.0);
         let outcome = outcome.with_context(|| format!("load on {}", server.name))?;
-        let (name, rate, errors) = (&server.name, outcome.rate, &outcome.error_kinds);
         let script = script.file_name().unwrap_or_default().to_string_lossy();
-        println!("  {name:<24} {script:<20} {rate:>7.0} req/s, errors {errors}, CPU {cpu:.2}");
+        let what = format!("{}, {script}, {connections} connections", server.name);
+        println!("  {what:<56} {:>7.0} req/s, CPU {cpu:.2}", outcome.rate);
+        self.problem(&outcome, &what);
         Ok(Sample {
             outcome,
             cpu,
             others,
         })
+    }
+
+    /// Notes the errors of a wrk run, if any.
+    fn problem(&mut self, outcome: &Outcome, what: &str) {
+        if outcome.errors > 0 {
+            let (errors, kinds) = (outcome.errors, &outcome.error_kinds);
+            self.problems
+                .push(format!("{what}: {errors} errors ({kinds})"));
+        }
     }
 
     fn record(&mut self, line: String) {

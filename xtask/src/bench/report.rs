@@ -1,4 +1,4 @@
-//! Where a run happened, and `BENCHMARKS.md` rendered from the results through one template
+//! `BENCHMARKS.md` rendered from the results through one template
 //! (`BENCHMARKS.md.jinja`), keeping the hand-written notes of the previous file.
 
 use std::path::Path;
@@ -6,60 +6,13 @@ use std::path::Path;
 use anyhow::Result;
 use minijinja::value::{Serde, Value};
 use minijinja::{Environment, UndefinedBehavior, syntax::SyntaxConfig};
-use serde::Serialize;
-use xshell::{Shell, cmd};
 
-use super::{results::Results, sys};
-use crate::project::Project;
+use super::results::Results;
 
-const DATE: &str = "+%Y-%m-%d %H:%M UTC";
 const TEMPLATE: &str = include_str!("BENCHMARKS.md.jinja");
 /// Start and end markers of the hand-written part of `BENCHMARKS.md`.
 const NOTES_START: &str = "<!-- notes: written by hand, kept by `cargo xtask bench` -->";
 const NOTES_END: &str = "<!-- /notes -->";
-
-/// Where the run happened.
-#[derive(Debug, Default, Serialize)]
-pub struct Machine {
-    pub cpu_model: String,
-    pub processors: usize,
-    pub kernel: String,
-    /// Bytes.
-    pub memory: u64,
-    /// `/proc/loadavg`'s first three fields at the start.
-    pub load_average: String,
-    pub rustc: String,
-    pub wrk: String,
-    /// UTC, to the minute.
-    pub date: String,
-    /// The commit, `-dirty` if the tree had changes.
-    pub revision: String,
-    /// File system of the temporary directory, and the directory.
-    pub filesystem: String,
-}
-
-impl Machine {
-    /// Reads it all (before xtask pins itself, so nothing is hidden by the affinity mask).
-    pub fn read(sh: &Shell, project: &Project, wrk: String) -> Result<Self> {
-        let (cpu_model, processors, memory, load_average) = sys::machine()?;
-        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")?;
-        let temp = std::env::temp_dir();
-        let fstype = cmd!(sh, "df --output=fstype {temp}").quiet().read()?;
-        let fstype = fstype.lines().last().unwrap_or_default().trim();
-        Ok(Self {
-            cpu_model,
-            processors,
-            kernel: kernel.trim().to_owned(),
-            memory,
-            load_average,
-            rustc: cmd!(sh, "rustc -V").quiet().read()?,
-            wrk,
-            date: cmd!(sh, "date -u {DATE}").quiet().read()?,
-            revision: project.revision(sh)?,
-            filesystem: format!("{fstype} (`{}`)", temp.display()),
-        })
-    }
-}
 
 /// The notes between the markers of an existing `BENCHMARKS.md`.
 pub fn notes(text: &str) -> Option<&str> {
@@ -191,7 +144,6 @@ mod tests {
         });
         results.finish();
         let text = render(&results, Path::new("/tmp/w"), Some("Kept.")).unwrap();
-        eprintln!("{text}");
         assert!(
             text.contains("| `/accounts/{id}` | 68,170 | 0.76 |"),
             "{text}"

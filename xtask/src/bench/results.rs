@@ -16,7 +16,7 @@ pub struct Results {
     /// What the run did.
     pub plan: Plan,
     /// Where it ran.
-    pub machine: super::report::Machine,
+    pub machine: super::sys::Machine,
     /// The account body the yardstick answered.
     pub body: String,
     /// Build, server, wrk and probe command lines, in the order they first ran.
@@ -43,7 +43,7 @@ pub struct Results {
     pub instructions: Option<Instructions>,
     /// Wall time of the whole run, in seconds.
     pub total: f64,
-    /// Errors and crashes: what fails a run, whatever the speed (filled by [`Results::finish`]).
+    /// Errors, failed probes, an unclean exit: what fails a run, whatever the speed.
     pub problems: Vec<String>,
     /// [`TARGETS`] against this run (filled by [`Results::finish`]).
     pub checks: Vec<Check>,
@@ -362,9 +362,8 @@ pub struct Check {
 }
 
 impl Results {
-    /// Derives the problems and the checks from the figures.
+    /// Checks the figures against [`TARGETS`].
     pub fn finish(&mut self) {
-        self.problems = self.find_problems();
         let checks = TARGETS.iter().map(|Target(figure, bound, unit, value)| {
             let measured = value(self);
             let (bound, limit, met) = match *bound {
@@ -381,65 +380,6 @@ impl Results {
             }
         });
         self.checks = checks.collect::<Vec<_>>();
-    }
-
-    fn find_problems(&self) -> Vec<String> {
-        let (main, at) = (&self.main, self.plan.connections);
-        let mut errors = vec![
-            (
-                format!("yardstick at {at} connections"),
-                main.yardstick.errors,
-            ),
-            (
-                format!("/accounts/{{id}} at {at} connections"),
-                main.accounts.errors,
-            ),
-            (format!("/health at {at} connections"), main.health.errors),
-            (
-                format!("/health/ready at {at} connections"),
-                main.ready.errors,
-            ),
-            (
-                format!("the big database at {at} connections"),
-                main.big.errors,
-            ),
-        ];
-        for point in &self.curve {
-            let at = point.connections;
-            errors.push((
-                format!("yardstick at {at} connections"),
-                point.yardstick.errors,
-            ));
-            errors.push((
-                format!("/accounts/{{id}} at {at} connections"),
-                point.accounts.errors,
-            ));
-        }
-        let saturated = [
-            ("service", &self.saturated.service),
-            ("yardstick", &self.saturated.yardstick),
-        ];
-        for (server, run) in saturated {
-            errors.push((format!("saturating {server}"), run.load.errors));
-            errors.push((format!("/health on saturated {server}"), run.health.errors));
-        }
-        let errors = errors.into_iter().filter(|(_, errors)| *errors > 0);
-        let mut problems: Vec<String> = errors
-            .map(|(what, errors)| format!("{what}: {errors} errors"))
-            .collect();
-        for (server, run) in saturated
-            .into_iter()
-            .filter(|(_, run)| run.probe_failures > 0)
-        {
-            problems.push(format!(
-                "saturated {server}: {} probes did not report healthy",
-                run.probe_failures
-            ));
-        }
-        if !self.clean_exit {
-            problems.push("the service did not exit 0 on SIGTERM".to_owned());
-        }
-        problems
     }
 }
 
@@ -527,23 +467,6 @@ mod tests {
         assert_eq!(
             check("errors (every run), failed probes, crashes, unclean exit"),
             (Some(0.0), true)
-        );
-    }
-
-    #[test]
-    fn errors_and_failed_probes_are_problems() {
-        let mut results = Results::default();
-        results.plan.connections = 50;
-        results.saturated.yardstick.probe_failures = 2;
-        results.main.ready.errors = 1;
-        results.finish();
-        assert_eq!(
-            results.problems,
-            [
-                "/health/ready at 50 connections: 1 errors",
-                "saturated yardstick: 2 probes did not report healthy",
-                "the service did not exit 0 on SIGTERM"
-            ]
         );
     }
 }

@@ -1,11 +1,13 @@
 //! What the bench reads from `/proc` (through the `procfs` crate): a server's memory and CPU
-//! time, a core's busy time, the CPUs this process may use, and the machine.
+//! time, a core's busy time, the CPUs this process may use, and the machine the run is on.
 
 use anyhow::{Context, Result};
 use procfs::process::Process;
 use procfs::{Current as _, CurrentSI as _};
 use serde::Serialize;
+use xshell::{Shell, cmd};
 
+use crate::project::Project;
 use crate::server::Server;
 
 /// Memory of one process, in bytes.
@@ -94,18 +96,50 @@ pub fn allowed_cpus() -> Result<Vec<u32>> {
         .collect())
 }
 
-/// The CPU model, the processor count, the total memory in bytes and the load averages.
-pub fn machine() -> Result<(String, usize, u64, String)> {
-    let cpus = procfs::CpuInfo::current()?;
-    let model = cpus.model_name(0).unwrap_or("unknown").to_owned();
-    let load = procfs::LoadAverage::current()?;
-    let load = format!("{} {} {}", load.one, load.five, load.fifteen);
-    Ok((
-        model,
-        cpus.num_cores(),
-        procfs::Meminfo::current()?.mem_total,
-        load,
-    ))
+const DATE_FORMAT: &str = "+%Y-%m-%d %H:%M UTC";
+
+/// Where the run happened.
+#[derive(Debug, Default, Serialize)]
+pub struct Machine {
+    pub cpu_model: String,
+    pub processors: usize,
+    pub kernel: String,
+    /// Bytes.
+    pub memory: u64,
+    /// `/proc/loadavg`'s first three fields at the start.
+    pub load_average: String,
+    pub rustc: String,
+    pub wrk: String,
+    /// UTC, to the minute.
+    pub date: String,
+    /// The commit, `-dirty` if the tree had changes.
+    pub revision: String,
+    /// File system of the temporary directory, and the directory.
+    pub filesystem: String,
+}
+
+impl Machine {
+    /// Reads it all (before xtask pins itself, so nothing is hidden by the affinity mask).
+    pub fn read(sh: &Shell, project: &Project, wrk: String) -> Result<Self> {
+        let cpus = procfs::CpuInfo::current()?;
+        let load = procfs::LoadAverage::current()?;
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")?;
+        let temp = std::env::temp_dir();
+        let fstype = cmd!(sh, "df --output=fstype {temp}").quiet().read()?;
+        let fstype = fstype.lines().last().unwrap_or_default().trim();
+        Ok(Self {
+            cpu_model: cpus.model_name(0).unwrap_or("unknown").to_owned(),
+            processors: cpus.num_cores(),
+            kernel: kernel.trim().to_owned(),
+            memory: procfs::Meminfo::current()?.mem_total,
+            load_average: format!("{} {} {}", load.one, load.five, load.fifteen),
+            rustc: cmd!(sh, "rustc -V").quiet().read()?,
+            wrk,
+            date: cmd!(sh, "date -u {DATE_FORMAT}").quiet().read()?,
+            revision: project.revision(sh)?,
+            filesystem: format!("{fstype} (`{}`)", temp.display()),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -129,7 +163,7 @@ mod tests {
     #[test]
     fn this_process_may_use_some_cpu_and_the_machine_is_read() {
         assert!(!allowed_cpus().unwrap().is_empty());
-        let (_, processors, memory, _) = machine().unwrap();
-        assert!(processors > 0 && memory > 0);
+        let cpus = procfs::CpuInfo::current().unwrap();
+        assert!(cpus.num_cores() > 0 && procfs::Meminfo::current().unwrap().mem_total > 0);
     }
 }
