@@ -14,28 +14,24 @@ use super::results::Outcome;
 const RESULT_PREFIX: &str = "wrk-result ";
 
 /// Installs wrk with apt-get if it is not on the PATH (we run as root here; elsewhere the error
-/// says what to install); returns its version line, `wrk debian/4.1.0-3+b2 [epoll]`.
+/// says what to install); returns its version, `wrk debian/4.1.0-3+b2 [epoll]`.
 pub fn ensure_installed(sh: &Shell) -> Result<String> {
-    // `wrk -v` prints the version and the usage, and exits 1.
-    let version = || {
-        cmd!(sh, "wrk -v")
-            .quiet()
-            .ignore_status()
-            .read_stderr()
-            .ok()
-    };
-    let version = || {
-        version().and_then(|text| Some(text.lines().next()?.split(" Copyright").next()?.to_owned()))
-    };
-    if version().is_none() {
+    // `wrk -v` prints the version line and the usage, and exits 1.
+    let wrk_v = || cmd!(sh, "wrk -v").quiet().ignore_status().read();
+    let version = || wrk_v().unwrap_or_default();
+    if !version().starts_with("wrk ") {
         println!("wrk is not installed: installing Debian's package");
         let _frontend = sh.push_env("DEBIAN_FRONTEND", "noninteractive");
         cmd!(sh, "apt-get update -qq").run()?;
         cmd!(sh, "apt-get install -y -qq wrk").run()?;
     }
-    version()
-        .filter(|v| v.starts_with("wrk "))
-        .context("wrk is not runnable (Debian package wrk)")
+    let version = version();
+    ensure!(
+        version.starts_with("wrk "),
+        "wrk does not run (Debian package wrk)"
+    );
+    let line = version.lines().next().unwrap_or_default();
+    Ok(line.split(" Copyright").next().unwrap_or(line).to_owned())
 }
 
 /// The Lua script that requests `path` every time, or, with `spread = Some((first, count))`,
