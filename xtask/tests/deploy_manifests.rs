@@ -79,11 +79,18 @@ fn the_k8s_deployment_probes_liveness_readiness_and_startup_on_their_own_endpoin
     );
     for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
         let port = &container[probe]["httpGet"]["port"];
-        assert!(
-            port == "http" || port == 6767,
-            "{probe} probes port {port:?}"
-        );
+        assert_eq!(port, "management", "{probe} probes port {port:?}");
     }
+    let ports = container["ports"].as_sequence().unwrap();
+    assert!(
+        ports
+            .iter()
+            .any(|port| port["name"] == "management" && port["containerPort"] == 6768)
+    );
+    let env = container["env"].as_sequence().unwrap();
+    assert!(env.iter().any(|variable| {
+        variable["name"] == "ACCOUNTSERVICE_MANAGEMENT_PORT" && variable["value"] == "6768"
+    }));
 }
 
 #[test]
