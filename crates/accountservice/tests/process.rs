@@ -154,6 +154,32 @@ fn a_port_that_cannot_be_bound_exits_non_zero() {
 }
 
 #[test]
+fn a_management_port_in_use_or_equal_to_the_port_exits_one_with_one_line_before_serving() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let in_use = args("accounts.db", &["--management-port", &port]);
+    let mut same = args("accounts.db", &["--management-port", &port]);
+    same[3] = &port;
+    for (arguments, expected) in [
+        (in_use, format!("cannot listen on 127.0.0.1:{port}: ")),
+        (
+            same,
+            format!("the management port must differ from the public port ({port})"),
+        ),
+    ] {
+        let (status, stderr, _) = run_to_exit(dir.path(), &arguments);
+        assert_eq!(status.code(), Some(1), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(&expected), "{stderr}");
+        assert!(
+            !dir.path().join("accounts.db").exists(),
+            "the database was opened"
+        );
+    }
+}
+
+#[test]
 fn invalid_arguments_exit_two_with_usage() {
     let dir = tempfile::tempdir().unwrap();
     let (status, stderr, _) = run_to_exit(dir.path(), &["--port", "eighty"]);
