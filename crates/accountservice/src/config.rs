@@ -3,13 +3,14 @@
 //! Nothing else in the crate reads the environment.
 
 use std::{
+    ffi::OsString,
     net::{IpAddr, SocketAddr},
     path::PathBuf,
     time::Duration,
 };
 
 use clap::{
-    Parser, ValueEnum,
+    CommandFactory as _, FromArgMatches as _, Parser, ValueEnum,
     builder::{BoolishValueParser, TypedValueParser as _},
 };
 use health::http::Details;
@@ -162,6 +163,17 @@ pub struct Settings {
     )]
     pub max_concurrent_requests: usize,
 
+    /// Seconds connections get, once a drain has closed the listener, to finish what they were
+    /// sent and close on their own; then idle keep-alive connections are closed. A request a
+    /// client wrote just before the listener closed is still read and answered within it.
+    #[arg(
+        long,
+        env = "ACCOUNTSERVICE_CLOSE_GRACE",
+        default_value = "1",
+        value_parser = parse_seconds
+    )]
+    pub close_grace: Duration,
+
     /// The replicas of this service, for `GET /health/fleet` and `GET /status` (both mounted
     /// only when set): one `name:port` whose every A/AAAA record is a replica, looked up again
     /// each health interval (in Swarm `tasks.<service>:6767`), or a comma-separated list of
@@ -186,6 +198,34 @@ impl Settings {
     pub fn management_address(&self) -> Option<SocketAddr> {
         self.management_port
             .map(|port| SocketAddr::new(self.management_bind.unwrap_or(self.bind), port))
+    }
+}
+
+impl Settings {
+    /// Parses command-line `args` (without the program name), taking the built-in default for
+    /// every setting not given and ignoring `ACCOUNTSERVICE_*` variables: for tests and tools
+    /// whose settings must not change with the environment they run in.
+    pub fn from_args_ignoring_env<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let matches = Self::command()
+            .mut_args(|arg| arg.env(None))
+            .try_get_matches_from(
+                std::iter::once(OsString::from("accountservice"))
+                    .chain(args.into_iter().map(Into::into)),
+            )?;
+        Self::from_arg_matches(&matches)
+    }
+}
+
+/// The built-in defaults: what the binary runs with given no flags and no `ACCOUNTSERVICE_*`
+/// variables. Tests and tools start from it and change what they need.
+impl Default for Settings {
+    fn default() -> Self {
+        // Every default is a constant above, and the unit tests parse them all.
+        Self::from_args_ignoring_env::<_, OsString>([]).expect("the built-in defaults parse")
     }
 }
 
@@ -233,8 +273,10 @@ fn parse_positive_seconds(text: &str) -> Result<Duration, String> {
 mod tests {
     use super::*;
 
+    /// Parses like the command line, but never from `ACCOUNTSERVICE_*` variables that happen to
+    /// be set where the tests run (the process tests cover reading them).
     fn parse(args: &[&str]) -> Result<Settings, clap::Error> {
-        Settings::try_parse_from(std::iter::once("accountservice").chain(args.iter().copied()))
+        Settings::from_args_ignoring_env(args.iter().copied())
     }
 
     #[test]
@@ -262,6 +304,14 @@ mod tests {
             None,
             "one port unless asked for"
         );
+        assert_eq!(settings.close_grace, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_default_settings_are_the_parsed_defaults() {
+        let default = Settings::default();
+        assert_eq!(format!("{default:?}"), format!("{:?}", parse(&[]).unwrap()));
+        assert_eq!(default.port, 6767);
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //!   memory. With the timeout above, idle or hostile connections cannot hold the cap for long.
 //! - **Drain without dropping requests** ([`Draining`]): from the moment shutdown begins every
 //!   answer carries `Connection: close` (see `crate::guard::edge`). When the listener closes,
-//!   connections get [`CLOSE_GRACE`] to close on their own after answering what they have
+//!   connections get [`ServerLimits::close_grace`] to close on their own after answering what they have
 //!   already been sent; only then are idle keep-alive connections closed. Closing them at once
 //!   would reset a request a client had just written on one, which the server never read.
 
@@ -53,10 +53,10 @@ pub struct ServerLimits {
     pub max_header_bytes: usize,
     /// Connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// How long connections get to close on their own once the listener is closed, before idle
+    /// keep-alive connections are closed.
+    pub close_grace: Duration,
 }
-
-/// How long connections get to close on their own once the listener is closed.
-pub const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Whether shutdown has begun; shared by the shutdown sequence and the middleware that adds
 /// `Connection: close` to every answer while draining.
@@ -135,7 +135,7 @@ pub async fn serve(
     drop(listener);
     // Connections that were sent a request answer it with `Connection: close` and end; wait for
     // them, but not for idle keep-alive connections beyond the grace.
-    let grace = tokio::time::sleep(CLOSE_GRACE);
+    let grace = tokio::time::sleep(limits.close_grace);
     tokio::pin!(grace);
     loop {
         tokio::select! {

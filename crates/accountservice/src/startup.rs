@@ -243,6 +243,7 @@ impl Application {
                 header_read_timeout: settings.header_read_timeout,
                 max_header_bytes: settings.max_header_bytes,
                 max_connections: settings.max_connections,
+                close_grace: settings.close_grace,
             },
         })
     }

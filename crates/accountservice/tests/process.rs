@@ -212,6 +212,9 @@ fn help_documents_every_setting_and_its_environment_variable() {
         "--pre-stop-delay",
         "--testability",
         "ACCOUNTSERVICE_TESTABILITY",
+        "--close-grace",
+        "ACCOUNTSERVICE_CLOSE_GRACE",
+        "Exit status:",
     ] {
         assert!(help.contains(name), "--help lacks {name}:\n{help}");
     }

@@ -7,10 +7,9 @@ use std::{
 };
 
 use accountservice::{
-    config::{LogFormat, Settings},
+    config::Settings,
     startup::{Application, StartupError, Stopped},
 };
-use health::http::Details;
 use tokio::{sync::oneshot, task::JoinHandle};
 
 /// Upper bound for anything a test waits on.
@@ -28,29 +27,18 @@ pub struct TestApp {
     _dir: Option<tempfile::TempDir>,
 }
 
-/// Settings for a test: loopback, port 0, the given database file, 100 seeded accounts.
+/// Settings for a test: the built-in defaults, except loopback, port 0, the given database file,
+/// quick health rounds, short waits for locks, drains and closing connections.
 pub fn settings(db_path: &Path) -> Settings {
     Settings {
         port: 0,
         bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
         db_path: db_path.to_path_buf(),
-        seed_accounts: 100,
-        log_format: LogFormat::Text,
-        log_filter: "info".into(),
         shutdown_timeout: Duration::from_secs(5),
         db_lock_timeout: Duration::from_millis(200),
-        health_details: Details::Components,
         health_interval: Duration::from_millis(100),
-        health_timeout: Duration::from_secs(1),
-        pre_stop_delay: Duration::ZERO,
-        testability: false,
-        header_read_timeout: Duration::from_secs(10),
-        max_header_bytes: 16 * 1024,
-        max_connections: 10_000,
-        max_concurrent_requests: 1024,
-        peers: None,
-        management_port: None,
-        management_bind: None,
+        close_grace: Duration::from_millis(100),
+        ..Settings::default()
     }
 }
 
