@@ -47,6 +47,7 @@ impl Management {
         address: SocketAddr,
         header_read_timeout: Duration,
         max_header_bytes: usize,
+        close_grace: Duration,
         routes: Router,
     ) -> io::Result<Self> {
         let listener = StdTcpListener::bind(address)?;
@@ -60,6 +61,7 @@ impl Management {
             header_read_timeout,
             max_header_bytes,
             max_connections: MAX_CONNECTIONS,
+            close_grace,
         };
         let routes = Arc::new(RwLock::new(routes));
         let app = Router::new().fallback_service(Current(routes.clone()));

@@ -151,6 +151,7 @@ impl Application {
                     address,
                     settings.header_read_timeout,
                     settings.max_header_bytes,
+                    settings.close_grace,
                     starting_routes(),
                 )
                 .map_err(|source| StartupError::Bind { address, source })
