@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::HealthCheck;
 use crate::registry::{Health, Registered};
+use crate::{HealthCheck, Startup};
 
 /// Default refresh interval: 1 s.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
@@ -49,6 +49,7 @@ pub struct HealthBuilder {
     timeout: Option<Duration>,
     staleness: Option<Duration>,
     checks: Vec<Arc<dyn HealthCheck>>,
+    startup: Option<Startup>,
 }
 
 impl HealthBuilder {
@@ -74,6 +75,15 @@ impl HealthBuilder {
     #[must_use]
     pub fn staleness(mut self, staleness: Duration) -> Self {
         self.staleness = Some(staleness);
+        self
+    }
+
+    /// Shares a start-up state the service created before its slow steps and completes itself
+    /// (see [`Startup`]). Without one, the registry's own start-up completes when the first
+    /// round of checks does.
+    #[must_use]
+    pub fn startup(mut self, startup: Startup) -> Self {
+        self.startup = Some(startup);
         self
     }
 
@@ -139,7 +149,7 @@ impl HealthBuilder {
         if staleness <= minimum {
             return Err(BuildError::StalenessTooShort { staleness, minimum });
         }
-        Ok(Health::new(checks, interval, staleness))
+        Ok(Health::new(checks, interval, staleness, self.startup))
     }
 }
 

@@ -34,6 +34,9 @@
 //!   [`TRANSITIONS_KEPT`] in a ring, counts by new status since start), logged once (INFO for a
 //!   recovery, WARN otherwise) and signalled to subscribers, so push consumers wake on change
 //!   instead of polling.
+//! - **Start-up** ([`Startup`]): `OUT_OF_SERVICE` with the progress the service reports
+//!   ("seeding, 40%") until it says start-up is complete, `UP` from then on, never back; for a
+//!   Kubernetes `startupProbe`.
 //! - **HTTP** (feature `axum`, on by default): [`http::router`] mounts `/health`,
 //!   `/health/live`, `/health/ready`, `/livez` and `/readyz` (GET and HEAD), answering
 //!   `application/json` or, on request, `application/health+json`.
@@ -47,8 +50,8 @@
 //! `status` (statuses and their order), `probe` (probes and scopes), `check` (the trait and
 //! outcomes), `builder` (configuration), `registry` (cached state and reports), `refresh`
 //! (running rounds and the refresher), `report` (reports), `history` (transitions, their
-//! counts and the change signal), `http` (axum handlers), `grpc` (the gRPC health service and
-//! its generated protocol code).
+//! counts and the change signal), `startup` (start-up state), `http` (axum handlers), `grpc` (the
+//! gRPC health service and its generated protocol code).
 //!
 //! # Example
 //!
@@ -135,6 +138,7 @@ mod probe;
 mod refresh;
 mod registry;
 mod report;
+mod startup;
 mod status;
 
 #[cfg(feature = "grpc")]
@@ -148,4 +152,5 @@ pub use history::{Subject, TRANSITIONS_KEPT, Transition};
 pub use probe::{Probes, Scope};
 pub use registry::Health;
 pub use report::{ComponentKind, ComponentReport, Report};
+pub use startup::Startup;
 pub use status::Status;

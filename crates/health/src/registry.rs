@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use crate::builder::HealthBuilder;
 use crate::history::{History, Observation, Transition};
 use crate::report::{ComponentKind, ComponentReport, Report};
-use crate::{CheckOutcome, HealthCheck, Probes, Scope, Status};
+use crate::{CheckOutcome, HealthCheck, Probes, Scope, Startup, Status};
 
 /// The health of a service: checks refreshed in the background, manual components set from
 /// outside, and reports built from the latest results.
@@ -79,6 +79,10 @@ pub(crate) struct Shared {
     history: History,
     /// When the registry was built.
     created_at: SystemTime,
+    /// Whether the service has finished starting.
+    startup: Startup,
+    /// Whether `startup` is the registry's own, completed by the first round.
+    own_startup: bool,
 }
 
 impl Health {
@@ -88,7 +92,13 @@ impl Health {
         HealthBuilder::default()
     }
 
-    pub(crate) fn new(checks: Vec<Registered>, interval: Duration, staleness: Duration) -> Health {
+    pub(crate) fn new(
+        checks: Vec<Registered>,
+        interval: Duration,
+        staleness: Duration,
+        startup: Option<Startup>,
+    ) -> Health {
+        let own_startup = startup.is_none();
         let results = checks.iter().map(|_| None).collect();
         let health = Health {
             shared: Arc::new(Shared {
@@ -105,6 +115,8 @@ impl Health {
                 refreshed: AtomicBool::new(false),
                 history: History::new(),
                 created_at: SystemTime::now(),
+                startup: startup.unwrap_or_default(),
+                own_startup,
             }),
         };
         // The baseline every later transition is measured against.
@@ -228,6 +240,13 @@ impl Health {
         self.shared.history.last_change(scope)
     }
 
+    /// The service's start-up state (`/health/started`): the one given to
+    /// [`HealthBuilder::startup`], else the registry's own, complete after the first round.
+    #[must_use]
+    pub fn startup(&self) -> &Startup {
+        &self.shared.startup
+    }
+
     /// When the registry was built.
     #[must_use]
     pub fn created_at(&self) -> SystemTime {
@@ -283,6 +302,9 @@ impl Health {
         self.update(|snap| snap.results = results.into());
         self.shared.refreshed.store(true, Ordering::Release);
         self.observe();
+        if self.shared.own_startup {
+            self.shared.startup.complete();
+        }
     }
 
     /// The report for a scope from a snapshot, at a given time.

@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use super::exclude::Exclusions;
 use super::negotiate::Format;
 use super::options::{Details, HttpOptions};
 use crate::Status;
@@ -13,9 +14,30 @@ use crate::report::{ComponentKind, ComponentReport, Report};
 
 /// The body for a report.
 pub(crate) fn render(report: &Report, format: Format, options: &HttpOptions) -> Vec<u8> {
+    render_excluding(report, format, options, &Exclusions::default())
+}
+
+/// The body for a report that `?exclude=` changed, saying what it did: in `application/json`
+/// as `excluded` (names) and `notExcluded` (name: why); in `application/health+json` as
+/// `notes`, the draft's field for such remarks.
+pub(crate) fn render_excluding(
+    report: &Report,
+    format: Format,
+    options: &HttpOptions,
+    exclusions: &Exclusions,
+) -> Vec<u8> {
     let written = match format {
-        Format::Json => serde_json::to_vec(&spring(report, options.details)),
-        Format::HealthJson => serde_json::to_vec(&draft(report, options)),
+        Format::Json => {
+            let mut body = spring(report, options.details);
+            body.excluded = &exclusions.excluded;
+            body.not_excluded = &exclusions.not_excluded;
+            serde_json::to_vec(&body)
+        }
+        Format::HealthJson => {
+            let mut body = draft(report, options);
+            body.notes = notes(exclusions);
+            serde_json::to_vec(&body)
+        }
     };
     // These types serialize infallibly: string keys, no custom Serialize, and a
     // serde_json::Value inside cannot fail to write to a Vec. Fall back to the bare status
@@ -29,12 +51,39 @@ pub(crate) fn render(report: &Report, format: Format, options: &HttpOptions) -> 
 // ---- application/json, Spring Boot Actuator style -------------------------------------------
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct SpringBody<'a> {
     status: Status,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     components: BTreeMap<&'a str, SpringComponent<'a>>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    excluded: &'a [String],
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    not_excluded: &'a BTreeMap<String, &'static str>,
+}
+
+/// The body of `/health/{component}`: the component as `/health` shows it at this level.
+pub(crate) fn render_component(c: &ComponentReport, details: Details) -> Vec<u8> {
+    let body = SpringComponent {
+        status: c.status,
+        reason: c.reason.as_deref(),
+        details: (details == Details::Always).then(|| spring_details(c)),
+    };
+    serde_json::to_vec(&body).unwrap_or_else(|err| {
+        tracing::error!(%err, "could not write a health answer");
+        format!(r#"{{"status":"{}"}}"#, c.status).into_bytes()
+    })
+}
+
+fn notes(exclusions: &Exclusions) -> Vec<String> {
+    let excluded = exclusions.excluded.iter().map(|n| format!("excluded: {n}"));
+    let not = exclusions
+        .not_excluded
+        .iter()
+        .map(|(n, why)| format!("not excluded: {n} ({why})"));
+    excluded.chain(not).collect()
 }
 
 #[derive(Serialize)]
@@ -63,6 +112,8 @@ struct SpringDetails<'a> {
     duration_ms: Option<f64>,
 }
 
+static EMPTY: BTreeMap<String, &'static str> = BTreeMap::new();
+
 fn spring(report: &Report, details: Details) -> SpringBody<'_> {
     let components = match details {
         Details::Never => BTreeMap::new(),
@@ -83,6 +134,8 @@ fn spring(report: &Report, details: Details) -> SpringBody<'_> {
         status: report.status,
         reason: report.reason.as_deref(),
         components,
+        excluded: &[],
+        not_excluded: &EMPTY,
     }
 }
 
@@ -117,6 +170,8 @@ struct DraftBody<'a> {
     output: Option<&'a str>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     checks: BTreeMap<String, [DraftCheck<'a>; 1]>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    notes: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -156,6 +211,7 @@ fn draft<'a>(report: &'a Report, options: &'a HttpOptions) -> DraftBody<'a> {
         description: about.then_some(options.description.as_deref()).flatten(),
         output: report.reason.as_deref(),
         checks,
+        notes: Vec::new(),
     }
 }
 

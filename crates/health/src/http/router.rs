@@ -4,17 +4,18 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, VARY};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use tokio::time::Instant;
 
+use super::exclude;
 use super::negotiate::Format;
-use super::options::HttpOptions;
-use super::render::render;
-use crate::{Health, Scope};
+use super::options::{Details, HttpOptions};
+use super::render::{render, render_component, render_excluding};
+use crate::{Health, Scope, Startup, Status};
 
 /// The health endpoints, GET and HEAD (HEAD answers the same status and headers, no body):
 ///
@@ -23,6 +24,17 @@ use crate::{Health, Scope};
 /// | `/health` | [`Scope::Overall`]: every component |
 /// | `/health/live`, `/livez` | [`Scope::Liveness`] |
 /// | `/health/ready`, `/readyz` | [`Scope::Readiness`] |
+///
+/// `?exclude=NAME` (repeatable) on these: the answer leaves the named components out of the
+/// aggregate and lists them under `excluded`; a name that is no component of the scope is
+/// listed under `notExcluded` with why (`application/health+json`: both as `notes`).
+///
+/// `/health/started` and `/startupz`: the service's [`Startup`], 503 with its progress as the
+/// reason until complete, then 200 for good.
+///
+/// `/health/{component}`: one component's status and reason (and details at
+/// [`Details::Always`]), 503 when it is `DOWN` or `OUT_OF_SERVICE`; 404 JSON for an unknown
+/// name, and for all at [`Details::Never`].
 ///
 /// and `/health/history` (always 200, `application/json`): the replica's identity
 /// ([`HttpOptions::identity`]), its overall status and since when, and its last transitions,
@@ -56,7 +68,84 @@ where
         .route("/health/ready", get(readiness))
         .route("/readyz", get(readiness))
         .route("/health/history", get(history))
+        .route("/health/started", get(started))
+        .route("/startupz", get(started))
+        .route("/health/{component}", get(component))
         .with_state(endpoint)
+}
+
+/// Only the start-up endpoints, `/health/started` and `/startupz`, for a listener that answers
+/// a `startupProbe` before the registry exists (while the service seeds its data). Answers
+/// like [`router`]'s.
+pub fn startup_router<S>(startup: Startup) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    Router::new()
+        .route("/health/started", get(startup_only))
+        .route("/startupz", get(startup_only))
+        .with_state(startup)
+}
+
+async fn started(State(endpoint): State<Arc<Endpoint>>) -> Response {
+    startup_answer(endpoint.health.startup())
+}
+
+async fn startup_only(State(startup): State<Startup>) -> Response {
+    startup_answer(&startup)
+}
+
+/// 503 `{"status":"OUT_OF_SERVICE","reason":"<progress>"}` while starting, 200
+/// `{"status":"UP"}` once complete. The progress is shown at every details level: it names no
+/// component and no internal state.
+fn startup_answer(startup: &Startup) -> Response {
+    #[derive(serde::Serialize)]
+    struct Body {
+        status: Status,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    }
+    let (status, reason) = startup.status();
+    let code =
+        StatusCode::from_u16(status.http_status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    json_response(code, to_json(&Body { status, reason }))
+}
+
+/// `/health/{component}`: one component as `/health` shows it, answering 503 when its own
+/// status is `DOWN` or `OUT_OF_SERVICE` (even for a non-critical one: the question is about
+/// that component). 404 JSON for a name that is no component, and for every name at
+/// [`Details::Never`], where `/health` shows no components either.
+async fn component(State(endpoint): State<Arc<Endpoint>>, Path(name): Path<String>) -> Response {
+    let details = endpoint.options.details;
+    let report = endpoint.health.report(Scope::Overall);
+    match report.components.get(&name) {
+        Some(c) if details != Details::Never => {
+            let code = StatusCode::from_u16(c.status.http_status())
+                .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            json_response(code, render_component(c, details))
+        }
+        found => {
+            #[derive(serde::Serialize)]
+            struct NotFound {
+                error: String,
+            }
+            let error = if found.is_some() {
+                "health components are not shown at this details level".to_owned()
+            } else {
+                format!("no health component named {name:?}")
+            };
+            json_response(StatusCode::NOT_FOUND, to_json(&NotFound { error }))
+        }
+    }
+}
+
+/// Serializes a body of strings and statuses, which cannot fail; an empty object rather than a
+/// panic if it ever did.
+fn to_json(body: &impl serde::Serialize) -> Vec<u8> {
+    serde_json::to_vec(body).unwrap_or_else(|err| {
+        tracing::error!(%err, "could not write a health answer");
+        b"{}".to_vec()
+    })
 }
 
 /// `/health/history`: always 200 (it is a record, not a probe), JSON, never cached.
@@ -161,7 +250,10 @@ impl Endpoint {
 
     fn answer(&self, scope: Scope, request: &Request) -> Response {
         let format = Format::negotiate(request.headers().get(ACCEPT));
-        let Answer { status, body } = self.lookup(slot(scope, format));
+        let Answer { status, body } = match exclude::names(request.uri().query()) {
+            None => self.lookup(slot(scope, format)),
+            Some(names) => self.excluding(scope, format, names),
+        };
         let mut response = Response::new(Body::from(body));
         *response.status_mut() = status;
         let headers = response.headers_mut();
@@ -169,6 +261,25 @@ impl Endpoint {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(VARY, HeaderValue::from_static("accept"));
         response
+    }
+
+    /// An answer without the components named in `?exclude=`, rendered for this request only
+    /// (an operator's override, not a probe's hot path).
+    fn excluding(&self, scope: Scope, format: Format, names: Vec<String>) -> Answer {
+        let health = &self.health;
+        let snapshot = health.snapshot();
+        let now = Instant::now();
+        let every = health.report_from(&snapshot, Scope::Overall, now);
+        let report = health.report_from(&snapshot, scope, now);
+        let (report, exclusions) =
+            exclude::apply(report, names, |name| every.components.contains_key(name));
+        let status =
+            StatusCode::from_u16(report.http_status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        let body = render_excluding(&report, format, &self.options, &exclusions);
+        Answer {
+            status,
+            body: Bytes::from(body),
+        }
     }
 
     /// The current answer for a slot: from the rendered set if still current, else after

@@ -8,4 +8,5 @@ mod helpers;
 mod history;
 mod http;
 mod registry;
+mod startup_and_components;
 mod transitions;
