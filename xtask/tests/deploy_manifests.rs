@@ -68,7 +68,7 @@ fn the_k8s_deployment_probes_liveness_readiness_and_startup_on_their_own_endpoin
     assert_eq!(http_probe(container, "livenessProbe").0, "/health/live");
     assert_eq!(http_probe(container, "readinessProbe").0, "/health/ready");
     let (startup_path, startup_period) = http_probe(container, "startupProbe");
-    assert_eq!(startup_path, "/health/live");
+    assert_eq!(startup_path, "/health/started");
     let budget = startup_period
         * container["startupProbe"]["failureThreshold"]
             .as_i64()

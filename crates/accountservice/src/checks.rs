@@ -11,7 +11,7 @@ use std::{
     time::Instant,
 };
 
-use health::{BoxFuture, BuildError, CheckOutcome, Health, HealthCheck};
+use health::{BoxFuture, BuildError, CheckOutcome, Health, HealthCheck, Startup};
 
 use crate::{
     config::Settings,
@@ -19,9 +19,15 @@ use crate::{
     store::{AccountStore, StoreError},
 };
 
-/// Builds the registry for `settings` over the store the HTTP layer reads from.
-pub fn registry(store: Arc<dyn AccountStore>, settings: &Settings) -> Result<Health, BuildError> {
+/// Builds the registry for `settings` over the store the HTTP layer reads from, sharing the
+/// service's start-up state (which the service completes, not the first round).
+pub fn registry(
+    store: Arc<dyn AccountStore>,
+    settings: &Settings,
+    startup: &Startup,
+) -> Result<Health, BuildError> {
     Health::builder()
+        .startup(startup.clone())
         .interval(settings.health_interval)
         .timeout(settings.health_timeout)
         .check(DatabaseCheck::new(store))

@@ -93,6 +93,9 @@ mod spec {
             livez,
             readiness,
             readyz,
+            started,
+            startupz,
+            component,
             history,
             metrics,
             crate::openapi::openapi_json,
@@ -106,6 +109,7 @@ mod spec {
             HealthStatus,
             HealthHistory,
             HealthTransition,
+            StartupBody,
         ))
     )]
     pub struct ApiDoc;
@@ -159,6 +163,12 @@ mod spec {
         pub reason: Option<String>,
         /// Each component by name (absent with `--health-details never`).
         pub components: Option<std::collections::BTreeMap<String, HealthComponent>>,
+        /// The components `?exclude=` left out of this answer.
+        pub excluded: Option<Vec<String>>,
+        /// Names given to `?exclude=` that matched no component of the scope, with why
+        /// (`no such component`, `not in this scope`).
+        #[serde(rename = "notExcluded")]
+        pub not_excluded: Option<std::collections::BTreeMap<String, String>>,
     }
 
     /// A health answer in the IETF draft format (`application/health+json`).
@@ -179,6 +189,17 @@ mod spec {
         /// Checks keyed `component:measurement`.
         #[schema(value_type = Option<Object>)]
         pub checks: Option<serde_json::Value>,
+        /// What `?exclude=` did: `excluded: NAME`, `not excluded: NAME (why)`.
+        pub notes: Option<Vec<String>>,
+    }
+
+    /// The start-up state.
+    #[derive(Serialize, ToSchema)]
+    pub struct StartupBody {
+        /// `UP` once started, `OUT_OF_SERVICE` before.
+        pub status: HealthStatus,
+        /// While starting: how far it got, e.g. `seeding, 40% (400000 of 1000000 accounts)`.
+        pub reason: Option<String>,
     }
 
     /// Declares a doc-only function for a health path: the handler itself is generic and lives in
@@ -191,6 +212,10 @@ mod spec {
                 path = $path,
                 tag = "health",
                 description = $what,
+                params(("exclude" = Option<Vec<String>>, Query,
+                    description = "Components to leave out of this answer (repeatable); the \
+                                   answer lists them under `excluded`, and names that match no \
+                                   component of the scope under `notExcluded`.")),
                 responses(
                     (status = 200, description = "Healthy (UP, DEGRADED or UNKNOWN)",
                         content(
@@ -225,6 +250,53 @@ mod spec {
         "Readiness: the database works, not draining, not forced unhealthy."
     );
     health_path!(readyz, "/readyz", "Readiness (alias of /health/ready).");
+
+    /// Declares a doc-only function for a start-up path.
+    macro_rules! startup_path {
+        ($name:ident, $path:literal, $what:literal) => {
+            #[doc = $what]
+            #[utoipa::path(
+                get,
+                path = $path,
+                tag = "health",
+                description = $what,
+                responses(
+                    (status = 200, description = "Started (for good)", body = StartupBody),
+                    (status = 503, description = "Still starting, with how far it got",
+                        body = StartupBody),
+                )
+            )]
+            fn $name() {}
+        };
+    }
+
+    startup_path!(
+        started,
+        "/health/started",
+        "Start-up: 503 until the instance serves, then 200 for good. For a startupProbe."
+    );
+    startup_path!(
+        startupz,
+        "/startupz",
+        "Start-up (alias of /health/started)."
+    );
+
+    /// One component: its status and reason.
+    #[utoipa::path(
+        get,
+        path = "/health/{component}",
+        tag = "health",
+        params(("component" = String, Path, description = "A component's name, e.g. `database`")),
+        responses(
+            (status = 200, description = "The component is UP, DEGRADED or UNKNOWN",
+                body = HealthComponent),
+            (status = 503, description = "The component is DOWN or OUT_OF_SERVICE",
+                body = HealthComponent),
+            (status = 404, description = "No such component (or `--health-details never`)",
+                body = crate::error::ErrorBody),
+        )
+    )]
+    fn component() {}
 
     /// One status change of a component or of a scope.
     #[derive(Serialize, ToSchema)]

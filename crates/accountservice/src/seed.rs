@@ -24,6 +24,17 @@ pub fn seed_fake_accounts(
     count: u64,
     chunk_size: u64,
 ) -> Result<SeedReport, StoreError> {
+    seed_with_progress(store, count, chunk_size, &|_, _| {})
+}
+
+/// [`seed_fake_accounts`], calling `on_progress(done, total)` after each chunk, e.g. to update
+/// what a startup probe shows ("seeding, 40%").
+pub fn seed_with_progress(
+    store: &dyn AccountStore,
+    count: u64,
+    chunk_size: u64,
+    on_progress: &dyn Fn(u64, u64),
+) -> Result<SeedReport, StoreError> {
     let chunk_size = chunk_size.max(1);
     let progress = Progress::new(count, chunk_size);
     let mut report = SeedReport::default();
@@ -35,6 +46,7 @@ pub fn seed_fake_accounts(
         tracing::debug!(start, end, "seeding accounts: writing {start}..{end}");
         report.add(store.seed(&chunk)?);
         progress.advance_to(end);
+        on_progress(end, count);
         start = end;
     }
     progress.finish();
@@ -138,6 +150,23 @@ mod tests {
                 existing: 4
             }
         );
+    }
+
+    #[test]
+    fn progress_is_reported_after_each_chunk() {
+        let mut store = MockAccountStore::new();
+        store.expect_seed().times(3).returning(|chunk| {
+            Ok(SeedReport {
+                inserted: chunk.len() as u64,
+                existing: 0,
+            })
+        });
+        let seen = std::sync::Mutex::new(Vec::new());
+        seed_with_progress(&store, 10, 4, &|done, total| {
+            seen.lock().unwrap().push((done, total));
+        })
+        .unwrap();
+        assert_eq!(seen.into_inner().unwrap(), [(4, 10), (8, 10), (10, 10)]);
     }
 
     #[test]

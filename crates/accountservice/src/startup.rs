@@ -19,6 +19,9 @@
 //! when the stop came. The binary turns that into its exit status ([`EXIT_UNHEALTHY`]), so an
 //! orchestrator that stops a replica because it failed its health check records a failure with
 //! the reason, not a clean completion.
+//!
+//! Until step 5 the start-up state (`/health/started`) is 503 with what is going on
+//! ("seeding, 40% (400000 of 1000000 accounts)"); from step 5 on it is 200 for good.
 
 use std::{
     future::Future,
@@ -34,7 +37,7 @@ use axum::{
     response::{IntoResponse as _, Response},
 };
 use health::{
-    Health, Probes, Scope, Status,
+    Health, Probes, Scope, Startup, Status,
     http::{HttpOptions, Identity},
 };
 use tokio::{
@@ -144,6 +147,9 @@ impl Application {
                 port: address.port(),
             });
         }
+        // Created first, so that everything slow below can say how far it got, on the
+        // management port if there is one.
+        let startup = Startup::new();
         let public = reserve(address).map_err(|source| StartupError::Bind { address, source })?;
         let management = management_address
             .map(|address| {
@@ -152,13 +158,14 @@ impl Application {
                     settings.header_read_timeout,
                     settings.max_header_bytes,
                     settings.close_grace,
-                    starting_routes(),
+                    starting_routes(startup.clone()),
                 )
                 .map_err(|source| StartupError::Bind { address, source })
             })
             .transpose()?;
+        startup.progress("opening the database");
         let store = open_store(settings).await?;
-        seed_store(&store, settings.seed_accounts).await?;
+        seed_store(&store, settings.seed_accounts, &startup).await?;
 
         // With testability on, every store call goes through a switch that can fail it, so the
         // database fault travels the same paths as a real one. Off, nothing is in between.
@@ -169,7 +176,8 @@ impl Application {
             Some(switch) => Arc::new(FaultInjectingStore::new(store.clone(), switch.clone())),
             None => store.clone(),
         };
-        let health = checks::registry(serving.clone(), settings)?;
+        let health = checks::registry(serving.clone(), settings, &startup)?;
+        startup.progress("running the first health checks");
         health.refresh_now().await;
         let report = health.report(Scope::Overall);
         tracing::info!(
@@ -332,6 +340,8 @@ impl Application {
             fleet,
             public_routes,
         ));
+        // From the first answer on, the startup probe passes, and never fails again.
+        health.startup().complete();
         let (stop_refresher, refresher_stopped) = oneshot::channel::<()>();
         let refresher = health.spawn_refresher(async move {
             let _ = refresher_stopped.await;
@@ -437,9 +447,11 @@ fn reserve(address: SocketAddr) -> io::Result<TcpSocket> {
     Ok(socket)
 }
 
-/// What the management port answers before the health registry exists: 503 to every path.
-fn starting_routes() -> Router {
-    Router::new().fallback(|| async { starting() })
+/// What the management port answers before the health registry exists: the start-up state at
+/// `/health/started` and `/startupz` (503 with the progress, "seeding, 40% (…)"), 503 to every
+/// other path.
+fn starting_routes(startup: Startup) -> Router {
+    health::http::startup_router(startup).fallback(|| async { starting() })
 }
 
 fn starting() -> Response {
@@ -480,11 +492,25 @@ async fn open_store(settings: &Settings) -> Result<Arc<RedbStore>, StartupError>
 }
 
 /// Seeds off the reactor and logs what was done.
-async fn seed_store(store: &Arc<RedbStore>, count: u64) -> Result<SeedReport, StartupError> {
+async fn seed_store(
+    store: &Arc<RedbStore>,
+    count: u64,
+    startup: &Startup,
+) -> Result<SeedReport, StartupError> {
     let started = Instant::now();
     let seeding = store.clone();
+    let startup = startup.clone();
+    startup.progress(format!("seeding, 0% (0 of {count} accounts)"));
     let report = tokio::task::spawn_blocking(move || {
-        seed::seed_fake_accounts(seeding.as_ref(), count, DEFAULT_CHUNK_SIZE)
+        seed::seed_with_progress(
+            seeding.as_ref(),
+            count,
+            DEFAULT_CHUNK_SIZE,
+            &|done, total| {
+                let percent = done.saturating_mul(100) / total.max(1);
+                startup.progress(format!("seeding, {percent}% ({done} of {total} accounts)"));
+            },
+        )
     })
     .await?
     .map_err(StartupError::Seed)?;

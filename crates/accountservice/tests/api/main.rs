@@ -1,6 +1,7 @@
 //! API tests: the real service on a random port over a fresh temporary database per test.
 
 mod accounts;
+mod components;
 mod fleet;
 mod health;
 mod helpers;
