@@ -66,10 +66,11 @@ async fn an_invalid_account_id_is_a_json_400() {
 #[tokio::test]
 async fn an_unknown_path_is_a_json_404() {
     let app = spawn_app().await;
-    let response = app.get("/health/nope").await;
+    // (`/health/{component}` takes one segment under /health; two are no route.)
+    let response = app.get("/health/nope/deeper").await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     let json: Value = response.json().await.unwrap();
-    assert_eq!(json["error"], "no route for /health/nope");
+    assert_eq!(json["error"], "no route for /health/nope/deeper");
     app.stop().await.unwrap();
 }
 

@@ -14,14 +14,17 @@ async fn every_documented_operation_is_routed() {
     assert!(paths.len() >= 10, "{paths:?}");
     for (path, operations) in paths {
         // Fill path parameters with a value every route accepts.
-        let concrete = path.replace("{accountId}", "10042").replace(
-            "{state}",
-            if path.contains("database") {
-                "up"
-            } else {
-                "true"
-            },
-        );
+        let concrete = path
+            .replace("{accountId}", "10042")
+            .replace("{component}", "database")
+            .replace(
+                "{state}",
+                if path.contains("database") {
+                    "up"
+                } else {
+                    "true"
+                },
+            );
         for method in operations.as_object().unwrap().keys() {
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let response = app.request(method.clone(), &concrete).await;
