@@ -321,3 +321,54 @@ fn a_malformed_peers_list_exits_2_at_once_with_one_line_naming_it() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_startup_probe_shows_seeding_progress_on_the_management_port_then_passes_for_good() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut service = Service::start(
+        dir.path(),
+        &args(
+            "accounts.db",
+            &["--management-port", "0", "--seed-accounts", "200000"],
+        ),
+    );
+    let line = service.wait_for_line("management endpoints");
+    let management: SocketAddr = line
+        .split("on http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|address| address.parse().ok())
+        .unwrap_or_else(|| panic!("no management address in {line}"));
+
+    // Poll (bounded) until start-up completes, keeping every answer seen on the way.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut seen = Vec::new();
+    loop {
+        let (status, body) = get(management, "/health/started").await;
+        seen.push((status, body.clone()));
+        if status == 200 {
+            assert_eq!(body, serde_json::json!({"status": "UP"}));
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["status"], "OUT_OF_SERVICE");
+        assert!(
+            Instant::now() < deadline,
+            "start-up never completed: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        seen.iter().any(|(_, body)| body["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("seeding, ") && r.ends_with(" of 200000 accounts)"))),
+        "no seeding progress seen: {seen:?}"
+    );
+    // Never back to 503, also after the public port listens.
+    service.wait_until_listening();
+    for path in ["/startupz", "/health/started"] {
+        assert_eq!(get(management, path).await.0, 200, "{path}");
+    }
+    service.terminate();
+    assert_eq!(service.wait().code(), Some(0));
+}
