@@ -39,7 +39,7 @@ use self::results::{Sample, Saturated, Saturation, Scale, Sizes};
 use self::sys::CpuTicks;
 use crate::dist::{self, TARGET};
 use crate::project::Project;
-use crate::server::Server;
+use crate::server::{self, Server};
 
 /// Accounts in the service most loads run against (the original's default seed).
 const BASE_ACCOUNTS: u64 = 100;
@@ -319,6 +319,7 @@ impl Lab {
         let (service, yardstick) = (servers.base.addr, servers.yardstick.addr);
         results.saturated = Saturated {
             service: self.saturate(&mut servers.base, service)?,
+            management: self.saturate_management()?,
             yardstick: self.saturate(&mut servers.yardstick, yardstick)?,
         };
         println!(
@@ -509,6 +510,26 @@ impl Lab {
             probes,
             probe_failures,
         })
+    }
+
+    /// [`Lab::saturate`] on a service started with `--management-port 0` for this phase alone:
+    /// its public port (the load) no longer serves `/health/ready`, which the main rounds of the
+    /// other instance measure. `/health` and the probe go to the management port.
+    fn saturate_management(&mut self) -> Result<Saturation> {
+        let mut args = service_args(&self.work.join("accounts-management.db"), BASE_ACCOUNTS);
+        args.extend(["--management-port".into(), "0".into()]);
+        let name = "service (management port)";
+        let mut service = self.start(name, &self.bin.service.clone(), &args)?;
+        // The management listener is bound and logged before the public one starts listening.
+        let marker = "management endpoints (health, metrics) on ";
+        let management = service
+            .lines()
+            .iter()
+            .find_map(|line| server::addr_after(line, marker))
+            .with_context(|| format!("{name} did not log `{marker}`\n{}", service.tail(30)))?;
+        let saturation = self.saturate(&mut service, management)?;
+        service.stop(STOP_GRACE, true)?;
+        Ok(saturation)
     }
 
     /// Instructions per request of the yardstick and the service's endpoints under callgrind,

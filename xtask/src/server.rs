@@ -245,7 +245,12 @@ fn lock(output: &Mutex<Vec<String>>) -> std::sync::MutexGuard<'_, Vec<String>> {
 
 /// The address in a `listening on <addr>` or `listening on http://<addr>` line, text or JSON.
 pub fn listening_addr(line: &str) -> Option<SocketAddr> {
-    let (_, rest) = line.split_once("listening on ")?;
+    addr_after(line, "listening on ")
+}
+
+/// The address right after `marker` in `line` (`<addr>` or `http://<addr>`), text or JSON.
+pub fn addr_after(line: &str, marker: &str) -> Option<SocketAddr> {
+    let (_, rest) = line.split_once(marker)?;
     let rest = rest.strip_prefix("http://").unwrap_or(rest);
     let end = rest
         .find(|c: char| c.is_whitespace() || c == '"' || c == '/')
@@ -291,6 +296,17 @@ mod tests {
     fn a_text_log_line_with_an_ipv6_address_gives_it() {
         let line = "2026-11-25T12:00:00Z  INFO accountservice::startup: listening on http://[::1]:6767 address=[::1]:6767";
         assert_eq!(listening_addr(line), Some("[::1]:6767".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_management_line_of_the_service_gives_the_management_address() {
+        let line = r#"{"level":"INFO","message":"management endpoints (health, metrics) on http://127.0.0.1:40999","address":"127.0.0.1:40999"}"#;
+        let marker = "management endpoints (health, metrics) on ";
+        assert_eq!(
+            addr_after(line, marker),
+            Some("127.0.0.1:40999".parse().unwrap())
+        );
+        assert_eq!(listening_addr(line), None);
     }
 
     #[test]

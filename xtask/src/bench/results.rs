@@ -113,10 +113,14 @@ pub struct ProbeCost {
     pub ratio: f64,
 }
 
-/// Saturation runs, one per server (and, later, per port that answers `/health`).
+/// Saturation runs, one per server and per port that answers `/health`.
 #[derive(Debug, Default, Serialize)]
 pub struct Saturated {
+    /// `/health` and the probe on the public port, the one saturated.
     pub service: Saturation,
+    /// A service with `--management-port`: `/health` and the probe on the management port
+    /// while its public port is saturated.
+    pub management: Saturation,
     pub yardstick: Saturation,
 }
 
@@ -345,6 +349,10 @@ pub const TARGETS: &[Target] = &[
         |r| Some(r.saturated.service.health.p99)),
     Target("the same, healthchecker (a new process and connection each), p99", AtMost(0.050), Seconds,
         |r| (r.saturated.service.probes.count > 0).then_some(r.saturated.service.probes.p99)),
+    Target("`/health` p99 on the management port while the public port's `/accounts` is saturated", AtMost(0.010), Seconds,
+        |r| (r.saturated.management.health.requests > 0).then_some(r.saturated.management.health.p99)),
+    Target("the same, healthchecker against the management port, p99", AtMost(0.010), Seconds,
+        |r| (r.saturated.management.probes.count > 0).then_some(r.saturated.management.probes.p99)),
     Target("errors (every run), failed probes, crashes, unclean exit", AtMost(0.0), Count,
         |r| Some(r.problems.len() as f64)),
 ];
