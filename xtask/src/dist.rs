@@ -103,7 +103,6 @@ pub fn run(sh: &Shell, project: &Project) -> Result<Dist> {
 /// Bytes in mebibytes, for display.
 pub fn mib(bytes: u64) -> f64 {
     // Precision loss is irrelevant for sizes printed with two decimals.
-    #[allow(clippy::cast_precision_loss)]
     let bytes = bytes as f64;
     bytes / (1024.0 * 1024.0)
 }

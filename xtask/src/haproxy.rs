@@ -545,10 +545,7 @@ fn sum_account_requests(exposition: &str) -> Result<u64> {
                 .and_then(|value| value.parse::<f64>().ok())
                 .with_context(|| format!("no value in metrics line {line}"))?;
             // Counters are whole numbers well below 2^53.
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            {
-                total += value as u64;
-            }
+            total += value as u64;
         }
     }
     Ok(total)

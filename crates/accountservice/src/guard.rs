@@ -9,8 +9,8 @@
 //! Both are plain tower layers with their own future types rather than
 //! `axum::middleware::from_fn`: that boxes a future and clones the inner service on every
 //! request, and with three such layers plus `tower_http::trace` the middleware cost about as much
-//! CPU per account lookup (~10%) as the handler and its database read together (~11%; see
-//! BENCHMARKS.md, Notes).
+//! CPU per account lookup as the handler and its database read together (see BENCHMARKS.md,
+//! Notes).
 
 use std::{
     convert::Infallible,

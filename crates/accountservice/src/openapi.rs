@@ -6,7 +6,7 @@
 //! (`the_committed_document_is_what_the_code_generates`), which fails whenever `openapi.json`
 //! differs from what the code generates, so the file cannot drift on a green build;
 //! `UPDATE_OPENAPI=1 cargo test -p accountservice openapi` rewrites it. The binary serves the
-//! committed file and carries no utoipa code (it cost about 250 KB of a 6 MB image budget).
+//! committed file and carries no utoipa code (its size counts against the 6 MB image budget).
 //!
 //! The committed document includes the testability operations; an instance without
 //! `--testability` serves it without them. `cargo xtask api-fuzz` fuzzes the live service against

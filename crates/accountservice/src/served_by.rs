@@ -1,7 +1,7 @@
 //! The instance name put in every account answer (`servedBy`), computed once at start.
 //!
-//! The original listed the network interfaces on every request (which capped it at ~15k
-//! requests/s) and panicked on a host without a non-loopback IPv4 address. Here the name is
+//! The original listed the network interfaces on every request (a system call and an
+//! allocation per answer, which capped its throughput; see BENCHMARKS.md) and panicked on a host without a non-loopback IPv4 address. Here the name is
 //! chosen once and the choice cannot fail.
 
 use std::net::{IpAddr, SocketAddr};

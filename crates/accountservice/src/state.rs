@@ -6,7 +6,7 @@ use crate::store::AccountStore;
 
 /// Shared, cheaply cloned state of the HTTP layer.
 ///
-/// Health checks (issue 3) extend this struct with their handle rather than adding globals.
+/// Anything a handler needs for the life of the process travels here rather than in a global.
 #[derive(Clone)]
 pub struct AppState {
     /// Where accounts are read from.

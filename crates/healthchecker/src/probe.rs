@@ -28,87 +28,87 @@ pub enum Unhealthy {
     /// Nobody listens there.
     #[error("connection refused ({tried})")]
     Refused {
-        /// The addresses tried.
+        /// Every address the target resolved to, in the order they were tried.
         tried: Addrs,
     },
     /// The connection was not established in time.
     #[error("no connection within {timeout} ({tried})")]
     ConnectTimeout {
-        /// The budget.
+        /// The probe's whole time budget (`--timeout`), which ran out.
         timeout: Timeout,
-        /// The addresses tried.
+        /// Every address the target resolved to, in the order they were tried.
         tried: Addrs,
     },
     /// The connection failed for another reason (unreachable network...).
     #[error("cannot connect to {tried}: {source}")]
     Connect {
-        /// The addresses tried.
+        /// Every address the target resolved to, in the order they were tried.
         tried: Addrs,
-        /// The last error.
+        /// What the operating system reported for the last address.
         source: io::Error,
     },
     /// The request could not be written in time.
     #[error("request not sent within {timeout} ({addr})")]
     SendTimeout {
-        /// The budget.
+        /// The probe's whole time budget (`--timeout`), which ran out.
         timeout: Timeout,
-        /// The peer.
+        /// The address connected to (one of those the target resolved to).
         addr: SocketAddr,
     },
     /// Writing the request failed.
     #[error("cannot send the request to {addr}: {source}")]
     Send {
-        /// The peer.
+        /// The address connected to (one of those the target resolved to).
         addr: SocketAddr,
-        /// The error.
+        /// What the operating system reported.
         source: io::Error,
     },
     /// Connected, but not one byte came back in time.
     #[error("no response within {timeout} ({addr})")]
     NoResponse {
-        /// The budget.
+        /// The probe's whole time budget (`--timeout`), which ran out.
         timeout: Timeout,
-        /// The peer.
+        /// The address connected to (one of those the target resolved to).
         addr: SocketAddr,
     },
     /// Some bytes came back, but not a whole response head.
     #[error("incomplete response within {timeout} ({received} bytes from {addr})")]
     Incomplete {
-        /// The budget.
+        /// The probe's whole time budget (`--timeout`), which ran out.
         timeout: Timeout,
-        /// Bytes received.
+        /// Bytes of the response head received before it stopped.
         received: usize,
-        /// The peer.
+        /// The address connected to (one of those the target resolved to).
         addr: SocketAddr,
     },
     /// The peer closed the connection before answering.
     #[error("connection closed without a response ({addr})")]
     ClosedEarly {
-        /// The peer.
+        /// The address connected to (one of those the target resolved to).
         addr: SocketAddr,
     },
     /// The peer closed the connection in the middle of the response head.
     #[error("connection closed mid-response after {received} bytes ({addr})")]
     ClosedMidResponse {
-        /// Bytes received.
+        /// Bytes of the response head received before it stopped.
         received: usize,
-        /// The peer.
+        /// The address connected to (one of those the target resolved to).
         addr: SocketAddr,
     },
     /// Reading failed (connection reset...).
     #[error("receive failed after {received} bytes from {addr}: {source}")]
     Receive {
-        /// Bytes received.
+        /// Bytes of the response head received before it stopped.
         received: usize,
-        /// The peer.
+        /// The address connected to (one of those the target resolved to).
         addr: SocketAddr,
-        /// The error.
+        /// What the operating system reported.
         source: io::Error,
     },
     /// The peer does not speak HTTP/1.x.
     #[error("invalid HTTP response from {addr}: {reason}")]
     Invalid {
-        /// The peer.
+        /// The address connected to (one of those the target resolved to).
         addr: SocketAddr,
         /// What the parser objected to (`httparse` without `std` has no `Error` impl, so
         /// this is not a `source`).
@@ -117,7 +117,7 @@ pub enum Unhealthy {
     /// The response head does not fit in [`MAX_HEAD`] bytes.
     #[error("response headers exceed {MAX_HEAD} bytes ({addr})")]
     HeadTooLarge {
-        /// The peer.
+        /// The address connected to (one of those the target resolved to).
         addr: SocketAddr,
     },
     /// A complete answer whose status is not 2xx.

@@ -25,11 +25,9 @@ pub struct AccountBody<'a> {
 /// Looks the account up and answers 200, 400 (invalid id), 404 (unknown id) or 503 (store
 /// failure).
 ///
-/// The store read runs inline on the async worker, not in `spawn_blocking`. Measured with
-/// `cargo bench -p accountservice --bench store` (release, 1,000,000 accounts, random ids, warm
-/// cache, this 2-core machine): a point read including the JSON decode costs ~1.6 µs, while the
-/// same read through `spawn_blocking` costs ~30 µs (18x), most of it the hand-off to the blocking
-/// pool and back. A read never waits for a lock (redb readers do not block on the writer, and the
+/// The store read runs inline on the async worker, not in `spawn_blocking`: a warm point read
+/// including the JSON decode is far cheaper than the hand-off to the blocking pool and back
+/// (`cargo bench -p accountservice --bench store` prints both). A read never waits for a lock (redb readers do not block on the writer, and the
 /// service writes only while seeding, before it listens); a cold read is a `pread` of a 4 KiB
 /// page, normally from the OS page cache. If the database ever outgrows memory, or a check
 /// needs a long scan, that call belongs in `spawn_blocking`.

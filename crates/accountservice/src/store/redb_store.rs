@@ -15,8 +15,8 @@
 //! Lookups read through one shared read snapshot of the accounts table, opened on the first
 //! lookup and dropped by every write (the service writes only while seeding, before it serves);
 //! a snapshot a lookup opened before a write is never shared after it (see `SnapshotCache`).
-//! A fresh read transaction and table open per lookup cost ~4.5% of the service's CPU under
-//! load (see BENCHMARKS.md, Notes); [`AccountStore::check`] still opens a fresh transaction
+//! A fresh read transaction and table open per lookup was a visible share of the service's CPU
+//! under load (see BENCHMARKS.md, Notes); [`AccountStore::check`] still opens a fresh transaction
 //! each time, so the health check exercises the whole path.
 //!
 //! At run time the store also watches its file and remembers storage failures (see

@@ -19,7 +19,7 @@ use std::{
 pub const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Upper bound for waits that cover seeding hundreds of thousands of accounts in a debug build
-/// on a busy 2-core machine (measured: ~3.5 s per 100,000 when the machine is otherwise idle).
+/// on a busy 2-core machine, with a wide margin over an idle machine's time.
 pub const SEEDING_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// The service binary with the given arguments, isolated from `ACCOUNTSERVICE_*` in the

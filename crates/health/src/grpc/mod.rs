@@ -53,7 +53,7 @@
 //! `proto/grpc/health/v1/health.proto` by `cargo xtask codegen` and committed), `service` (the
 //! service and the name mapping).
 
-#[allow(missing_docs, clippy::all, clippy::pedantic, rust_2018_idioms)]
+#[allow(missing_docs, clippy::all, rust_2018_idioms)]
 pub mod pb;
 mod service;
 
