@@ -29,8 +29,8 @@ pub enum TelemetryError {
 /// or `target=level` directives, e.g. `warn,accountservice=debug`.
 ///
 /// The filter is `tracing_subscriber`'s `Targets`, not `EnvFilter`: the same directive syntax
-/// minus span-field matching, without the regex engine that `EnvFilter` brings (a fifth of the
-/// binary).
+/// minus span-field matching, without the regex engine that `EnvFilter` brings (a large share
+/// of the binary against its 6 MB budget).
 pub fn init(format: LogFormat, filter: &str) -> Result<(), TelemetryError> {
     let targets: Targets = filter.parse().map_err(|source| TelemetryError::Filter {
         filter: filter.to_owned(),
