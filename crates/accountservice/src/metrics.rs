@@ -87,16 +87,15 @@ impl RouteLabel {
 }
 
 /// The request counter and latency histogram of one method, route and status, shared with
-/// their metric families; [`Metrics::record_fast`] keeps one per route for its `GET`s with
-/// status 200.
+/// their metric families; [`RouteMetrics`] keeps one per route for its `GET`s with status 200.
 #[derive(Debug)]
-pub struct FastSeries {
+struct Series {
     route: RouteLabel,
     requests: Counter,
     latency: Histogram,
 }
 
-impl FastSeries {
+impl Series {
     fn count(&self, seconds: f64) {
         self.requests.inc();
         self.latency.observe(seconds);
@@ -182,27 +181,6 @@ impl Metrics {
         }
     }
 
-    /// Like [`Metrics::record`], with `fast` caching the series of one route's successful `GET`s:
-    /// after the first, those (nearly every request in practice) skip the label hashing and map
-    /// lookups of the metric families. `fast` belongs to one route; an answer from another
-    /// route takes the ordinary path.
-    pub fn record_fast(
-        &self,
-        fast: &OnceLock<FastSeries>,
-        method: &Method,
-        route: Option<&MatchedPath>,
-        status: StatusCode,
-        seconds: f64,
-    ) {
-        if method == Method::GET && status == StatusCode::OK {
-            let series = fast.get_or_init(|| self.series(&Method::GET, route, StatusCode::OK));
-            if series.route.as_str() == RouteLabel::name(route) {
-                return series.count(seconds);
-            }
-        }
-        self.record(method, route, status, seconds);
-    }
-
     /// Counts one answered request, by the route template it matched (`None`: `unmatched`).
     pub fn record(
         &self,
@@ -220,10 +198,10 @@ impl Metrics {
         method: &Method,
         route: Option<&MatchedPath>,
         status: StatusCode,
-    ) -> FastSeries {
+    ) -> Series {
         let method = MethodLabel(method.clone());
         let route = RouteLabel(route.cloned());
-        FastSeries {
+        Series {
             requests: self
                 .requests
                 .get_or_create(&RequestLabels {
@@ -251,6 +229,44 @@ impl Metrics {
             Format::OpenMetrics => text::encode(&mut out, &self.registry)?,
         }
         Ok(out)
+    }
+}
+
+/// The request metrics of one route, as its edge records them: the series of the route's
+/// successful `GET`s (nearly every request in practice) is cached after the first, so those
+/// skip the label hashing and map lookups of the metric families. An answer from another route
+/// or with another method or status takes the ordinary path.
+pub struct RouteMetrics {
+    metrics: Arc<Metrics>,
+    ok_gets: OnceLock<Series>,
+}
+
+impl RouteMetrics {
+    /// Records into `metrics`; the cache fills on the first successful `GET`.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self {
+            metrics,
+            ok_gets: OnceLock::new(),
+        }
+    }
+
+    /// Counts one answered request, like [`Metrics::record`].
+    pub fn record(
+        &self,
+        method: &Method,
+        route: Option<&MatchedPath>,
+        status: StatusCode,
+        seconds: f64,
+    ) {
+        if method == Method::GET && status == StatusCode::OK {
+            let series = self
+                .ok_gets
+                .get_or_init(|| self.metrics.series(&Method::GET, route, StatusCode::OK));
+            if series.route.as_str() == RouteLabel::name(route) {
+                return series.count(seconds);
+            }
+        }
+        self.metrics.record(method, route, status, seconds);
     }
 }
 
