@@ -193,12 +193,7 @@ impl Metrics {
     }
 
     /// The counter and histogram of one method, route and status, shared with their families.
-    fn series(
-        &self,
-        method: &Method,
-        route: Option<&MatchedPath>,
-        status: StatusCode,
-    ) -> Series {
+    fn series(&self, method: &Method, route: Option<&MatchedPath>, status: StatusCode) -> Series {
         let method = MethodLabel(method.clone());
         let route = RouteLabel(route.cloned());
         Series {
