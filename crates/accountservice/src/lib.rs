@@ -10,15 +10,21 @@
 //! - [`router`], [`routes`], [`error`], [`state`]: the HTTP surface over [`state::AppState`].
 //! - [`checks`]: the database health check and the registry from the `health` crate that runs
 //!   it in the background; [`metrics`]: `/metrics` (request, health, process and build series,
-//!   Prometheus text or OpenMetrics by `Accept`), fed by [`guard`] on every request.
+//!   Prometheus text or OpenMetrics by `Accept`); its [`metrics::RouteMetrics`] counts each
+//!   request as the edge finishes it.
 //! - [`fleet`]: with `--peers`, `/health/fleet` and `/status`: every replica's health, asked of
 //!   the peers' `/health/history` only while someone looks; knows nothing of this replica's
 //!   own health.
 //! - [`served_by`]: the instance name put in every account answer, computed once.
 //! - [`openapi`]: the OpenAPI document served at `/openapi.json`.
-//! - [`guard`]: request limits (URI length, body size) and load shedding.
-//! - [`startup`], [`server`], [`shutdown`], [`telemetry`]: process life cycle and the HTTP
-//!   server loop with its connection limits.
+//! - [`guard`]: the request edge: [`guard::edge`] composes, on every route, the size limits
+//!   ([`guard::limits`]), `Connection: close` while draining ([`guard::drain`]), the request
+//!   metrics and the access line ([`guard::access_log`]); [`guard::shed`] sheds load on the work
+//!   routes.
+//! - [`startup`]: [`startup::Application`], the life cycle in order (bind, open, seed, serve,
+//!   drain, close); [`shutdown`]: the signals that end it; [`server`]: the HTTP server loop with
+//!   its connection limits and [`server::Draining`], the flag the edge reads;
+//!   [`telemetry`]: logging.
 //! - [`management`]: with `--management-port`, the operator endpoints on a listener with a
 //!   runtime and thread of its own; [`router::split`] divides the routes between the ports.
 
