@@ -176,7 +176,13 @@ pub fn run(sh: &Shell, project: &Project) -> Result<()> {
         std::fs::metadata(&screenshot)?.len()
     );
 
-    failing.stop(Duration::from_secs(10), true)?;
+    // Stopped while forced unhealthy, the service drains and then exits 3 so that an
+    // orchestrator's record says why; anything else is a failed shutdown.
+    let status = failing.stop(Duration::from_secs(10), false)?;
+    ensure!(
+        status.code() == Some(3),
+        "the replica stopped while forced unhealthy exited with {status}, not 3"
+    );
     viewer.stop(Duration::from_secs(10), true)?;
     println!(
         "status-page: passed in {:.1} s; fleet JSON, DOM and screenshot in {}",
