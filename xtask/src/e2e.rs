@@ -19,7 +19,7 @@
 //! Every wait has a deadline. Health checks use short intervals through `--health-*` overrides
 //! so the run is quick; the image keeps its production values.
 
-mod balancer;
+pub(crate) mod balancer;
 mod fleet;
 mod guards;
 mod heal;

@@ -29,12 +29,12 @@ const PAUSE: Duration = Duration::from_millis(5);
 /// At most this many failures are kept for the report.
 const KEEP_ERRORS: usize = 20;
 
-/// Requests counted so far.
+/// Requests counted so far by a load generator (this one, or the one behind HAProxy).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
-    /// Answered 200 with the right account.
+    /// Answered 2xx with the account asked for.
     pub ok: u64,
-    /// Anything else: refused, timed out, wrong status or body, or no task to send it to.
+    /// Anything else: refused, timed out, wrong status or body, or nowhere to send it.
     pub failed: u64,
 }
 

@@ -20,24 +20,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// At most this many failures are kept for the report.
 const KEEP_ERRORS: usize = 20;
 
-/// Requests counted so far.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counts {
-    /// Answered 2xx with the account asked for.
-    pub ok: u64,
-    /// Anything else.
-    pub failed: u64,
-}
-
-impl Counts {
-    /// Requests between `earlier` and `self`.
-    pub fn since(self, earlier: Self) -> Self {
-        Self {
-            ok: self.ok - earlier.ok,
-            failed: self.failed - earlier.failed,
-        }
-    }
-}
+pub use crate::e2e::balancer::Counts;
 
 #[derive(Default)]
 struct Shared {
