@@ -19,6 +19,8 @@
 //!   connections get [`ServerLimits::close_grace`] to close on their own after answering what they have
 //!   already been sent; only then are idle keep-alive connections closed. Closing them at once
 //!   would reset a request a client had just written on one, which the server never read.
+//!   For the same reason, connections the kernel has already completed but the loop has not yet
+//!   accepted are accepted and answered before the listener closes.
 
 use std::{
     future::Future,
@@ -101,6 +103,24 @@ pub async fn serve(
     let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let mut tasks = JoinSet::new();
+    let spawn = |tasks: &mut JoinSet<()>,
+                 stream: TcpStream,
+                 peer: SocketAddr,
+                 permit: OwnedSemaphorePermit| {
+        // Small answers go out at once instead of waiting for Nagle's algorithm.
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, %peer, "cannot set TCP_NODELAY");
+        }
+        let service = TowerToHyperService::new(app.clone());
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tasks.spawn(async move {
+            if let Err(error) = connection.await {
+                // Timeouts, resets and malformed requests are the client's business.
+                tracing::debug!(%error, %peer, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    };
     tokio::pin!(stop);
     loop {
         tokio::select! {
@@ -108,31 +128,53 @@ pub async fn serve(
             // Reap finished connection tasks so the set does not grow.
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             accepted = accept_under_cap(&listener, &connections) => {
-                let (stream, peer, permit) = match accepted {
-                    Ok(accepted) => accepted,
+                match accepted {
+                    Ok((stream, peer, permit)) => spawn(&mut tasks, stream, peer, permit),
                     Err(error) => {
                         log_accept_error(&error);
                         tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-                        continue;
                     }
-                };
-                // Small answers go out at once instead of waiting for Nagle's algorithm.
-                if let Err(error) = stream.set_nodelay(true) {
-                    tracing::debug!(%error, %peer, "cannot set TCP_NODELAY");
                 }
-                let service = TowerToHyperService::new(app.clone());
-                let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-                tasks.spawn(async move {
-                    if let Err(error) = connection.await {
-                        // Timeouts, resets and malformed requests are the client's business.
-                        tracing::debug!(%error, %peer, "connection ended with an error");
-                    }
-                    drop(permit);
-                });
             }
         }
     }
-    drop(listener);
+    // The kernel completes handshakes on its own, so a client may have connected and written a
+    // request the loop has not accepted yet. Closing the listener would reset it unanswered;
+    // accept it instead, and it is answered with `Connection: close` like everyone else.
+    let backlog_deadline = tokio::time::Instant::now() + limits.close_grace;
+    match listener.into_std() {
+        Ok(listener) => loop {
+            let Ok(Ok(permit)) =
+                tokio::time::timeout_at(backlog_deadline, connections.clone().acquire_owned())
+                    .await
+            else {
+                break;
+            };
+            // A real accept(2) on the non-blocking socket, not the reactor's cached readiness,
+            // which may not have seen the newest connection yet.
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    match stream
+                        .set_nonblocking(true)
+                        .and_then(|()| TcpStream::from_std(stream))
+                    {
+                        Ok(stream) => spawn(&mut tasks, stream, peer, permit),
+                        Err(error) => {
+                            tracing::debug!(%error, %peer, "cannot serve a queued connection")
+                        }
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                Err(error) => {
+                    log_accept_error(&error);
+                    break;
+                }
+            }
+        },
+        Err(error) => {
+            tracing::debug!(%error, "cannot take the listener back to accept its backlog")
+        }
+    }
     // Connections that were sent a request answer it with `Connection: close` and end; wait for
     // them, but not for idle keep-alive connections beyond the grace.
     let grace = tokio::time::sleep(limits.close_grace);
