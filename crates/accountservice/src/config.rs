@@ -191,9 +191,25 @@ pub struct Settings {
     /// Address to bind the management listener to; defaults to --bind.
     #[arg(long, env = "ACCOUNTSERVICE_MANAGEMENT_BIND")]
     pub management_bind: Option<IpAddr>,
+
+    /// A label for the rollout this replica belongs to (an image tag or a git revision), shown
+    /// wherever the service reports its version, as semver build metadata: `0.1.0+v2`. ASCII
+    /// letters, digits, `-` and `.` (no empty part between dots), at most 64 characters. Unset,
+    /// the version is the crate's alone.
+    #[arg(long, env = "ACCOUNTSERVICE_RELEASE")]
+    pub release: Option<Release>,
 }
 
 impl Settings {
+    /// The version this replica reports (health answers, history, fleet view, metrics): the
+    /// crate's version, with `+<release>` when `--release` is set.
+    pub fn version(&self) -> String {
+        match &self.release {
+            Some(release) => format!("{}+{release}", env!("CARGO_PKG_VERSION")),
+            None => env!("CARGO_PKG_VERSION").to_owned(),
+        }
+    }
+
     /// The management listener's address, if one is configured.
     pub fn management_address(&self) -> Option<SocketAddr> {
         self.management_port
@@ -247,6 +263,53 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line, for log collectors.
     Json,
+}
+
+/// A deployment's release label (`--release`): only what can follow `+` in a semver version,
+/// so `<version>+<release>` is still one. Parsed once here; no other code checks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release(String);
+
+/// The longest release label: a git revision (40 hex digits) or an image tag fits; a paragraph
+/// does not.
+pub const MAX_RELEASE_LEN: usize = 64;
+
+impl std::str::FromStr for Release {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.is_empty() {
+            return Err("the release label is empty (leave it unset for none)".to_owned());
+        }
+        if text.len() > MAX_RELEASE_LEN {
+            return Err(format!(
+                "the release label is {} bytes long; at most {MAX_RELEASE_LEN}",
+                text.len()
+            ));
+        }
+        if let Some(bad) = text
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '.'))
+        {
+            // `{:?}` escapes control characters, so the message stays one line.
+            return Err(format!(
+                "{text:?} contains {bad:?}: a release label takes ASCII letters, digits, `-` \
+                 and `.` (semver build metadata)"
+            ));
+        }
+        if text.split('.').any(str::is_empty) {
+            return Err(format!(
+                "{text:?} has an empty part between dots (semver build metadata)"
+            ));
+        }
+        Ok(Self(text.to_owned()))
+    }
+}
+
+impl std::fmt::Display for Release {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// Parses a non-negative number of seconds, fractions allowed (`10`, `0.5`).
@@ -305,6 +368,49 @@ mod tests {
             "one port unless asked for"
         );
         assert_eq!(settings.close_grace, Duration::from_secs(1));
+        assert_eq!(settings.release, None);
+        assert_eq!(settings.version(), env!("CARGO_PKG_VERSION"));
+    }
+
+    #[test]
+    fn a_release_label_becomes_the_build_metadata_of_the_version() {
+        for label in [
+            "v2",
+            "1.4.0-rc.1",
+            "3f2a9c1",
+            "2026-12-02.1",
+            &"a".repeat(64),
+        ] {
+            let settings = parse(&["--release", label]).unwrap();
+            assert_eq!(
+                settings.version(),
+                format!("{}+{label}", env!("CARGO_PKG_VERSION"))
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_release_label_is_refused_with_a_one_line_reason() {
+        for (label, says) in [
+            ("", "is empty"),
+            ("v 2", "contains ' '"),
+            ("v2\nx", "contains '\\n'"),
+            ("tag_1", "contains '_'"),
+            ("a+b", "contains '+'"),
+            ("caf\u{e9}", "contains '\u{e9}'"),
+            ("v2.", "empty part between dots"),
+            (".v2", "empty part between dots"),
+            ("a..b", "empty part between dots"),
+            (&"a".repeat(65), "at most 64"),
+        ] {
+            let error = label.parse::<Release>().unwrap_err();
+            assert!(error.contains(says), "{label:?}: {error}");
+            assert!(!error.contains('\n'), "{label:?}: {error}");
+            assert!(
+                parse(&["--release", label]).is_err(),
+                "{label:?} was accepted"
+            );
+        }
     }
 
     #[test]

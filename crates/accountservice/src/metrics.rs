@@ -140,8 +140,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Registers every metric; health series are read from `health` at each scrape.
-    pub fn new(health: Health) -> Self {
+    /// Registers every metric; health series are read from `health` at each scrape. `version`
+    /// is the build info's (`Settings::version`: with the release label when there is one).
+    pub fn new(health: Health, version: &str) -> Self {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -162,15 +163,16 @@ impl Metrics {
             "Always 1: the version of the running accountservice, its CPU architecture and \
              build profile",
             Info::new([
-                ("version", env!("CARGO_PKG_VERSION")),
-                ("arch", std::env::consts::ARCH),
+                ("version", version.to_owned()),
+                ("arch", std::env::consts::ARCH.to_owned()),
                 (
                     "profile",
                     if cfg!(debug_assertions) {
                         "debug"
                     } else {
                         "release"
-                    },
+                    }
+                    .to_owned(),
                 ),
             ]),
         );
@@ -313,7 +315,7 @@ mod tests {
             "forced unhealthy",
             health::Probes::ALL,
         );
-        let metrics = Arc::new(Metrics::new(health.clone()));
+        let metrics = Arc::new(Metrics::new(health.clone(), "0.1.0+v2"));
         let app = Router::new()
             .route("/accounts/{account_id}", get(|| async { "{}" }))
             .layer(EdgeLayer::new(Draining::default(), Some(metrics.clone())));
@@ -353,10 +355,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains(&format!(
-                "accountservice_build_info{{version=\"{}\",",
-                env!("CARGO_PKG_VERSION")
-            )),
+            text.contains(r#"accountservice_build_info{version="0.1.0+v2","#),
             "{text}"
         );
         assert!(text.contains("\nprocess_resident_memory_bytes "), "{text}");

@@ -177,7 +177,8 @@ mod spec {
         /// `pass`, `warn` or `fail`.
         #[schema(pattern = "^(pass|warn|fail)$")]
         pub status: String,
-        /// The service version.
+        /// The service version, with the release label as build metadata when one is set
+        /// (`0.1.0+v2`).
         pub version: Option<String>,
         /// The service id.
         #[serde(rename = "serviceId")]
@@ -324,7 +325,8 @@ mod spec {
         pub instance: String,
         /// The `host:port` it is reached at, when known.
         pub address: Option<String>,
-        /// The service version.
+        /// The service version, with the release label as build metadata when one is set
+        /// (`0.1.0+v2`).
         pub version: String,
         /// When the process started, RFC 3339 UTC.
         pub started_at: String,

@@ -135,8 +135,9 @@ impl Application {
     /// Runs start-up steps 1 to 5 for `settings`.
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
         let started_at = SystemTime::now();
+        let version = settings.version();
         tracing::info!(
-            version = env!("CARGO_PKG_VERSION"),
+            version,
             db_path = %settings.db_path.display(),
             "starting accountservice"
         );
@@ -210,7 +211,7 @@ impl Application {
             fleet,
             draining: Draining::default(),
             max_concurrent_requests: settings.max_concurrent_requests,
-            metrics: Arc::new(Metrics::new(health.clone())),
+            metrics: Arc::new(Metrics::new(health.clone(), &version)),
             testability: fault.map(|database| Testability {
                 health: health.clone(),
                 database,
@@ -218,7 +219,7 @@ impl Application {
             health_options: HttpOptions {
                 details: settings.health_details,
                 service_id: "accountservice".into(),
-                version: env!("CARGO_PKG_VERSION").into(),
+                version,
                 description: Some("account lookup over an embedded database".into()),
                 identity: Identity {
                     instance: served_by.clone(),

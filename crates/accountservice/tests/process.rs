@@ -214,6 +214,8 @@ fn help_documents_every_setting_and_its_environment_variable() {
         "ACCOUNTSERVICE_TESTABILITY",
         "--close-grace",
         "ACCOUNTSERVICE_CLOSE_GRACE",
+        "--release",
+        "ACCOUNTSERVICE_RELEASE",
         "Exit status:",
     ] {
         assert!(help.contains(name), "--help lacks {name}:\n{help}");
@@ -231,6 +233,43 @@ fn settings_are_read_from_the_environment() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr.contains("env.db is not a redb database"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_release_label_from_the_environment_is_in_the_version_and_a_bad_one_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let labelled = format!("{}+3f2a9c1", env!("CARGO_PKG_VERSION"));
+    let mut labelled_run = command(dir.path(), &args("accounts.db", &[]));
+    labelled_run.env("ACCOUNTSERVICE_RELEASE", "3f2a9c1");
+    let mut service = Service::from_command(labelled_run);
+    let starting = service.wait_for_line("starting accountservice");
+    assert!(starting.contains(&labelled), "{starting}");
+    let address = service.wait_until_listening();
+    let (status, history) = get(address, "/health/history").await;
+    assert_eq!((status, &history["version"]), (200, &labelled.into()));
+    service.terminate();
+    assert_eq!(service.wait().code(), Some(0));
+
+    for (label, says) in [
+        ("v 2", "contains ' '"),
+        ("tag_1", "contains '_'"),
+        ("v2\tx", "contains '\\t'"),
+        ("", "is empty"),
+    ] {
+        let mut refused = command(dir.path(), &args("other.db", &[]));
+        refused.env("ACCOUNTSERVICE_RELEASE", label);
+        let mut service = Service::from_command(refused);
+        let status = service.wait();
+        let stderr = service.stderr();
+        assert_eq!(status.code(), Some(2), "{label:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{label:?}: {stderr}");
+        assert!(stderr.contains("--release"), "{stderr}");
+        assert!(stderr.contains(says), "{label:?}: {stderr}");
+        assert!(
+            !dir.path().join("other.db").exists(),
+            "nothing may start before the arguments are checked"
+        );
+    }
 }
 
 #[tokio::test]

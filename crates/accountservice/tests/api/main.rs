@@ -12,4 +12,5 @@ mod management;
 mod metrics;
 mod openapi;
 mod properties;
+mod release;
 mod testability;

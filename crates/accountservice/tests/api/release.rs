@@ -1,0 +1,98 @@
+//! `--release`: the rollout label a replica carries, as the build metadata of the version in
+//! every answer that reports one, seen from another replica as during a rolling update.
+
+use std::net::SocketAddr;
+
+use serde_json::Value;
+
+use crate::helpers::{TestApp, spawn_app_configured};
+
+/// Loopback addresses with ports free right now: both replicas must know each other before
+/// either starts, so port 0 cannot be used.
+fn free_addresses(count: usize) -> Vec<SocketAddr> {
+    let listeners: Vec<_> = (0..count)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("a bound address"))
+        .collect()
+}
+
+/// A replica on `address` that lists `peers`, with the release label `release` if any.
+async fn replica(address: SocketAddr, peers: &str, release: Option<&str>) -> TestApp {
+    let peers = peers.to_owned();
+    let release = release.map(|r| r.parse().expect("a valid release label"));
+    spawn_app_configured(move |s| {
+        s.port = address.port();
+        s.peers = Some(peers.parse().expect("valid peers"));
+        s.release = release;
+    })
+    .await
+}
+
+/// The version the fleet view of `viewer` shows for the replica at `address`, once it has one.
+async fn version_in_view(viewer: &TestApp, address: SocketAddr) -> Value {
+    let deadline = std::time::Instant::now() + crate::helpers::TIMEOUT;
+    loop {
+        let (status, view) = viewer.get_json("/health/fleet").await;
+        assert_eq!(status, 200, "{view}");
+        let listed = view["replicas"]
+            .as_array()
+            .expect("a replicas array")
+            .iter()
+            .find(|r| r["address"] == address.to_string() && r["status"] == "UP");
+        if let Some(replica) = listed {
+            return replica["version"].clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{address} never UP in the view: {view}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_release_label_is_the_versions_build_metadata_in_every_answer_and_in_the_fleet_view() {
+    let addresses = free_addresses(2);
+    let peers = addresses
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let new = replica(addresses[0], &peers, Some("v2")).await;
+    let old = replica(addresses[1], &peers, None).await;
+    let plain = env!("CARGO_PKG_VERSION");
+    let labelled = format!("{plain}+v2");
+
+    let (status, history) = new.get_json("/health/history").await;
+    assert_eq!(status, 200);
+    assert_eq!(history["version"], labelled, "{history}");
+    let health: Value = new
+        .get_accepting("/health", "application/health+json")
+        .await
+        .json()
+        .await
+        .expect("a JSON body");
+    assert_eq!(health["version"], labelled, "{health}");
+    let metrics = new.get("/metrics").await.text().await.expect("a body");
+    assert!(
+        metrics.contains(&format!(
+            "accountservice_build_info{{version=\"{labelled}\","
+        )),
+        "{metrics}"
+    );
+
+    // Unset: the crate's version alone, as before the label existed.
+    let (_, history) = old.get_json("/health/history").await;
+    assert_eq!(history["version"], plain, "{history}");
+
+    // Halfway through a rollout: each replica's view tells the two apart.
+    for viewer in [&old, &new] {
+        assert_eq!(version_in_view(viewer, new.address).await, labelled);
+        assert_eq!(version_in_view(viewer, old.address).await, plain);
+    }
+    new.stop().await.unwrap();
+    old.stop().await.unwrap();
+}
