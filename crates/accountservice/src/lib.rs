@@ -21,10 +21,12 @@
 //!   ([`guard::limits`]), `Connection: close` while draining ([`guard::drain`]), the request
 //!   metrics and the access line ([`guard::access_log`]); [`guard::shed`] sheds load on the work
 //!   routes.
-//! - [`startup`]: [`startup::Application`], the life cycle in order (bind, open, seed, serve,
-//!   drain, close); [`shutdown`]: the signals that end it; [`server`]: the HTTP server loop with
-//!   its connection limits and [`server::Draining`], the flag the edge reads;
-//!   [`telemetry`]: logging.
+//! - [`startup`]: [`startup::Application`], the start-up in order (bind, open, seed, listen),
+//!   which then hands over to [`lifecycle`]: the signals that end the service
+//!   ([`lifecycle::Signals`]), the drain flag the edge reads ([`lifecycle::Draining`]) and the
+//!   order of stopping ([`lifecycle::Lifecycle::run`]: drain, stop the listeners and the
+//!   refresher, close the database); [`server`]: the HTTP server loop with its connection
+//!   limits, driven by both; [`telemetry`]: logging.
 //! - [`management`]: with `--management-port`, the operator endpoints on a listener with a
 //!   runtime and thread of its own; [`router::split`] divides the routes between the ports.
 
@@ -34,6 +36,7 @@ pub mod domain;
 pub mod error;
 pub mod fleet;
 pub mod guard;
+pub mod lifecycle;
 pub mod management;
 pub mod metrics;
 pub mod openapi;
@@ -42,7 +45,6 @@ pub mod routes;
 pub mod seed;
 pub mod served_by;
 pub mod server;
-pub mod shutdown;
 pub mod startup;
 pub mod state;
 pub mod store;

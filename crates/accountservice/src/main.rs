@@ -2,15 +2,15 @@
 //!
 //! Exit codes (also in `--help`): 0 after a clean shutdown (SIGTERM or Ctrl-C) while healthy;
 //! 1 when start-up or serving fails; 2 for invalid command-line arguments (clap); 3
-//! ([`startup::EXIT_UNHEALTHY`]) after a clean shutdown asked for while the instance's own health
+//! ([`lifecycle::EXIT_UNHEALTHY`]) after a clean shutdown asked for while the instance's own health
 //! was `DOWN`. Codes 1 and 3 come with one line on stderr giving the reason; 3 logs it too.
 
 use std::process::ExitCode;
 
 use accountservice::{
     config::Settings,
-    shutdown,
-    startup::{self, Application, Stopped},
+    lifecycle::{self, Signals, Stopped},
+    startup::Application,
     telemetry,
 };
 use anyhow::Context as _;
@@ -34,11 +34,11 @@ fn main() -> ExitCode {
         Ok(Stopped::Healthy) => ExitCode::SUCCESS,
         Ok(Stopped::Unhealthy(reason)) => {
             tracing::error!(
-                exit_status = startup::EXIT_UNHEALTHY,
+                exit_status = lifecycle::EXIT_UNHEALTHY,
                 "stopped while unhealthy: {reason}"
             );
             eprintln!("accountservice: stopped while unhealthy: {reason}");
-            ExitCode::from(startup::EXIT_UNHEALTHY)
+            ExitCode::from(lifecycle::EXIT_UNHEALTHY)
         }
         Err(error) => {
             // `{:#}` prints the whole cause chain on one line.
@@ -58,7 +58,7 @@ fn run(settings: Settings) -> anyhow::Result<Stopped> {
     runtime.block_on(async {
         let app = Application::build(&settings).await?;
         // Before the "listening" line, so a SIGTERM right after it still drains.
-        let signals = shutdown::Signals::install().context("cannot handle SIGTERM and SIGINT")?;
+        let signals = Signals::install().context("cannot handle SIGTERM and SIGINT")?;
         Ok(app.run_until(signals.received()).await?)
     })
 }

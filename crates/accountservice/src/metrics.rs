@@ -298,7 +298,7 @@ mod tests {
     use health::Status;
 
     use super::*;
-    use crate::{guard::EdgeLayer, server::Draining};
+    use crate::{guard::EdgeLayer, lifecycle::Draining};
 
     #[tokio::test]
     async fn requests_health_process_and_build_appear_in_both_formats() {

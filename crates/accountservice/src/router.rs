@@ -11,10 +11,10 @@ use health::{Health, http::HttpOptions};
 use crate::{
     fleet::{self, Fleet},
     guard,
+    lifecycle::Draining,
     metrics::{self, Metrics},
     openapi,
     routes::{self, testability::Testability},
-    server::Draining,
     state::AppState,
 };
 

@@ -14,24 +14,15 @@
 //! - **Connection cap** ([`ServerLimits::max_connections`]): at the cap, the loop stops accepting
 //!   until a connection ends; new clients wait in the kernel's backlog instead of costing
 //!   memory. With the timeout above, idle or hostile connections cannot hold the cap for long.
-//! - **Drain without dropping requests** ([`Draining`]): from the moment shutdown begins every
-//!   answer carries `Connection: close` (see `crate::guard::edge`). When the listener closes,
+//! - **Drain without dropping requests**: from the moment shutdown begins every answer carries
+//!   `Connection: close` (`crate::lifecycle::Draining`, read by `crate::guard::drain`). When the listener closes,
 //!   connections get [`ServerLimits::close_grace`] to close on their own after answering what they have
 //!   already been sent; only then are idle keep-alive connections closed. Closing them at once
 //!   would reset a request a client had just written on one, which the server never read.
 //!   For the same reason, connections the kernel has already completed but the loop has not yet
 //!   accepted are accepted and answered before the listener closes.
 
-use std::{
-    future::Future,
-    io,
-    net::SocketAddr,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::{future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::Router;
 use hyper::server::conn::http1;
@@ -58,23 +49,6 @@ pub struct ServerLimits {
     /// How long connections get to close on their own once the listener is closed, before idle
     /// keep-alive connections are closed.
     pub close_grace: Duration,
-}
-
-/// Whether shutdown has begun; shared by the shutdown sequence and the middleware that adds
-/// `Connection: close` to every answer while draining.
-#[derive(Debug, Clone, Default)]
-pub struct Draining(Arc<AtomicBool>);
-
-impl Draining {
-    /// Marks the start of the drain.
-    pub fn start(&self) {
-        self.0.store(true, Ordering::Release);
-    }
-
-    /// Whether the drain has begun.
-    pub fn is_draining(&self) -> bool {
-        self.0.load(Ordering::Acquire)
-    }
 }
 
 /// hyper's smallest allowed read buffer, which bounds the request head.

@@ -1,6 +1,7 @@
-//! `Application`: opens the store, seeds it, binds the listener, serves until told to stop.
+//! `Application`: opens the store, seeds it, binds the listener, and hands over to
+//! `crate::lifecycle`, which serves until told to stop and then stops everything in order.
 //!
-//! The life cycle, in order (each step logs one line):
+//! The start-up, in order (each step logs one line):
 //! 1. bind the public port without listening yet, and with `--management-port` bind that port
 //!    and start serving it (503 "starting" until step 4), so a port in use is an error before
 //!    anything is served;
@@ -9,16 +10,13 @@
 //! 4. run the health checks once, so the very first probe is answered truthfully; the
 //!    management port serves its routes from here on;
 //! 5. listen on the public port (the log gives the real address when port 0 was asked for);
-//! 6. serve, with the health checks refreshed in the background, until the `shutdown` future
-//!    completes; then turn readiness to 503 "draining" at once, keep serving for
-//!    `--pre-stop-delay`, stop accepting, let in-flight requests finish for at most
-//!    `--shutdown-timeout`, stop the management listener (which answered probes throughout),
-//!    and close the database.
+//! 6. serve until the `shutdown` future completes, then drain and close
+//!    ([`crate::lifecycle`] lists the order of stopping).
 //!
 //! A stop that was asked for ends in [`Stopped`]: whether the instance's own health was `DOWN`
-//! when the stop came. The binary turns that into its exit status ([`EXIT_UNHEALTHY`]), so an
-//! orchestrator that stops a replica because it failed its health check records a failure with
-//! the reason, not a clean completion.
+//! when the stop came. The binary turns that into its exit status
+//! ([`crate::lifecycle::EXIT_UNHEALTHY`]), so an orchestrator that stops a replica because it
+//! failed its health check records a failure with the reason, not a clean completion.
 //!
 //! Until step 5 the start-up state (`/health/started`) is 503 with what is going on
 //! ("seeding, 40% (400000 of 1000000 accounts)"); from step 5 on it is 200 for good.
@@ -28,7 +26,7 @@ use std::{
     io,
     net::SocketAddr,
     sync::Arc,
-    time::{Duration, Instant, SystemTime},
+    time::{Instant, SystemTime},
 };
 
 use axum::{
@@ -37,12 +35,11 @@ use axum::{
     response::{IntoResponse as _, Response},
 };
 use health::{
-    Health, Probes, Scope, Startup, Status,
+    Health, Scope, Startup,
     http::{HttpOptions, Identity},
 };
 use tokio::{
     net::{TcpListener, TcpSocket},
-    sync::oneshot,
     task::JoinError,
 };
 
@@ -50,35 +47,21 @@ use crate::{
     checks,
     config::Settings,
     fleet::{Fleet, FleetOptions},
+    lifecycle::{Draining, Lifecycle},
     management::Management,
     metrics::Metrics,
     router::{self, Endpoints, Split},
     routes::testability::Testability,
     seed::{self, DEFAULT_CHUNK_SIZE},
     served_by,
-    server::{self, Draining, ServerLimits},
+    server::ServerLimits,
     state::AppState,
     store::{AccountStore, FaultInjectingStore, FaultSwitch, RedbStore, SeedReport, StoreError},
 };
 
-/// The manual health component set while the service shuts down.
-pub const LIFECYCLE_COMPONENT: &str = "lifecycle";
-
-/// The exit status of the binary after a clean drain that was asked for while the instance's own
-/// health was `DOWN`: Swarm then records the replaced task as failed ("non-zero exit (3)"), and a
-/// `restart_policy: on-failure` restarts it.
-pub const EXIT_UNHEALTHY: u8 = 3;
-
-/// How a stop that was asked for ended (the drain itself went as configured either way).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Stopped {
-    /// The instance was not `DOWN` when the stop came.
-    Healthy,
-    /// The instance's overall health was `DOWN` when the stop came, for this reason (the
-    /// public short reason of `/health`, e.g. `database: read failed`). The stop's own
-    /// `draining` status is not counted: it is set after this is decided.
-    Unhealthy(String),
-}
+/// How a stop ended: decided by the stop sequence, named here too because
+/// [`Application::run_until`] returns it.
+pub use crate::lifecycle::Stopped;
 
 /// Why the service could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -120,15 +103,12 @@ pub enum StartupError {
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
-    management: Option<Management>,
+    limits: ServerLimits,
     /// With a management port, the public port's routes, built with the management routes.
     public_routes: Option<Router>,
     state: AppState,
     endpoints: Endpoints,
-    store: Arc<RedbStore>,
-    shutdown_timeout: Duration,
-    pre_stop_delay: Duration,
-    limits: ServerLimits,
+    lifecycle: Lifecycle,
 }
 
 impl Application {
@@ -207,9 +187,10 @@ impl Application {
         let local_addr = listener
             .local_addr()
             .map_err(|source| StartupError::Bind { address, source })?;
+        let draining = Draining::default();
         let endpoints = Endpoints {
             fleet,
-            draining: Draining::default(),
+            draining: draining.clone(),
             max_concurrent_requests: settings.max_concurrent_requests,
             metrics: Arc::new(Metrics::new(health.clone(), &version)),
             testability: fault.map(|database| Testability {
@@ -227,7 +208,7 @@ impl Application {
                     started_at: Some(started_at),
                 },
             },
-            health,
+            health: health.clone(),
         };
 
         let state = AppState::new(serving, served_by);
@@ -242,19 +223,16 @@ impl Application {
         Ok(Self {
             listener,
             local_addr,
-            management,
-            public_routes,
-            state,
-            endpoints,
-            store,
-            shutdown_timeout: settings.shutdown_timeout,
-            pre_stop_delay: settings.pre_stop_delay,
             limits: ServerLimits {
                 header_read_timeout: settings.header_read_timeout,
                 max_header_bytes: settings.max_header_bytes,
                 max_connections: settings.max_connections,
                 close_grace: settings.close_grace,
             },
+            public_routes,
+            state,
+            endpoints,
+            lifecycle: Lifecycle::new(health, draining, management, store, settings),
         })
     }
 
@@ -275,7 +253,7 @@ impl Application {
 
     /// The management listener's address, when there is one.
     pub fn management_addr(&self) -> Option<SocketAddr> {
-        self.management.as_ref().map(Management::local_addr)
+        self.lifecycle.management().map(Management::local_addr)
     }
 
     /// The health registry.
@@ -287,14 +265,10 @@ impl Application {
     /// until `shutdown` completes, then drains and closes the database; says whether the
     /// instance was healthy when the stop came.
     pub async fn run_until(
-        mut self,
+        self,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<Stopped, StartupError> {
-        let app = match self.public_routes.take() {
-            Some(public) => public,
-            None => router::app(self.state.clone(), self.endpoints.clone()),
-        };
-        self.serve(app, shutdown).await
+        self.serve_router(None, shutdown).await
     }
 
     /// Like [`Application::run_until`] with a router of the caller's making (built over
@@ -304,130 +278,32 @@ impl Application {
         app: Router,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<Stopped, StartupError> {
+        self.serve_router(Some(app), shutdown).await
+    }
+
+    async fn serve_router(
+        self,
+        app: Option<Router>,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<Stopped, StartupError> {
         tracing::info!(
             address = %self.local_addr,
             served_by = %self.state.served_by,
             "listening on http://{}",
             self.local_addr
         );
-        let Self {
-            listener,
-            management,
-            public_routes,
-            state,
-            endpoints,
-            store,
-            shutdown_timeout,
-            pre_stop_delay,
-            limits,
-            ..
-        } = self;
-        // Only the router's copies of the state may hold the store from here on, so that it can
-        // be closed once the server has stopped.
-        let Endpoints {
-            health,
-            metrics,
-            testability,
-            health_options,
-            max_concurrent_requests: _,
-            draining,
-            fleet,
-        } = endpoints;
-        drop((
-            state,
-            metrics,
-            testability,
-            health_options,
-            fleet,
-            public_routes,
-        ));
-        // From the first answer on, the startup probe passes, and never fails again.
-        health.startup().complete();
-        let (stop_refresher, refresher_stopped) = oneshot::channel::<()>();
-        let refresher = health.spawn_refresher(async move {
-            let _ = refresher_stopped.await;
-        });
-        let (stop_accepting, stop_signal) = oneshot::channel::<()>();
-        let mut server = tokio::spawn(server::serve(listener, app, limits, async move {
-            // An error means the sender was dropped, which also means "stop".
-            let _ = stop_signal.await;
-        }));
-
-        tokio::select! {
-            result = &mut server => {
-                stop_management(management).await;
-                stop_health(health, stop_refresher, refresher).await;
-                close_store(store).await;
-                return Err(unexpected_stop(result));
-            }
-            () = shutdown => {}
-        }
-        // Decided before the drain marks the instance out of service itself.
-        let at_stop = health.report(Scope::Overall);
-        let stopped = match at_stop.status {
-            Status::Down => Stopped::Unhealthy(
-                at_stop
-                    .reason
-                    .unwrap_or_else(|| "health was DOWN".to_owned()),
-            ),
-            _ => Stopped::Healthy,
-        };
-
-        // Readiness and /health fail from this moment, so balancers and orchestrators stop
-        // sending traffic while the requests already here finish; every answer from now on
-        // closes its connection, so clients move to other instances.
-        draining.start();
-        health.set_manual(
-            LIFECYCLE_COMPONENT,
-            Status::OutOfService,
-            "draining",
-            Probes::READINESS,
-        );
-        if !pre_stop_delay.is_zero() {
-            tracing::info!(
-                delay = ?pre_stop_delay,
-                "shutting down: readiness is failing; still serving during the pre-stop delay"
-            );
-            tokio::select! {
-                result = &mut server => {
-                    stop_management(management).await;
-                    stop_health(health, stop_refresher, refresher).await;
-                    close_store(store).await;
-                    return Err(unexpected_stop(result));
-                }
-                () = tokio::time::sleep(pre_stop_delay) => {}
-            }
-        }
-        tracing::info!(
-            timeout = ?shutdown_timeout,
-            "shutting down: no new connections, draining in-flight requests"
-        );
-        let started = Instant::now();
-        // The receiver lives inside the server task; if it is gone the server already stopped.
-        let _ = stop_accepting.send(());
-        match tokio::time::timeout(shutdown_timeout, &mut server).await {
-            Ok(Ok(())) => tracing::info!(elapsed = ?started.elapsed(), "drained"),
-            Ok(Err(error)) => tracing::error!(%error, "server task failed while draining"),
-            Err(_) => {
-                tracing::warn!(
-                    timeout = ?shutdown_timeout,
-                    "drain timed out; closing the remaining connections"
-                );
-                server.abort();
-            }
-        }
-        // Probes were answered ("draining") until now; the public port is closed.
-        stop_management(management).await;
-        stop_health(health, stop_refresher, refresher).await;
-        close_store(store).await;
-        Ok(stopped)
+        let (listener, app, limits, lifecycle) = self.into_serving(app);
+        lifecycle.run(listener, app, limits, shutdown).await
     }
-}
 
-/// Stops the management listener, if there is one, and waits until it lets go of the registry.
-async fn stop_management(management: Option<Management>) {
-    if let Some(management) = management {
-        management.stop().await;
+    /// What serving needs: the listener, the public router (`app`, else the one built at
+    /// start-up) and the lifecycle. What the router is built from and is not used is dropped
+    /// here, so that from now on only the router and the lifecycle hold the store.
+    fn into_serving(self, app: Option<Router>) -> (TcpListener, Router, ServerLimits, Lifecycle) {
+        let app = app
+            .or(self.public_routes)
+            .unwrap_or_else(|| router::app(self.state, self.endpoints));
+        (self.listener, app, self.limits, self.lifecycle)
     }
 }
 
@@ -458,30 +334,6 @@ fn starting_routes(startup: Startup) -> Router {
 fn starting() -> Response {
     let body = serde_json::json!({"status": "OUT_OF_SERVICE", "reason": "starting"});
     (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
-}
-
-/// Stops the background health refresher, waits for it and drops the registry, so no check
-/// holds the store when it is closed.
-async fn stop_health(
-    health: Health,
-    stop: oneshot::Sender<()>,
-    refresher: tokio::task::JoinHandle<()>,
-) {
-    // An error means the refresher already ended.
-    let _ = stop.send(());
-    if let Err(error) = refresher.await {
-        tracing::error!(%error, "the health refresher failed");
-    }
-    drop(health);
-}
-
-/// The error for a server task that ended before it was told to: the accept loop only returns
-/// on shutdown, so this is a crash.
-fn unexpected_stop(result: Result<(), JoinError>) -> StartupError {
-    match result {
-        Ok(()) => StartupError::Serve(io::Error::other("server stopped unexpectedly")),
-        Err(error) => StartupError::Task(error),
-    }
 }
 
 /// Opens the database off the reactor (redb's open is blocking and may wait for a lock).
@@ -526,41 +378,4 @@ async fn seed_store(
         report.existing
     );
     Ok(report)
-}
-
-/// How long shutdown waits for the last other holders of the store to let go: a database check
-/// already running on a blocking thread (bounded by the check timeout) or a connection task the
-/// runtime is still tearing down.
-const STORE_RELEASE_WAIT: Duration = Duration::from_secs(3);
-
-/// Closes the database once this is the last handle, waiting up to [`STORE_RELEASE_WAIT`] for
-/// the others; past that it closes when the last holder drops it (at the latest when the
-/// runtime stops).
-async fn close_store(mut store: Arc<RedbStore>) {
-    let started = Instant::now();
-    let store = loop {
-        match Arc::try_unwrap(store) {
-            Ok(store) => break store,
-            Err(shared) if started.elapsed() < STORE_RELEASE_WAIT => {
-                store = shared;
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            Err(_) => {
-                tracing::warn!(
-                    waited = ?STORE_RELEASE_WAIT,
-                    "the database is still in use after the drain; it closes when released"
-                );
-                return;
-            }
-        }
-    };
-    let path = store.path().display().to_string();
-    match store.close() {
-        Ok(()) => tracing::info!(db_path = %path, "database closed"),
-        Err(error) => tracing::error!(
-            error = %crate::error::chain(&error),
-            db_path = %path,
-            "closing the database failed"
-        ),
-    }
 }

@@ -20,8 +20,8 @@ use tower::{Layer, Service};
 
 use super::{access_log::AccessLine, drain, limits};
 use crate::{
+    lifecycle::Draining,
     metrics::{Metrics, RouteMetrics},
-    server::Draining,
 };
 
 /// Answers 414 for an over-long URI and 413 for a declared body over

@@ -5,8 +5,8 @@
 //! drain, not kill the process with the default action. (During start-up, before that, the
 //! default action applies: seeding is crash-safe, so an early SIGTERM loses nothing.)
 //!
-//! The server takes shutdown as a plain future (`Application::run_until`), so tests trigger it
-//! with a channel instead of a signal.
+//! The stop sequence takes the stop as a plain future (`crate::startup::Application::run_until`),
+//! so tests trigger it with a channel instead of a signal.
 
 use std::io;
 
