@@ -23,10 +23,11 @@
 //!   routes.
 //! - [`startup`]: [`startup::Application`], the start-up in order (bind, open, seed, listen),
 //!   which then hands over to [`lifecycle`]: the signals that end the service
-//!   ([`lifecycle::Signals`]), the drain flag the edge reads ([`lifecycle::Draining`]) and the
-//!   order of stopping ([`lifecycle::Lifecycle::run`]: drain, stop the listeners and the
-//!   refresher, close the database); [`server`]: the HTTP server loop with its connection
-//!   limits, driven by both; [`telemetry`]: logging.
+//!   ([`lifecycle::Signals`]), the drain ([`lifecycle::Draining`]: a flag the edge reads, which
+//!   also turns readiness 503 "draining") and the order of stopping
+//!   ([`lifecycle::Lifecycle::run`]: drain, stop the listeners and the refresher, close the
+//!   database); [`server`]: the HTTP server loop with its connection limits, driven by both;
+//!   [`telemetry`]: logging.
 //! - [`management`]: with `--management-port`, the operator endpoints on a listener with a
 //!   runtime and thread of its own; [`router::split`] divides the routes between the ports.
 

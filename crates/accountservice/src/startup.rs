@@ -187,7 +187,7 @@ impl Application {
         let local_addr = listener
             .local_addr()
             .map_err(|source| StartupError::Bind { address, source })?;
-        let draining = Draining::default();
+        let draining = Draining::reported_in(health.clone());
         let endpoints = Endpoints {
             fleet,
             draining: draining.clone(),

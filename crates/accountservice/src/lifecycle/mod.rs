@@ -7,9 +7,10 @@
 //!
 //! 1. records whether the instance's own health was `DOWN` at that moment ([`Stopped`]; exit
 //!    code [`EXIT_UNHEALTHY`] if so), before the drain marks it out of service itself;
-//! 2. begins the drain: readiness answers 503 "draining" at once (the manual
-//!    [`LIFECYCLE_COMPONENT`]), and every answer from now on carries `Connection: close`
-//!    ([`Draining`]), so clients move to other instances;
+//! 2. begins the drain ([`Draining`], its one record): every answer from now on carries
+//!    `Connection: close`, so clients move to other instances, and readiness answers 503
+//!    "draining" at once (the manual [`LIFECYCLE_COMPONENT`]), so balancers and orchestrators
+//!    stop sending traffic while the requests already here finish;
 //! 3. keeps serving for `--pre-stop-delay`, so load balancers see "not ready" and move traffic
 //!    before the listener closes;
 //! 4. stops accepting (the server loop first answers the connections the kernel had already
@@ -33,14 +34,14 @@ use std::{
 };
 
 use axum::Router;
-use health::{Health, Probes, Scope, Status};
+use health::{Health, Scope, Status};
 use tokio::{
     net::TcpListener,
     sync::oneshot,
     task::{JoinError, JoinHandle},
 };
 
-pub use drain::Draining;
+pub use drain::{Draining, LIFECYCLE_COMPONENT};
 pub use signals::Signals;
 
 use crate::{
@@ -50,9 +51,6 @@ use crate::{
     startup::StartupError,
     store::RedbStore,
 };
-
-/// The manual health component set while the service shuts down.
-pub const LIFECYCLE_COMPONENT: &str = "lifecycle";
 
 /// The exit status of the binary after a clean drain that was asked for while the instance's own
 /// health was `DOWN`: Swarm then records the replaced task as failed ("non-zero exit (3)"), and a
@@ -144,15 +142,8 @@ impl Lifecycle {
             server.serve_until(shutdown).await?;
             // 1.
             let stopped = Stopped::judge(&health);
-            // 2. Readiness and /health fail from this moment, so balancers and orchestrators
-            // stop sending traffic while the requests already here finish.
+            // 2.
             draining.start();
-            health.set_manual(
-                LIFECYCLE_COMPONENT,
-                Status::OutOfService,
-                "draining",
-                Probes::READINESS,
-            );
             // 3.
             if !pre_stop_delay.is_zero() {
                 tracing::info!(
