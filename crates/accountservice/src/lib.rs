@@ -26,8 +26,8 @@
 //!   ([`lifecycle::Signals`]), the drain ([`lifecycle::Draining`]: a flag the edge reads, which
 //!   also turns readiness 503 "draining") and the order of stopping
 //!   ([`lifecycle::Lifecycle::run`]: drain, stop the listeners and the refresher, close the
-//!   database); [`server`]: the HTTP server loop with its connection limits, driven by both;
-//!   [`telemetry`]: logging.
+//!   database once its last user lets go, [`lifecycle::Lent`]); [`server`]: the HTTP server
+//!   loop with its connection limits, driven by both; [`telemetry`]: logging.
 //! - [`management`]: with `--management-port`, the operator endpoints on a listener with a
 //!   runtime and thread of its own; [`router::split`] divides the routes between the ports.
 

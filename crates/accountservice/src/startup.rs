@@ -47,7 +47,7 @@ use crate::{
     checks,
     config::Settings,
     fleet::{Fleet, FleetOptions},
-    lifecycle::{Draining, Lifecycle},
+    lifecycle::{Draining, Lent, Lifecycle},
     management::Management,
     metrics::Metrics,
     router::{self, Endpoints, Split},
@@ -145,7 +145,9 @@ impl Application {
             })
             .transpose()?;
         startup.progress("opening the database");
-        let store = open_store(settings).await?;
+        // Lent to the handlers and the health check; the lifecycle's claim gets it back, to
+        // close it, once the last of them has let go.
+        let (store, claim) = Lent::new(open_store(settings).await?);
         seed_store(&store, settings.seed_accounts, &startup).await?;
 
         // With testability on, every store call goes through a switch that can fail it, so the
@@ -232,7 +234,7 @@ impl Application {
             public_routes,
             state,
             endpoints,
-            lifecycle: Lifecycle::new(health, draining, management, store, settings),
+            lifecycle: Lifecycle::new(health, draining, management, claim, settings),
         })
     }
 
@@ -337,16 +339,15 @@ fn starting() -> Response {
 }
 
 /// Opens the database off the reactor (redb's open is blocking and may wait for a lock).
-async fn open_store(settings: &Settings) -> Result<Arc<RedbStore>, StartupError> {
+async fn open_store(settings: &Settings) -> Result<RedbStore, StartupError> {
     let path = settings.db_path.clone();
     let lock_timeout = settings.db_lock_timeout;
-    let store = tokio::task::spawn_blocking(move || RedbStore::open(path, lock_timeout)).await??;
-    Ok(Arc::new(store))
+    Ok(tokio::task::spawn_blocking(move || RedbStore::open(path, lock_timeout)).await??)
 }
 
 /// Seeds off the reactor and logs what was done.
 async fn seed_store(
-    store: &Arc<RedbStore>,
+    store: &Arc<Lent<RedbStore>>,
     count: u64,
     startup: &Startup,
 ) -> Result<SeedReport, StartupError> {

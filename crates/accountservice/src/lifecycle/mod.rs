@@ -18,18 +18,20 @@
 //!    left;
 //! 5. stops the management listener, which answered probes ("draining") until now;
 //! 6. stops the health refresher;
-//! 7. closes the database.
+//! 7. closes the database as soon as its last user has let go of it ([`Lent`]): a connection
+//!    the runtime is still tearing down, or a health check's read still running on a blocking
+//!    thread, may hold it a moment longer.
 //!
 //! A server that ends before it is told to has crashed: steps 5 to 7 run all the same, and the
 //! run ends in an error. Each step logs one line.
 
 mod drain;
+mod lent;
 mod signals;
 
 use std::{
     future::Future,
     io,
-    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -42,6 +44,7 @@ use tokio::{
 };
 
 pub use drain::{Draining, LIFECYCLE_COMPONENT};
+pub use lent::{Claim, Lent};
 pub use signals::Signals;
 
 use crate::{
@@ -86,19 +89,19 @@ pub struct Lifecycle {
     health: Health,
     draining: Draining,
     management: Option<Management>,
-    store: Arc<RedbStore>,
+    store: Claim<RedbStore>,
     pre_stop_delay: Duration,
     shutdown_timeout: Duration,
 }
 
 impl Lifecycle {
-    /// The stop sequence over the service's registry, drain flag, management listener and
-    /// store, with the delays of `settings`.
+    /// The stop sequence over the service's registry, drain, management listener and the claim
+    /// on its store, with the delays of `settings`.
     pub fn new(
         health: Health,
         draining: Draining,
         management: Option<Management>,
-        store: Arc<RedbStore>,
+        store: Claim<RedbStore>,
         settings: &Settings,
     ) -> Self {
         Self {
@@ -164,10 +167,11 @@ impl Lifecycle {
         if let Some(management) = management {
             management.stop().await;
         }
-        // 6. No check holds the store once the refresher and the registry are gone.
+        // 6.
         refresher.stop().await;
+        // 7. The stop sequence's own handles on the store (the registry runs the database
+        // check) go first; the router's go with the server task and its connections.
         drop((health, draining));
-        // 7.
         close_store(store).await;
         outcome
     }
@@ -261,31 +265,21 @@ impl Refresher {
     }
 }
 
-/// How long shutdown waits for the last other holders of the store to let go: a database check
-/// already running on a blocking thread (bounded by the check timeout) or a connection task the
-/// runtime is still tearing down.
+/// How long the stop waits for the last other users of the store to let go: a connection task
+/// the runtime is still tearing down, or a database check's read still running on a blocking
+/// thread (which its timeout abandoned but cannot cancel).
 const STORE_RELEASE_WAIT: Duration = Duration::from_secs(3);
 
-/// Closes the database once this is the last handle, waiting up to [`STORE_RELEASE_WAIT`] for
-/// the others; past that it closes when the last holder drops it (at the latest when the
-/// runtime stops).
-async fn close_store(mut store: Arc<RedbStore>) {
-    let started = Instant::now();
-    let store = loop {
-        match Arc::try_unwrap(store) {
-            Ok(store) => break store,
-            Err(shared) if started.elapsed() < STORE_RELEASE_WAIT => {
-                store = shared;
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            Err(_) => {
-                tracing::warn!(
-                    waited = ?STORE_RELEASE_WAIT,
-                    "the database is still in use after the drain; it closes when released"
-                );
-                return;
-            }
-        }
+/// Closes the database once its last user has let go of it, waiting up to
+/// [`STORE_RELEASE_WAIT`]; past that it closes when the last user drops it (at the latest when
+/// the runtime stops).
+async fn close_store(store: Claim<RedbStore>) {
+    let Some(store) = store.returned_within(STORE_RELEASE_WAIT).await else {
+        tracing::warn!(
+            waited = ?STORE_RELEASE_WAIT,
+            "the database is still in use after the drain; it closes when released"
+        );
+        return;
     };
     let path = store.path().display().to_string();
     match store.close() {
