@@ -1,5 +1,5 @@
 //! The life of the service once it is built: the signals that end it ([`Signals`]), the drain
-//! flag ([`Draining`]) and the order of stopping ([`Lifecycle::run`]). `crate::startup` builds
+//! ([`Draining`]) and the order of stopping ([`Lifecycle::run`]). `crate::startup` builds
 //! everything and hands over here; `crate::server` is the HTTP mechanism this drives.
 //!
 //! [`Lifecycle::run`] serves, with the health checks refreshed in the background, until the stop
@@ -23,7 +23,7 @@
 //!    thread, may hold it a moment longer.
 //!
 //! A server that ends before it is told to has crashed: steps 5 to 7 run all the same, and the
-//! run ends in an error. Each step logs one line.
+//! run ends in an error.
 
 mod drain;
 mod lent;
@@ -143,11 +143,11 @@ impl Lifecycle {
 
         let outcome: Result<Stopped, StartupError> = async {
             server.serve_until(shutdown).await?;
-            // 1.
+            // 1. Before the drain marks the instance out of service itself.
             let stopped = Stopped::judge(&health);
-            // 2.
+            // 2. `Connection: close` on every answer; readiness 503 "draining".
             draining.start();
-            // 3.
+            // 3. Balancers see "not ready" and move traffic while this instance still serves.
             if !pre_stop_delay.is_zero() {
                 tracing::info!(
                     delay = ?pre_stop_delay,
@@ -157,7 +157,7 @@ impl Lifecycle {
                     .serve_until(tokio::time::sleep(pre_stop_delay))
                     .await?;
             }
-            // 4.
+            // 4. No new connections; the requests in flight get the timeout to finish.
             server.drain(shutdown_timeout).await;
             Ok(stopped)
         }
@@ -167,7 +167,7 @@ impl Lifecycle {
         if let Some(management) = management {
             management.stop().await;
         }
-        // 6.
+        // 6. No new database check starts.
         refresher.stop().await;
         // 7. The stop sequence's own handles on the store (the registry runs the database
         // check) go first; the router's go with the server task and its connections.
