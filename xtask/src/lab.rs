@@ -19,6 +19,7 @@ pub mod client;
 mod fleet;
 mod node;
 mod proc;
+mod rollout;
 mod scenarios;
 mod swarm;
 mod teardown;

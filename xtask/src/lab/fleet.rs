@@ -40,6 +40,9 @@ pub struct Replica {
     pub address: String,
     /// `UP`, `DOWN`, ..., `UNREACHABLE`, `GONE`.
     pub status: String,
+    /// The version from its last answer (`0.1.0`, or `0.1.0+<release>` with a release label).
+    #[serde(default)]
+    pub version: Option<String>,
 }
 
 impl Replica {
@@ -222,6 +225,7 @@ mod tests {
                 .map(|(address, status)| Replica {
                     address: (*address).to_owned(),
                     status: (*status).to_owned(),
+                    version: None,
                 })
                 .collect(),
         }
@@ -261,10 +265,11 @@ mod tests {
         let view: View = serde_json::from_str(
             r#"{"instance":"10.0.1.4","peers":"tasks.accountservice:6767","found":3,
                 "replicas":[{"address":"10.0.1.5:6767","instance":"10.0.1.5","status":"UP",
-                             "since":"2026-12-02T14:00:00Z"}],"transitions":[]}"#,
+                             "version":"0.1.0+v2","since":"2026-12-02T14:00:00Z"}],"transitions":[]}"#,
         )
         .unwrap();
         assert_eq!(view.replicas[0].ip(), "10.0.1.5");
         assert_eq!(view.replicas[0].status, "UP");
+        assert_eq!(view.replicas[0].version.as_deref(), Some("0.1.0+v2"));
     }
 }

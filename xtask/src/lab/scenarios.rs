@@ -6,8 +6,10 @@
 //!    back, rejoins, and runs nothing stale.
 //! 3. Network cut of a node and heal: the cut replica is replaced elsewhere while it keeps running
 //!    on the cut node; after the link returns, Swarm stops the stale task.
-//! 4. A rolling update across the nodes under continuous load from inside the lab network: no
-//!    failed request.
+//! 4. A rolling update across the nodes, to a new image and release label, under continuous load
+//!    from inside the lab network: no failed request, and the fleet view, sampled from a replica
+//!    all along, shows the versions changing replica by replica (old and new side by side, one
+//!    replica at a time, every replica on the new version at the end).
 //! 5. A replica forced unhealthy on a node that is not the one asked is replaced, and
 //!    `docker service ps` on the manager says `unhealthy container`.
 //!
@@ -24,6 +26,7 @@ use xshell::{Shell, cmd};
 use super::client::Client;
 use super::fleet;
 use super::node::Node;
+use super::rollout;
 use super::swarm::{self, NETWORK, REPLICAS, SERVICE};
 use super::{NODES, Options, ROOT, SWITCH, teardown};
 use crate::docker::{self, Task, secs};
@@ -34,6 +37,10 @@ use crate::wait::{self, Poll};
 /// The tag the rolling update moves to: the same build under a new name, which changes the spec
 /// and so replaces every task.
 const NEXT: &str = "accountservice:lab-next";
+
+/// The release label the rolling update sets (`ACCOUNTSERVICE_RELEASE`), the tag of [`NEXT`]:
+/// the new replicas report `<version>+lab-next`, which is how the fleet view tells them apart.
+const NEXT_RELEASE: &str = "lab-next";
 
 /// The target for a node power loss with a 1 s heartbeat: back to full strength within 5 s.
 const POWER_LOSS_TARGET: Duration = Duration::from_secs(5);
@@ -129,7 +136,8 @@ pub fn run_inner(options: &Options) -> Result<()> {
         ),
         (
             4,
-            "rolling update across the nodes under load from inside the lab",
+            "rolling update across the nodes under load from inside the lab, \
+             the fleet view showing the versions change replica by replica",
             rolling_update,
         ),
         (
@@ -723,11 +731,38 @@ fn rolling_update(lab: &mut Lab) -> Result<Vec<Timing>> {
         warm.ok, warm.failed, warm.backends
     );
 
+    // Asked by the service's name, so that whichever replica is running answers: every one of
+    // them is replaced during the update.
+    let sampler = rollout::Sampler::start(&lab.client, &format!("tasks.{SERVICE}"));
+    let baseline = wait::until(
+        "the fleet view to show the replicas on one version",
+        Duration::from_secs(20),
+        swarm::POLL,
+        || {
+            Ok(match sampler.latest() {
+                Some(sample)
+                    if sample.live.len() == REPLICAS && sample.single_version().is_some() =>
+                {
+                    Poll::Ready(sample)
+                }
+                other => Poll::Pending(format!("{other:?}")),
+            })
+        },
+    )?;
+    let old = baseline.single_version().unwrap_or_default().to_owned();
+    let crate_version = old.split('+').next().unwrap_or_default();
+    let new = format!("{crate_version}+{NEXT_RELEASE}");
+    println!(
+        "    the fleet view shows {REPLICAS} replicas on {old}; updating to {NEXT} with \
+         ACCOUNTSERVICE_RELEASE={NEXT_RELEASE}, so the new ones report {new}"
+    );
+
     let start = Instant::now();
     let before = docker::update_status(lab.manager(), SERVICE)?.and_then(|s| s.started_at);
+    let release = format!("ACCOUNTSERVICE_RELEASE={NEXT_RELEASE}");
     cmd!(
         lab.manager(),
-        "docker service update --detach --no-resolve-image --image {NEXT} {SERVICE}"
+        "docker service update --detach --no-resolve-image --env-add {release} --image {NEXT} {SERVICE}"
     )
     .quiet()
     .ignore_stdout()
@@ -762,6 +797,58 @@ fn rolling_update(lab: &mut Lab) -> Result<Vec<Timing>> {
     ));
     let placement: BTreeSet<usize> = lab.placement(&tasks)?.into_iter().collect();
     println!("    new replicas on {} node(s)", placement.len());
+
+    // The view asks the replicas at most once per health interval, so it may lag Swarm by that.
+    let new_ips = fleet::ips(&tasks);
+    wait::until(
+        &format!("the fleet view to show the new replicas, and only them, on {new}"),
+        Duration::from_secs(20),
+        swarm::POLL,
+        || {
+            Ok(match sampler.latest() {
+                Some(sample)
+                    if sample.count(&new) == REPLICAS
+                        && sample.live.keys().cloned().collect::<BTreeSet<_>>() == new_ips =>
+                {
+                    Poll::Ready(())
+                }
+                other => Poll::Pending(format!("{other:?}, new tasks {new_ips:?}")),
+            })
+        },
+    )?;
+    let (mut samples, unread) = sampler.finish()?;
+    samples.retain(|sample| sample.at >= baseline.at);
+    let observers: BTreeSet<&str> = samples.iter().map(|s| s.observer.as_str()).collect();
+    println!(
+        "    fleet view sampled {} times ({unread} unread) every {} ms from {} replica(s), \
+         from the last look before the update; when the live replicas changed \
+         (time from the update command):",
+        samples.len(),
+        rollout::EVERY.as_millis(),
+        observers.len()
+    );
+    rollout::print_timeline(&samples, start, &old, &new);
+    let progress = rollout::check(&samples, &old, &new, REPLICAS)?;
+    let since_start = |index: usize| samples[index].at.saturating_duration_since(start);
+    timings.push(Timing::print(
+        format!("update command to the fleet view showing {old} and {new} side by side"),
+        since_start(progress.first_mixed),
+    ));
+    for (k, index) in progress.new_reached.iter().enumerate() {
+        timings.push(Timing::print(
+            format!(
+                "update command to the fleet view showing {}/{REPLICAS} on {new}",
+                k + 1
+            ),
+            since_start(*index),
+        ));
+    }
+    if let Some(last) = progress.old_left.last() {
+        timings.push(Timing::print(
+            format!("update command to the fleet view showing no replica on {old}"),
+            since_start(*last),
+        ));
+    }
     // Every new replica must have served, which takes a few DNS refreshes after the last one.
     let new_addrs: BTreeSet<String> = tasks
         .iter()
