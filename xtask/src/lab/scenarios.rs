@@ -821,8 +821,9 @@ fn rolling_update(lab: &mut Lab) -> Result<Vec<Timing>> {
     let observers: BTreeSet<&str> = samples.iter().map(|s| s.observer.as_str()).collect();
     println!(
         "    fleet view sampled {} times ({unread} unread) every {} ms from {} replica(s), \
-         from the last look before the update; when the live replicas changed \
-         (time from the update command):",
+         from the last look before the update; each change of the live replicas, timed from \
+         the update command (a replica's view may be one health interval old, so a line may \
+         step back):",
         samples.len(),
         rollout::EVERY.as_millis(),
         observers.len()
