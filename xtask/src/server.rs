@@ -1,6 +1,6 @@
 //! A server process a task runs against (the service, or the bench's yardstick): its address
 //! read from its `listening on` line, its output kept for error messages, stopped with SIGTERM.
-//! Dropping it kills it. The bench adds what it reads from `/proc` (`bench::procfs`).
+//! Dropping it kills it. The bench adds what it reads from `/proc` (`bench::sys`).
 
 use std::io::{BufRead as _, BufReader, Read};
 use std::net::SocketAddr;
@@ -90,11 +90,7 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let command_line = std::iter::once(command.get_program())
-            .chain(command.get_args())
-            .map(|arg| shell_quote(&arg.to_string_lossy()))
-            .collect::<Vec<_>>()
-            .join(" ");
+        let command_line = command_line(&command);
         let mut child = command
             .spawn()
             .with_context(|| format!("starting {name}: {command_line}"))?;
@@ -258,6 +254,15 @@ pub fn addr_after(line: &str, marker: &str) -> Option<SocketAddr> {
     rest[..end].parse().ok()
 }
 
+/// `command`'s program and arguments as a line to paste into a shell.
+pub fn command_line(command: &Command) -> String {
+    let words = std::iter::once(command.get_program()).chain(command.get_args());
+    let words: Vec<_> = words
+        .map(|word| shell_quote(&word.to_string_lossy()))
+        .collect();
+    words.join(" ")
+}
+
 /// Quotes a word for a POSIX shell if it needs it, so printed command lines can be pasted.
 pub fn shell_quote(word: &str) -> String {
     let plain = !word.is_empty()
@@ -313,6 +318,13 @@ mod tests {
     fn other_lines_give_nothing() {
         assert_eq!(listening_addr("seeding accounts: 100000/1000000"), None);
         assert_eq!(listening_addr("listening on nowhere"), None);
+    }
+
+    #[test]
+    fn a_command_line_quotes_the_words_that_need_it() {
+        let mut command = Command::new("taskset");
+        command.args(["-c", "0", "/tmp/a b"]);
+        assert_eq!(command_line(&command), "taskset -c 0 '/tmp/a b'");
     }
 
     #[test]
