@@ -1,20 +1,12 @@
 //! `cargo xtask bench`: throughput, latency, probe cost, memory and scale of the release
 //! binaries, every figure next to a yardstick measured in the same run, written to
-//! `target/bench/results.json` and rendered into `BENCHMARKS.md`. `--smoke` is the short CI
-//! variant: it fails on errors or a crash, never on speed, and leaves `BENCHMARKS.md` alone.
+//! `target/bench/results.json` and rendered into `BENCHMARKS.md`. `--smoke` runs the same code,
+//! shorter: it fails on errors or a crash, never on speed, and leaves `BENCHMARKS.md` alone.
 //!
-//! The machine is small and shared (two cores, other jobs running), so absolute numbers drift
-//! from run to run; ratios taken within one round do not. The servers are pinned to one core and
-//! wrk to the other; each round runs every load once, back to back, and the report gives medians
-//! over rounds of per-round figures and ratios.
-//!
-//! [`Lab::measure`] reads top to bottom, one function per phase: start the service (100
-//! accounts), the yardstick (answering the body of a real account) and a second service seeded
-//! with the big database; rounds at 50 connections; probe cost; the connection-count curve;
-//! `/health` under saturation; thousands of held connections; SIGTERM and clean exit; then (not
-//! with `--smoke`) instructions per request under callgrind, the figure the machine's noise does
-//! not move. The figures are typed in `results`, the targets are data there, and the prose is
-//! one template (`bench/BENCHMARKS.md.jinja`).
+//! The machine is small and shared, so absolute numbers drift from run to run; ratios taken
+//! within one round do not. The servers are pinned to one core and wrk to the other. The
+//! figures are typed in `results`, the targets are data there, and the prose is one template
+//! (`bench/BENCHMARKS.md.jinja`); [`Lab::measure`] runs the phases in order.
 
 mod callgrind;
 mod hold;
@@ -26,16 +18,17 @@ mod wrk;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::Args;
 use serde::Serialize;
+use tempfile::TempDir;
 use xshell::{Shell, cmd};
 
-use self::results::{CurvePoint, Instructions, Main, Outcome, Pair, ProbeCost, Results, Row};
-use self::results::{Sample, Saturated, Saturation, Scale, Sizes};
+use self::results::{CurvePoint, Outcome, Pair, Results, Row, Sample, Saturation};
 use self::sys::CpuTicks;
 use crate::dist::{self, TARGET};
 use crate::project::Project;
@@ -45,7 +38,6 @@ use crate::server::{self, Server};
 const BASE_ACCOUNTS: u64 = 100;
 /// The first seeded id (`Person_0` is account `10000`).
 const FIRST_ID: u64 = 10_000;
-/// The connection-count curve.
 const CONNECTION_COUNTS: [u32; 3] = [10, 100, 1000];
 /// Open files each process needs for the held connections, with room to spare.
 const FILES_NEEDED: u64 = 11_000;
@@ -57,6 +49,13 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 const RAMP: Duration = Duration::from_secs(1);
 /// Grace for a clean exit on SIGTERM (the service drains for up to 8 s by default).
 const STOP_GRACE: Duration = Duration::from_secs(15);
+
+/// The wrk scripts in the work directory. The yardstick gets the 100-account one: it ignores the
+/// path, so wrk does the same work for both.
+const ACCOUNTS: &str = "accounts-100.lua";
+const BIG: &str = "accounts-scale.lua";
+const HEALTH: &str = "health.lua";
+const READY: &str = "health-ready.lua";
 
 /// Options of `cargo xtask bench`.
 #[derive(Debug, Args)]
@@ -76,25 +75,20 @@ pub struct Options {
     no_build: bool,
 }
 
-/// What a run does, from the options; part of the results.
+/// What a run does, from the options; part of the results. `seconds` is the length of each
+/// wrk run; `connections` those of the main rounds (and of the peak-RSS target); `saturating`
+/// connections load `/accounts` for `saturation_seconds` while `/health` is measured; 9,999
+/// held connections and the `/health` client make 10,000, the service's default cap.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Plan {
-    /// The CI variant.
     pub smoke: bool,
-    /// Seconds of each run; a first round of every load warms up and is not counted.
     pub seconds: u64,
     pub rounds: usize,
-    /// Connections of the main rounds (and of the peak-RSS target).
     pub connections: u32,
-    /// Accounts of the big database.
     pub scale_accounts: u64,
-    /// Probe/floor pairs timed.
     pub probe_runs: usize,
-    /// Connections that saturate `/accounts` while `/health` is measured, and for how long.
     pub saturating: u32,
     pub saturation_seconds: u64,
-    /// Idle keep-alive connections held open at once (with the `/health` client, 10,000 in the
-    /// full run: the service's default cap).
     pub held_connections: usize,
 }
 
@@ -102,14 +96,12 @@ impl Plan {
     fn new(options: &Options) -> Self {
         // Many short rounds beat few long ones on a shared machine: a burst of someone else's
         // work spoils one sample of each load, not the median.
-        let (smoke, full) = (options.smoke, !options.smoke);
+        let (full, rounds) = (!options.smoke, options.rounds.map(|r| r as usize));
         let seconds = options.duration.unwrap_or(if full { 6 } else { 2 });
         Self {
-            smoke,
+            smoke: options.smoke,
             seconds,
-            rounds: options
-                .rounds
-                .map_or(if full { 5 } else { 1 }, |r| r as usize),
+            rounds: rounds.unwrap_or(if full { 5 } else { 1 }),
             connections: 50,
             scale_accounts: if full { 1_000_000 } else { 10_000 },
             probe_runs: if full { 2000 } else { 30 },
@@ -122,42 +114,363 @@ impl Plan {
 
 /// Runs the bench.
 pub fn run(sh: &Shell, project: &Project, options: &Options) -> Result<()> {
-    let plan = Plan::new(options);
     let started = Instant::now();
-    let binaries = Binaries::prepare(sh, project, options.no_build)?;
-    let wrk = wrk::ensure_installed(sh)?;
-    let files = rlimit::increase_nofile_limit(65_536).context("raising the open-file limit")?;
-    ensure!(
-        files >= FILES_NEEDED,
-        "{FILES_NEEDED} open files needed, not {files}"
-    );
-    let machine = sys::Machine::read(sh, project, wrk)?;
-    let cpus = pin_self(sh, plan.smoke)?;
-    let work = tempfile::Builder::new().prefix("xtask-bench-").tempdir()?;
-    let (rounds, seconds, dir) = (plan.rounds, plan.seconds, work.path().display());
-    println!(
-        "bench: servers on CPU {}, load on CPU {}, {rounds} x {seconds} s, in {dir}",
-        cpus.0, cpus.1
-    );
-
-    let mut results = Lab::new(plan, binaries, cpus, work.path())?.measure()?;
-    results.machine = machine;
-    results.total = started.elapsed().as_secs_f64();
-    results.finish();
+    let mut lab = Lab::prepare(sh, project, Plan::new(options), options.no_build)?;
+    lab.measure()?;
+    let Lab { mut r, .. } = lab;
+    r.total = started.elapsed().as_secs_f64();
+    r.finish();
     let json = project.target_dir.join("bench/results.json");
-    std::fs::write(&json, serde_json::to_string_pretty(&results)?)?;
+    std::fs::write(&json, serde_json::to_string_pretty(&r)?)?;
     let path = project.root.join("BENCHMARKS.md");
     let old = std::fs::read_to_string(&path).unwrap_or_default();
-    let markdown = report::render(&results, work.path(), report::notes(&old))?;
+    let markdown = report::render(&r, report::notes(&old))?;
     println!("{markdown}\nbench: wrote {}", json.display());
-    if results.plan.smoke {
+    if r.plan.smoke {
         println!("bench --smoke: BENCHMARKS.md left alone (smoke figures are not benchmarks)");
     } else {
         std::fs::write(&path, &markdown).with_context(|| format!("writing {}", path.display()))?;
     }
-    match results.problems.join("\n  ") {
+    match r.problems.join("\n  ") {
         problems if problems.is_empty() => Ok(()),
         problems => bail!("the bench saw errors:\n  {problems}"),
+    }
+}
+
+/// A run: the results so far (with the command lines run and the problems seen), the binaries
+/// under test and the floor (`fn main() {}` built like the probe), the servers' CPU and the
+/// load's, and the work directory.
+struct Lab {
+    r: Results,
+    service: PathBuf,
+    probe: PathBuf,
+    yardstick: PathBuf,
+    floor: PathBuf,
+    cpus: (u32, u32),
+    work: TempDir,
+}
+
+/// The servers measured side by side: the yardstick, the service with 100 accounts (`base`),
+/// the same with `--management-port` (and the address of that port), and the service with the
+/// big database.
+struct Servers {
+    yardstick: Server,
+    base: Server,
+    management: Server,
+    management_port: SocketAddr,
+    scale: Server,
+}
+
+/// One load of a round: a server, and the script wrk runs against it.
+type Load = (fn(&mut Servers) -> &mut Server, &'static str);
+
+impl Lab {
+    /// Builds the binaries (the yardstick exactly like the service, so the two differ only in
+    /// what they do per request), installs wrk, reads the machine, pins xtask to the load CPU
+    /// and writes the wrk scripts.
+    fn prepare(sh: &Shell, project: &Project, plan: Plan, no_build: bool) -> Result<Self> {
+        if !no_build {
+            dist::run(sh, project)?;
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+            let build = cmd!(sh, "{cargo} build -p yardstick --release --target {TARGET}");
+            let flags = "-C target-feature=+crt-static";
+            build.env("RUSTFLAGS", flags).run()?;
+        }
+        let (dist, bench) = (project.dist_dir(), project.target_dir.join("bench"));
+        sh.create_dir(&bench)?;
+        let (service, probe) = (dist.join("accountservice"), dist.join("healthchecker"));
+        let yardstick = project.target_dir.join(TARGET).join("release/yardstick");
+        for path in [&service, &probe, &yardstick] {
+            ensure!(path.is_file(), "{path:?} is missing (build first)");
+        }
+        let floor = probe::build_floor(&bench)?;
+        let wrk = wrk::ensure_installed(sh)?;
+        let files = rlimit::increase_nofile_limit(65_536).context("raising the open-file limit")?;
+        ensure!(files >= FILES_NEEDED, "{FILES_NEEDED} open files needed");
+        let machine = sys::Machine::read(sh, project, wrk)?;
+        let cpus = pin_self(sh, plan.smoke)?;
+        let work = tempfile::Builder::new().prefix("xtask-bench-").tempdir()?;
+        let big = plan.scale_accounts;
+        for (name, path, spread) in [
+            (ACCOUNTS, "/accounts/", Some((FIRST_ID, BASE_ACCOUNTS))),
+            (BIG, "/accounts/", Some((FIRST_ID, big))),
+            (HEALTH, "/health", None),
+            (READY, "/health/ready", None),
+        ] {
+            std::fs::write(work.path().join(name), wrk::script(path, spread))?;
+        }
+        let (rounds, seconds, dir) = (plan.rounds, plan.seconds, work.path().display());
+        println!("bench: CPUs {cpus:?} (servers, load), {rounds} x {seconds} s, in {dir}");
+        let mut r = Results::default();
+        (r.plan, r.machine) = (plan, machine);
+        Ok(Self {
+            r,
+            service,
+            probe,
+            yardstick,
+            floor,
+            cpus,
+            work,
+        })
+    }
+
+    /// Every phase, in order.
+    fn measure(&mut self) -> Result<()> {
+        let mut servers = self.start_servers()?;
+        self.main_rounds(&mut servers)?;
+        self.r.scale.after = servers.scale.memory()?;
+        self.r.memory.after_50 = servers.memory()?;
+
+        let (runs, port) = (self.r.plan.probe_runs, servers.base.addr.port());
+        println!("bench: probe cost ({runs} interleaved pairs)");
+        self.r.probe = probe::cost(&self.probe, &self.floor, port, runs)?;
+        let what = "probe cost (interleaved with target/bench/empty), every 20 ms under saturation";
+        let line = format!(
+            "taskset -c {} healthchecker -port=PORT   # {what}",
+            self.cpus.1
+        );
+        self.record(line);
+
+        for connections in CONNECTION_COUNTS {
+            let loads: [Load; 2] = [
+                (|s| &mut s.yardstick, ACCOUNTS),
+                (|s| &mut s.base, ACCOUNTS),
+            ];
+            let [yardstick, accounts] = self.rounds(&mut servers, loads, connections, 0)?;
+            let accounts = Row::of(&accounts, Some(&yardstick));
+            let point = CurvePoint {
+                connections,
+                yardstick: Row::of(&yardstick, None),
+                accounts,
+            };
+            self.r.curve.push(point);
+        }
+        self.r.memory.after_1000 = servers.memory()?;
+
+        println!("bench: /health while /accounts is saturated");
+        let management = Some(servers.management_port);
+        self.r.saturated.service = self.saturate(&mut servers.base, None)?;
+        self.r.saturated.management = self.saturate(&mut servers.management, management)?;
+        self.r.saturated.yardstick = self.saturate(&mut servers.yardstick, None)?;
+
+        let held = self.r.plan.held_connections;
+        println!("bench: {held} idle keep-alive connections, then one more /health");
+        self.r.held.service = hold::hold(&mut servers.base, held)?;
+        self.r.held.yardstick = hold::hold(&mut servers.yardstick, held)?;
+
+        self.r.clean_exit = true;
+        for service in [servers.base, servers.management, servers.scale] {
+            let (name, status) = (service.name.clone(), service.stop(STOP_GRACE, false)?);
+            self.r.clean_exit &= status.success();
+            let unclean = format!("{name} exited with {status} on SIGTERM");
+            self.note(!status.success(), unclean);
+        }
+        servers.yardstick.stop(STOP_GRACE, false)?;
+        self.r.instructions = self.instructions()?;
+        let size = |path: &Path| std::fs::metadata(path).map(|file| file.len());
+        let sizes = &mut self.r.sizes;
+        (sizes.service, sizes.probe) = (size(&self.service)?, size(&self.probe)?);
+        (sizes.yardstick, sizes.floor) = (size(&self.yardstick)?, size(&self.floor)?);
+        Ok(())
+    }
+
+    /// Starts the servers; their start-up times, idle memory and the seeding.
+    fn start_servers(&mut self) -> Result<Servers> {
+        let base = self.start_service("service (100 accounts)", BASE_ACCOUNTS, &[])?;
+        // The yardstick answers the body of a real account from the middle of the seeded range,
+        // so both send the same number of bytes.
+        self.r.body = fetch(base.addr, FIRST_ID + BASE_ACCOUNTS / 2)?;
+        let args = ["0".to_owned(), self.r.body.clone()];
+        let yardstick = self.start("yardstick", &self.yardstick.clone(), &args)?;
+        let secs = |server: &Server| server.startup.as_secs_f64();
+        (self.r.startup.service, self.r.startup.yardstick) = (secs(&base), secs(&yardstick));
+
+        let flags = ["--management-port", "0"];
+        let management = self.start_service("service (management port)", BASE_ACCOUNTS, &flags)?;
+        // The management listener is bound and logged before the public one starts listening.
+        let marker = "management endpoints (health, metrics) on ";
+        let mut lines = management.lines().into_iter();
+        let found = lines.find_map(|line| server::addr_after(&line, marker));
+        let management_port = found.context("no management port logged")?;
+
+        let accounts = self.r.plan.scale_accounts;
+        println!("bench: seeding {accounts} accounts");
+        let scale = self.start_service("service (big database)", accounts, &[])?;
+        let servers = Servers {
+            yardstick,
+            base,
+            management,
+            management_port,
+            scale,
+        };
+        self.r.memory.idle = servers.memory()?;
+        let db = database(self.work.path(), &servers.scale.name);
+        let s = &mut self.r.scale;
+        (s.accounts, s.seeding) = (accounts, seeding_time(&servers.scale.lines())?);
+        (s.startup, s.idle) = (secs(&servers.scale), servers.scale.memory()?);
+        s.file_size = std::fs::metadata(db)?.len();
+        Ok(servers)
+    }
+
+    /// The main loads at 50 connections, each against the yardstick of the same round; the
+    /// big database's lookups also against the 100-account lookups.
+    fn main_rounds(&mut self, servers: &mut Servers) -> Result<()> {
+        let loads: [Load; 5] = [
+            (|s| &mut s.yardstick, ACCOUNTS),
+            (|s| &mut s.base, ACCOUNTS),
+            (|s| &mut s.base, HEALTH),
+            (|s| &mut s.base, READY),
+            (|s| &mut s.scale, BIG),
+        ];
+        let connections = self.r.plan.connections;
+        let [yardstick, accounts, health, ready, big] =
+            &self.rounds(servers, loads, connections, 1)?;
+        let against = |samples: &[Sample]| Row::of(samples, Some(yardstick));
+        let main = &mut self.r.main;
+        (main.yardstick, main.accounts) = (Row::of(yardstick, None), against(accounts));
+        (main.health, main.ready) = (against(health), against(ready));
+        main.big = against(big);
+        self.r.scale.lookups = Row::of(big, Some(accounts));
+        Ok(())
+    }
+
+    /// Runs every load once a round, back to back, `warm_up` uncounted rounds first; each load's
+    /// samples.
+    fn rounds<const N: usize>(
+        &mut self,
+        servers: &mut Servers,
+        loads: [Load; N],
+        connections: u32,
+        warm_up: usize,
+    ) -> Result<[Vec<Sample>; N]> {
+        let (mut samples, rounds) = (std::array::from_fn(|_| Vec::new()), self.r.plan.rounds);
+        for round in 0..warm_up + rounds {
+            let counted = round.checked_sub(warm_up).map(|n| n + 1);
+            let n = counted.unwrap_or(0);
+            println!("bench: {connections} connections, round {n}/{rounds} (0: warm-up)");
+            for (index, (server, script)) in loads.into_iter().enumerate() {
+                let sample = self.sample(server(servers), script, connections)?;
+                samples[index].extend(counted.and(Some(sample)));
+            }
+        }
+        Ok(samples)
+    }
+
+    /// Saturates `server`'s `/accounts`, and meanwhile asks `/health` at `at` (another port of
+    /// the server; by default the one saturated) from a separate keep-alive client and runs the
+    /// healthchecker against that port over and over.
+    fn saturate(&mut self, server: &mut Server, at: Option<SocketAddr>) -> Result<Saturation> {
+        let (seconds, at) = (self.r.plan.saturation_seconds, at.unwrap_or(server.addr));
+        let load = self.wrk(server.addr, ACCOUNTS, self.r.plan.saturating, seconds);
+        let client = self.wrk(at, HEALTH, 1, seconds - 2 * RAMP.as_secs());
+        server.ensure_alive()?;
+        let load = wrk::spawn(load)?;
+        thread::sleep(RAMP);
+        let mut client = wrk::spawn(client)?;
+        // The smoke run fails on errors, never on speed: its probes may take their time on a
+        // busy CI machine, while the full run keeps Docker's view (the probe's own timeout).
+        let args = probe::args(at.port(), self.r.plan.smoke.then_some("10s"));
+        let probes = probe::repeat(&self.probe, &args, || client.finished());
+        let (health, load) = (client.wait(), load.wait());
+        server.ensure_alive()?;
+        let ((probes, probe_failures), load) = (probes?, load?);
+        let health = health.context("the /health client")?;
+        let name = &server.name;
+        self.problem(&load, &format!("saturating {name}"));
+        self.problem(&health, &format!("/health while saturating {name}"));
+        let failed = format!("saturating {name}: {probe_failures} probes did not report healthy");
+        self.note(probe_failures > 0, failed);
+        Ok(Saturation {
+            load,
+            health,
+            probes,
+            probe_failures,
+        })
+    }
+
+    /// Starts a server on the server core, noting its command line; its first background
+    /// health round runs and start-up allocations settle before it is measured.
+    fn start(&mut self, name: &str, program: &Path, args: &[String]) -> Result<Server> {
+        let server = Server::start(name, self.cpus.0, program, args, START_TIMEOUT)?;
+        self.record(server.command_line.clone());
+        thread::sleep(SETTLE);
+        Ok(server)
+    }
+
+    /// [`Lab::start`] for the service with a fresh database of `accounts`, and `flags`.
+    fn start_service(&mut self, name: &str, accounts: u64, flags: &[&str]) -> Result<Server> {
+        let mut args = self.service_args(name, accounts);
+        args.extend(flags.iter().map(|&flag| flag.to_owned()));
+        self.start(name, &self.service.clone(), &args)
+    }
+
+    /// The service's flags for a bench instance: loopback, a free port, a fresh database for
+    /// `name` seeded with `accounts`, JSON logs (so the seeding line can be read back).
+    /// Everything else as shipped.
+    fn service_args(&self, name: &str, accounts: u64) -> Vec<String> {
+        let fixed = "--bind 127.0.0.1 --port 0 --log-format json --seed-accounts".split(' ');
+        let db = database(self.work.path(), name).display().to_string();
+        let args = [accounts.to_string(), "--db-path".into(), db];
+        fixed.map(str::to_owned).chain(args).collect()
+    }
+
+    /// wrk running `script` from the load core, its command line noted.
+    fn wrk(&mut self, addr: SocketAddr, script: &str, connections: u32, seconds: u64) -> Command {
+        let script = self.work.path().join(script);
+        let command = wrk::command(addr, &script, connections, seconds, self.cpus.1);
+        self.record(server::command_line(&command));
+        command
+    }
+
+    /// Runs wrk against `server` and reads the server's CPU time and its core's busy time around
+    /// it. A server that died is reported as such, before wrk's connection errors.
+    fn sample(&mut self, server: &mut Server, script: &str, connections: u32) -> Result<Sample> {
+        let run = self.wrk(server.addr, script, connections, self.r.plan.seconds);
+        server.ensure_alive()?;
+        let (cpu_before, core_before) = (server.cpu_time()?, CpuTicks::read(self.cpus.0)?);
+        let start = Instant::now();
+        let outcome = wrk::spawn(run).and_then(wrk::Running::wait);
+        let wall = start.elapsed().as_secs_f64();
+        server.ensure_alive()?;
+        let cpu = (server.cpu_time()? - cpu_before) / wall;
+        let others = (CpuTicks::read(self.cpus.0)?.busy_since(core_before) - cpu).max(0.0);
+        let outcome = outcome.with_context(|| format!("load on {}", server.name))?;
+        let what = format!("{}, {script}, {connections} connections", server.name);
+        println!("  {what:<64} {:>7.0} req/s, CPU {cpu:.2}", outcome.rate);
+        self.problem(&outcome, &what);
+        Ok(Sample {
+            outcome,
+            cpu,
+            others,
+        })
+    }
+
+    /// Notes the errors of a wrk run, if any.
+    fn problem(&mut self, outcome: &Outcome, what: &str) {
+        let (errors, kinds) = (outcome.errors, &outcome.error_kinds);
+        self.note(errors > 0, format!("{what}: {errors} errors ({kinds})"));
+    }
+
+    /// Notes a problem, if `seen`.
+    fn note(&mut self, seen: bool, problem: String) {
+        if seen {
+            self.r.problems.push(problem);
+        }
+    }
+
+    /// Notes a command line, the work directory shown as `$BENCH_DIR`.
+    fn record(&mut self, line: String) {
+        let line = line.replace(&self.work.path().display().to_string(), "$BENCH_DIR");
+        if !self.r.commands.contains(&line) {
+            self.r.commands.push(line);
+        }
+    }
+}
+
+impl Servers {
+    fn memory(&self) -> Result<Pair<sys::Memory>> {
+        let (service, yardstick) = (self.base.memory()?, self.yardstick.memory()?);
+        Ok(Pair { service, yardstick })
     }
 }
 
@@ -171,494 +484,35 @@ fn pin_self(sh: &Shell, smoke: bool) -> Result<(u32, u32)> {
         _ => bail!("the bench needs two CPUs (one for the servers, one for wrk)"),
     };
     let (load, pid) = (cpus.1.to_string(), std::process::id().to_string());
-    cmd!(sh, "taskset -a -p -c {load} {pid}")
-        .quiet()
-        .ignore_stdout()
-        .run()?;
+    let taskset = cmd!(sh, "taskset -a -p -c {load} {pid}");
+    taskset.quiet().ignore_stdout().run()?;
     Ok(cpus)
 }
 
-/// The binaries under test and the floor.
-#[derive(Debug)]
-struct Binaries {
-    service: PathBuf,
-    probe: PathBuf,
-    yardstick: PathBuf,
-    /// `fn main() {}` built like the probe.
-    floor: PathBuf,
-}
-
-impl Binaries {
-    fn prepare(sh: &Shell, project: &Project, no_build: bool) -> Result<Self> {
-        if !no_build {
-            dist::run(sh, project)?;
-            // Built exactly like the service (static, release profile) so the two differ only
-            // in what they do per request.
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-            let build = cmd!(sh, "{cargo} build -p yardstick --release --target {TARGET}");
-            build
-                .env("RUSTFLAGS", "-C target-feature=+crt-static")
-                .run()?;
-        }
-        let bench_dir = project.target_dir.join("bench");
-        sh.create_dir(&bench_dir)?;
-        let binaries = Self {
-            service: project.dist_dir().join("accountservice"),
-            probe: project.dist_dir().join("healthchecker"),
-            yardstick: project.target_dir.join(TARGET).join("release/yardstick"),
-            floor: probe::build_floor(&bench_dir)?,
-        };
-        for path in [&binaries.service, &binaries.probe, &binaries.yardstick] {
-            ensure!(
-                path.is_file(),
-                "{} is missing (build without --no-build)",
-                path.display()
-            );
-        }
-        Ok(binaries)
-    }
-
-    fn sizes(&self) -> Result<Sizes> {
-        let size = |path: &Path| std::fs::metadata(path).map(|file| file.len());
-        let (service, probe) = (size(&self.service)?, size(&self.probe)?);
-        let (yardstick, floor) = (size(&self.yardstick)?, size(&self.floor)?);
-        Ok(Sizes {
-            service,
-            probe,
-            yardstick,
-            floor,
-        })
-    }
-}
-
-/// The servers measured side by side.
-struct Servers {
-    yardstick: Server,
-    /// The service with 100 accounts.
-    base: Server,
-    /// The service with the big database.
-    scale: Server,
-}
-
-impl Servers {
-    fn memory(&self) -> Result<Pair<sys::Memory>> {
-        let (service, yardstick) = (self.base.memory()?, self.yardstick.memory()?);
-        Ok(Pair { service, yardstick })
-    }
-}
-
-/// Picks one of the servers.
-type Pick = fn(&mut Servers) -> &mut Server;
-
-/// The wrk scripts. The yardstick gets the 100-account one: it ignores the path, so wrk does
-/// exactly the same work for both.
-struct Scripts {
-    accounts: PathBuf,
-    big: PathBuf,
-    health: PathBuf,
-    ready: PathBuf,
-}
-
-/// Everything a run needs, and the command lines it ran.
-struct Lab {
-    plan: Plan,
-    bin: Binaries,
-    /// The servers' CPU and the load's.
-    cpus: (u32, u32),
-    work: PathBuf,
-    scripts: Scripts,
-    /// Every distinct command line, in the order first run.
-    commands: Vec<String>,
-    /// Errors and failed probes seen so far.
-    problems: Vec<String>,
-}
-
-impl Lab {
-    fn new(plan: Plan, bin: Binaries, cpus: (u32, u32), work: &Path) -> Result<Self> {
-        let write = |name: &str, path: &str, spread: Option<u64>| -> Result<PathBuf> {
-            let script = wrk::script(path, spread.map(|count| (FIRST_ID, count)));
-            std::fs::write(work.join(name), script)?;
-            Ok(work.join(name))
-        };
-        let scripts = Scripts {
-            accounts: write("accounts-100.lua", "/accounts/", Some(BASE_ACCOUNTS))?,
-            big: write(
-                "accounts-scale.lua",
-                "/accounts/",
-                Some(plan.scale_accounts),
-            )?,
-            health: write("health.lua", "/health", None)?,
-            ready: write("health-ready.lua", "/health/ready", None)?,
-        };
-        let (work, commands, problems) = (work.to_owned(), Vec::new(), Vec::new());
-        Ok(Self {
-            plan,
-            bin,
-            cpus,
-            work,
-            scripts,
-            commands,
-            problems,
-        })
-    }
-
-    /// Every phase, in order.
-    fn measure(mut self) -> Result<Results> {
-        let mut results = Results {
-            plan: self.plan.clone(),
-            ..Results::default()
-        };
-        let mut servers = self.start_servers(&mut results)?;
-        (results.main, results.scale.lookups) = self.rounds(&mut servers)?;
-        results.scale.after = servers.scale.memory()?;
-        results.memory.after_50 = servers.memory()?;
-        results.probe = self.probe_cost(&servers)?;
-        results.curve = self.curve(&mut servers)?;
-        results.memory.after_1000 = servers.memory()?;
-        println!("bench: /health while /accounts is saturated");
-        let (service, yardstick) = (servers.base.addr, servers.yardstick.addr);
-        results.saturated = Saturated {
-            service: self.saturate(&mut servers.base, service)?,
-            management: self.saturate_management()?,
-            yardstick: self.saturate(&mut servers.yardstick, yardstick)?,
-        };
-        println!(
-            "bench: {} idle keep-alive connections, then one more /health",
-            self.plan.held_connections
-        );
-        results.held = Pair {
-            service: hold::hold(&mut servers.base, self.plan.held_connections)?,
-            yardstick: hold::hold(&mut servers.yardstick, self.plan.held_connections)?,
-        };
-        results.clean_exit = servers.base.stop(STOP_GRACE, true)?.success();
-        servers.scale.stop(STOP_GRACE, true)?;
-        servers.yardstick.stop(STOP_GRACE, false)?;
-        results.instructions = self.instructions(&results.body)?;
-        results.sizes = self.bin.sizes()?;
-        if !results.clean_exit {
-            self.problems
-                .push("the service did not exit 0 on SIGTERM".to_owned());
-        }
-        (results.commands, results.problems) = (self.commands, self.problems);
-        Ok(results)
-    }
-
-    /// The service (100 accounts), the yardstick answering one of its accounts' body, and the
-    /// service with the big database; their start-up times, idle memory and the seeding.
-    fn start_servers(&mut self, results: &mut Results) -> Result<Servers> {
-        let args = service_args(&self.work.join("accounts-100.db"), BASE_ACCOUNTS);
-        let base = self.start("service (100 accounts)", &self.bin.service.clone(), &args)?;
-        // The yardstick answers the body of a real account from the middle of the seeded range,
-        // so both send the same number of bytes.
-        results.body = fetch(base.addr, FIRST_ID + BASE_ACCOUNTS / 2)?;
-        let args = ["0".to_owned(), results.body.clone()];
-        let yardstick = self.start("yardstick", &self.bin.yardstick.clone(), &args)?;
-        let startup = (base.startup.as_secs_f64(), yardstick.startup.as_secs_f64());
-        results.startup = Pair {
-            service: startup.0,
-            yardstick: startup.1,
-        };
-
-        println!("bench: seeding {} accounts", self.plan.scale_accounts);
-        let db = self.work.join("accounts-scale.db");
-        let args = service_args(&db, self.plan.scale_accounts);
-        let scale = self.start("service (big database)", &self.bin.service.clone(), &args)?;
-        let servers = Servers {
-            yardstick,
-            base,
-            scale,
-        };
-        results.memory.idle = servers.memory()?;
-        results.scale = Scale {
-            accounts: self.plan.scale_accounts,
-            seeding: seeding_time(&servers.scale.lines())?,
-            startup: servers.scale.startup.as_secs_f64(),
-            file_size: std::fs::metadata(&db)?.len(),
-            idle: servers.scale.memory()?,
-            ..Scale::default()
-        };
-        Ok(servers)
-    }
-
-    /// Rounds of the main loads at 50 connections; the big database's lookups also against the
-    /// 100-account lookups of the same rounds.
-    fn rounds(&mut self, servers: &mut Servers) -> Result<(Main, Row)> {
-        let Scripts {
-            accounts,
-            big,
-            health,
-            ready,
-        } = &self.scripts;
-        let loads: [(Pick, PathBuf); 5] = [
-            (|s| &mut s.yardstick, accounts.clone()),
-            (|s| &mut s.base, accounts.clone()),
-            (|s| &mut s.base, health.clone()),
-            (|s| &mut s.base, ready.clone()),
-            (|s| &mut s.scale, big.clone()),
-        ];
-        let mut samples: [Vec<Sample>; 5] = Default::default();
-        for round in 0..=self.plan.rounds {
-            println!(
-                "bench: round {round}/{} at 50 connections",
-                self.plan.rounds
-            );
-            for ((server, script), samples) in loads.iter().zip(&mut samples) {
-                let sample = self.sample(server(servers), script, self.plan.connections)?;
-                samples.extend((round > 0).then_some(sample));
-            }
-        }
-        let [yardstick, accounts, health, ready, big] = &samples;
-        let against = |samples: &[Sample]| Row::of(samples, Some(yardstick));
-        let main = Main {
-            yardstick: Row::of(yardstick, None),
-            accounts: against(accounts),
-            health: against(health),
-            ready: against(ready),
-            big: against(big),
-        };
-        Ok((main, Row::of(big, Some(accounts))))
-    }
-
-    /// The probe against the idle service, interleaved with the floor.
-    fn probe_cost(&mut self, servers: &Servers) -> Result<ProbeCost> {
-        println!(
-            "bench: probe cost ({} interleaved pairs)",
-            self.plan.probe_runs
-        );
-        let port = servers.base.addr.port();
-        let cost = probe::cost(&self.bin.probe, &self.bin.floor, port, self.plan.probe_runs)?;
-        let what =
-            "probe cost (interleaved with target/bench/empty), and every 20 ms under saturation";
-        self.record(format!(
-            "taskset -c {} healthchecker -port=PORT   # {what}",
-            self.cpus.1
-        ));
-        Ok(cost)
-    }
-
-    /// `/accounts/{id}` against the yardstick at each connection count.
-    fn curve(&mut self, servers: &mut Servers) -> Result<Vec<CurvePoint>> {
-        let script = self.scripts.accounts.clone();
-        let mut curve = Vec::new();
-        for connections in CONNECTION_COUNTS {
-            let (mut yardstick, mut accounts) = (Vec::new(), Vec::new());
-            for round in 1..=self.plan.rounds {
-                println!(
-                    "bench: {connections} connections, round {round}/{}",
-                    self.plan.rounds
-                );
-                yardstick.push(self.sample(&mut servers.yardstick, &script, connections)?);
-                accounts.push(self.sample(&mut servers.base, &script, connections)?);
-            }
-            let accounts = Row::of(&accounts, Some(&yardstick));
-            let yardstick = Row::of(&yardstick, None);
-            curve.push(CurvePoint {
-                connections,
-                yardstick,
-                accounts,
-            });
-        }
-        Ok(curve)
-    }
-
-    /// Saturates `server`'s `/accounts`, and meanwhile asks `/health` at `health_at` (this
-    /// server's address, or another port of it) from a separate keep-alive client and runs the
-    /// healthchecker against that port over and over.
-    fn saturate(&mut self, server: &mut Server, health_at: SocketAddr) -> Result<Saturation> {
-        let (seconds, cpu) = (self.plan.saturation_seconds, self.cpus.1);
-        let scripts = (self.scripts.accounts.clone(), self.scripts.health.clone());
-        let connections = self.plan.saturating;
-        let load = wrk::Run {
-            addr: server.addr,
-            script: &scripts.0,
-            connections,
-            seconds,
-            cpu,
-        };
-        let seconds = seconds - 2 * RAMP.as_secs();
-        let client = wrk::Run {
-            addr: health_at,
-            script: &scripts.1,
-            connections: 1,
-            seconds,
-            cpu,
-        };
-        self.record(load.display());
-        self.record(client.display());
-        server.ensure_alive()?;
-        let load = load.spawn()?;
-        thread::sleep(RAMP);
-        let mut client = client.spawn()?;
-        // The smoke run fails on errors, never on speed: its probes may take their time on a
-        // busy CI machine, while the full run keeps Docker's view (the probe's own timeout).
-        let args = probe::args(health_at.port(), self.plan.smoke.then_some("10s"));
-        let probes = probe::repeat_until(&self.bin.probe, &args, || client.finished());
-        let (health, load) = (client.wait(), load.wait());
-        server.ensure_alive()?;
-        let (probes, probe_failures) = probes?;
-        let (load, health) = (load?, health.context("the /health client")?);
-        let name = &server.name;
-        self.problem(&load, &format!("saturating {name}"));
-        self.problem(&health, &format!("/health while saturating {name}"));
-        if probe_failures > 0 {
-            let failed = format!("{probe_failures} probes did not report healthy");
-            self.problems.push(format!("saturating {name}: {failed}"));
-        }
-        Ok(Saturation {
-            load,
-            health,
-            probes,
-            probe_failures,
-        })
-    }
-
-    /// [`Lab::saturate`] on a service started with `--management-port 0` for this phase alone:
-    /// its public port (the load) no longer serves `/health/ready`, which the main rounds of the
-    /// other instance measure. `/health` and the probe go to the management port.
-    fn saturate_management(&mut self) -> Result<Saturation> {
-        let mut args = service_args(&self.work.join("accounts-management.db"), BASE_ACCOUNTS);
-        args.extend(["--management-port".into(), "0".into()]);
-        let name = "service (management port)";
-        let mut service = self.start(name, &self.bin.service.clone(), &args)?;
-        // The management listener is bound and logged before the public one starts listening.
-        let marker = "management endpoints (health, metrics) on ";
-        let management = service
-            .lines()
-            .iter()
-            .find_map(|line| server::addr_after(line, marker))
-            .with_context(|| format!("{name} did not log `{marker}`\n{}", service.tail(30)))?;
-        let saturation = self.saturate(&mut service, management)?;
-        service.stop(STOP_GRACE, true)?;
-        Ok(saturation)
-    }
-
-    /// Instructions per request of the yardstick and the service's endpoints under callgrind,
-    /// one server at a time on the server core; `None` in smoke runs or without valgrind.
-    fn instructions(&self, body: &str) -> Result<Option<Instructions>> {
-        if self.plan.smoke || !callgrind::available() {
-            println!("bench: no instruction counts (smoke run, or no valgrind)");
-            return Ok(None);
-        }
-        println!("bench: instructions per request under callgrind");
-        let count = |program: &Path, args: &[String], script: &Path| {
-            callgrind::per_request(program, args, script, self.cpus, self.plan.seconds.min(5))
-        };
-        let service = service_args(&self.work.join("callgrind.db"), BASE_ACCOUNTS);
-        let scripts = &self.scripts;
-        let counts = Instructions {
-            yardstick: count(
-                &self.bin.yardstick,
-                &["0".into(), body.into()],
-                &scripts.accounts,
-            )?,
-            accounts: count(&self.bin.service, &service, &scripts.accounts)?,
-            health: count(&self.bin.service, &service, &scripts.health)?,
-            ready: count(&self.bin.service, &service, &scripts.ready)?,
-        };
-        println!("  {counts:?}");
-        Ok(Some(counts))
-    }
-
-    /// Starts a server on the server core, noting its command line; its first background
-    /// health round runs and start-up allocations settle before it is measured.
-    fn start(&mut self, name: &str, program: &Path, args: &[String]) -> Result<Server> {
-        let server = Server::start(name, self.cpus.0, program, args, START_TIMEOUT)?;
-        self.record(server.command_line.clone());
-        thread::sleep(SETTLE);
-        Ok(server)
-    }
-
-    /// Runs wrk against `server` and reads the server's CPU time and its core's busy time around
-    /// it. A server that died is reported as such, before wrk's connection errors.
-    fn sample(&mut self, server: &mut Server, script: &Path, connections: u32) -> Result<Sample> {
-        let (seconds, cpu) = (self.plan.seconds, self.cpus.1);
-        let run = wrk::Run {
-            addr: server.addr,
-            script,
-            connections,
-            seconds,
-            cpu,
-        };
-        self.record(run.display());
-        server.ensure_alive()?;
-        let (cpu_before, core_before) = (server.cpu_time()?, CpuTicks::read(self.cpus.0)?);
-        let start = Instant::now();
-        let outcome = run.run();
-        let wall = start.elapsed().as_secs_f64();
-        server.ensure_alive()?;
-        let cpu = (server.cpu_time()? - cpu_before) / wall;
-        let others = (CpuTicks::read(self.cpus.0)?.busy_since(core_before) - cpu).max(0.0);
-        let outcome = outcome.with_context(|| format!("load on {}", server.name))?;
-        let script = script.file_name().unwrap_or_default().to_string_lossy();
-        let what = format!("{}, {script}, {connections} connections", server.name);
-        println!("  {what:<56} {:>7.0} req/s, CPU {cpu:.2}", outcome.rate);
-        self.problem(&outcome, &what);
-        Ok(Sample {
-            outcome,
-            cpu,
-            others,
-        })
-    }
-
-    /// Notes the errors of a wrk run, if any.
-    fn problem(&mut self, outcome: &Outcome, what: &str) {
-        if outcome.errors > 0 {
-            let (errors, kinds) = (outcome.errors, &outcome.error_kinds);
-            self.problems
-                .push(format!("{what}: {errors} errors ({kinds})"));
-        }
-    }
-
-    fn record(&mut self, line: String) {
-        if !self.commands.contains(&line) {
-            self.commands.push(line);
-        }
-    }
-}
-
-/// The service's flags for a bench instance: loopback, a free port, a fresh database seeded with
-/// `accounts`, JSON logs (so the seeding line can be read back). Everything else as shipped.
-fn service_args(db_path: &Path, accounts: u64) -> Vec<String> {
-    let fixed = "--bind 127.0.0.1 --port 0 --log-format json --seed-accounts".split(' ');
-    let mut args: Vec<String> = fixed.map(str::to_owned).collect();
-    args.extend([
-        accounts.to_string(),
-        "--db-path".into(),
-        db_path.display().to_string(),
-    ]);
-    args
+/// The database file in `work` of the service called `name`: `service (big database)` has
+/// `service-big-database.db`.
+fn database(work: &Path, name: &str) -> PathBuf {
+    work.join(name.replace(['(', ')'], "").replace(' ', "-") + ".db")
 }
 
 /// The seeding time in seconds the service logged (`"elapsed"` of its `seeded N fake accounts`
 /// line, a `Duration` as `Debug` prints it: `1.5s`, `250ms`, `12.5µs`).
 fn seeding_time(lines: &[String]) -> Result<f64> {
-    let line = lines
-        .iter()
-        .find(|line| line.contains("\"seeded "))
-        .context("no seeding line")?;
-    let entry: serde_json::Value = serde_json::from_str(line)?;
-    let elapsed = entry["elapsed"]
-        .as_str()
-        .with_context(|| format!("no elapsed: {line}"))?;
+    let line = lines.iter().find(|line| line.contains("\"seeded "));
+    let entry: serde_json::Value = serde_json::from_str(line.context("no seeding line")?)?;
+    let elapsed = entry["elapsed"].as_str().context("no elapsed")?;
     let split = elapsed.find(|c: char| !(c.is_ascii_digit() || c == '.'));
     let (number, unit) = elapsed.split_at(split.unwrap_or(elapsed.len()));
-    let scale = match unit {
-        "s" => 1.0,
-        "ms" => 1e-3,
-        "µs" => 1e-6,
-        "ns" => 1e-9,
-        _ => bail!("unknown unit in {elapsed:?}"),
-    };
-    Ok(number.parse::<f64>()? * scale)
+    let units = [("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)];
+    let scale = units.iter().find(|known| known.0 == unit);
+    Ok(number.parse::<f64>()? * scale.with_context(|| format!("unit of {elapsed:?}"))?.1)
 }
 
 /// GETs account `id` from the service at `addr`: the body, which must come with a 2xx.
 fn fetch(addr: SocketAddr, id: u64) -> Result<String> {
     let url = format!("http://{addr}/accounts/{id}");
     let response = reqwest::blocking::get(&url).and_then(|r| r.error_for_status());
-    response
-        .and_then(|r| r.text())
-        .with_context(|| format!("GET {url}"))
+    response.and_then(|r| r.text()).context(url)
 }
 
 #[cfg(test)]
@@ -666,12 +520,9 @@ mod tests {
     use super::*;
 
     fn seeding(elapsed: &str) -> Result<f64> {
-        seeding_time(&[
-            r#"{"level":"INFO","message":"starting accountservice"}"#.to_owned(),
-            format!(
-                r#"{{"message":"seeded 1000000 fake accounts (1000000 inserted, 0 already present)","elapsed":"{elapsed}"}}"#
-            ),
-        ])
+        let seeded = r#"{"message":"seeded 1000 fake accounts (1000 inserted, 0 already present)""#;
+        let start = r#"{"level":"INFO","message":"starting accountservice"}"#.to_owned();
+        seeding_time(&[start, format!(r#"{seeded},"elapsed":"{elapsed}"}}"#)])
     }
 
     #[test]
@@ -679,8 +530,13 @@ mod tests {
         assert!((seeding("4.123456789s").unwrap() - 4.123_456_789).abs() < 1e-12);
         assert!((seeding("250ms").unwrap() - 0.25).abs() < 1e-12);
         assert!((seeding("12.5µs").unwrap() - 12.5e-6).abs() < 1e-15);
-        assert!(seeding("12").is_err());
-        assert!(seeding("12h").is_err());
+        assert!(seeding("12").is_err() && seeding("12h").is_err());
         assert!(seeding_time(&["{}".to_owned()]).is_err());
+    }
+
+    #[test]
+    fn each_service_gets_a_database_file_named_after_it() {
+        let path = database(Path::new("/w"), "service (big database)");
+        assert_eq!(path, Path::new("/w/service-big-database.db"));
     }
 }

@@ -4,93 +4,79 @@
 //! with symbols says where the instructions go (see the Notes of `BENCHMARKS.md`).
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 
-use super::wrk;
-use crate::server::Server;
+use super::results::Instructions;
+use super::{ACCOUNTS, BASE_ACCOUNTS, HEALTH, Lab, READY, wrk};
 
-/// Whether valgrind and callgrind_control can run.
-pub fn available() -> bool {
-    ["valgrind", "callgrind_control"].iter().all(|tool| {
-        let status = Command::new(tool)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        status.is_ok_and(|status| status.success())
-    })
-}
-
-/// Starts `program args...` under callgrind on the server CPU, counts the instructions it
-/// executes while wrk runs `script` from the load CPU for `seconds`, stops it, and divides by the
-/// requests completed. Counting is off at start, so start-up and seeding are not counted, and off
-/// again before the shutdown. wrk opens 10 connections: valgrind runs the server's threads one
-/// at a time, and far slower.
-pub fn per_request(
-    program: &Path,
-    args: &[String],
-    script: &Path,
-    (server_cpu, cpu): (u32, u32),
-    seconds: u64,
-) -> Result<f64> {
-    let out = tempfile::NamedTempFile::with_prefix("callgrind.")?.into_temp_path();
-    let mut wrapped = vec![format!("--callgrind-out-file={}", out.display())];
-    wrapped.extend(["--tool=callgrind", "--instr-atstart=no"].map(str::to_owned));
-    wrapped.push(program.display().to_string());
-    wrapped.extend_from_slice(args);
-    let (name, timeout) = (program.display().to_string(), Duration::from_secs(120));
-    let valgrind = Path::new("valgrind");
-    let mut server = Server::start(&name, server_cpu, valgrind, &wrapped, timeout)?;
-    let pid = server.pid().to_string();
-    control(&["-i", "on", &pid])?;
-    let addr = server.addr;
-    let outcome = wrk::Run {
-        addr,
-        script,
-        connections: 10,
-        seconds,
-        cpu,
+impl Lab {
+    /// Instructions per request of the yardstick and the service's endpoints, one server at a
+    /// time on the server core; `None` in smoke runs or without valgrind.
+    pub(super) fn instructions(&mut self) -> Result<Option<Instructions>> {
+        let runs = |tool: &str| Command::new(tool).arg("--version").output().is_ok();
+        if self.r.plan.smoke || !runs("valgrind") || !runs("callgrind_control") {
+            println!("bench: no instruction counts (smoke run, or no valgrind)");
+            return Ok(None);
+        }
+        println!("bench: instructions per request under callgrind");
+        let (service, yardstick) = (self.service.clone(), self.yardstick.clone());
+        let args = self.service_args("callgrind", BASE_ACCOUNTS);
+        let body = ["0".to_owned(), self.r.body.clone()];
+        let counts = Instructions {
+            yardstick: self.per_request(&yardstick, &body, ACCOUNTS)?,
+            accounts: self.per_request(&service, &args, ACCOUNTS)?,
+            health: self.per_request(&service, &args, HEALTH)?,
+            ready: self.per_request(&service, &args, READY)?,
+        };
+        println!("  {counts:?}");
+        Ok(Some(counts))
     }
-    .run();
-    control(&["-i", "off", &pid])?;
-    server.ensure_alive()?;
-    let outcome = outcome.context("load under callgrind")?;
-    ensure!(outcome.errors == 0, "errors: {}", outcome.error_kinds);
-    server.stop(Duration::from_secs(30), false)?;
-    let text = std::fs::read_to_string(&out)?;
-    let instructions = parse_total(&text).with_context(|| format!("in {}", out.display()))?;
-    Ok(instructions as f64 / outcome.requests as f64)
+
+    /// Starts `program args...` under callgrind, counts the instructions it executes while wrk
+    /// runs `script`, stops it, and divides by the requests completed. Counting is off at start,
+    /// so start-up and seeding are not counted, and off again before the shutdown. wrk opens 10
+    /// connections: valgrind runs the server's threads one at a time, and far slower.
+    fn per_request(&mut self, program: &Path, args: &[String], script: &str) -> Result<f64> {
+        let out = tempfile::NamedTempFile::with_prefix("callgrind.")?.into_temp_path();
+        let mut wrapped = vec![format!("--callgrind-out-file={}", out.display())];
+        wrapped.extend(["--tool=callgrind", "--instr-atstart=no"].map(str::to_owned));
+        wrapped.push(program.display().to_string());
+        wrapped.extend_from_slice(args);
+        let name = format!("{} under callgrind", program.display());
+        let mut server = self.start(&name, Path::new("valgrind"), &wrapped)?;
+        let pid = server.pid().to_string();
+        control(&["-i", "on", &pid])?;
+        let run = self.wrk(server.addr, script, 10, self.r.plan.seconds.min(5));
+        let outcome = wrk::spawn(run).and_then(wrk::Running::wait);
+        control(&["-i", "off", &pid])?;
+        server.ensure_alive()?;
+        let outcome = outcome.context("load under callgrind")?;
+        ensure!(outcome.errors == 0, "errors: {}", outcome.error_kinds);
+        server.stop(Duration::from_secs(30), false)?;
+        let total = parse_total(&std::fs::read_to_string(&out)?).context(name)?;
+        Ok(total as f64 / outcome.requests as f64)
+    }
 }
 
 fn control(args: &[&str]) -> Result<()> {
-    let output = Command::new("callgrind_control")
-        .args(args)
-        .output()
-        .context("running callgrind_control")?;
+    let output = Command::new("callgrind_control").args(args).output()?;
     let stderr = String::from_utf8_lossy(&output.stderr);
     ensure!(
         output.status.success(),
-        "callgrind_control {} failed: {stderr}",
-        args.join(" ")
+        "callgrind_control {args:?}: {stderr}"
     );
     Ok(())
 }
 
 /// The instruction total of a callgrind profile: its `totals:` line, else its `summary:` line.
-pub fn parse_total(text: &str) -> Result<u64> {
-    let value = |key: &str| {
-        text.lines()
-            .find_map(|line| line.strip_prefix(key)?.split_whitespace().next())
-    };
-    let total = value("totals:")
-        .or_else(|| value("summary:"))
-        .context("no `totals:` or `summary:` line")?;
-    total
-        .parse()
-        .with_context(|| format!("not an instruction count: {total:?}"))
+fn parse_total(text: &str) -> Result<u64> {
+    let line = |key: &str| text.lines().find_map(|line| line.strip_prefix(key));
+    let found = line("totals:").or_else(|| line("summary:"));
+    let total = found.context("no totals line")?.trim();
+    total.parse().with_context(|| format!("count {total:?}"))
 }
 
 #[cfg(test)]

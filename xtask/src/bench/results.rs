@@ -1,49 +1,36 @@
 //! What a bench run measured, as typed figures with named fields, and the targets checked against
-//! those fields. This is what goes to `target/bench/results.json` and what the template of
+//! those fields: what goes to `target/bench/results.json` and what the template of
 //! `BENCHMARKS.md` reads. Times are in seconds, sizes in bytes, rates in requests per second.
-//!
-//! To add a measurement: a field here, the phase that fills it (`bench.rs`), a line in the
-//! template, and, if it has one, its target in [`TARGETS`].
+//! To add a measurement: a field here, the phase that fills it, a line in the template, and, if
+//! it has one, its target in [`TARGETS`].
 
 use serde::{Deserialize, Serialize};
 
 use super::Plan;
-use super::sys::Memory;
+use super::sys::{Machine, Memory};
 
-/// Everything one run measured.
+/// Everything one run measured: the account body the yardstick answered, the command lines in
+/// the order they first ran, spawn to listening, whether the services exited 0 on SIGTERM,
+/// instructions (not in smoke runs, nor without valgrind), the run's wall time, and the errors,
+/// failed probes or unclean exits that fail a run whatever the speed.
 #[derive(Debug, Default, Serialize)]
 pub struct Results {
-    /// What the run did.
     pub plan: Plan,
-    /// Where it ran.
-    pub machine: super::sys::Machine,
-    /// The account body the yardstick answered.
+    pub machine: Machine,
     pub body: String,
-    /// Build, server, wrk and probe command lines, in the order they first ran.
     pub commands: Vec<String>,
     pub sizes: Sizes,
-    /// Spawn to listening, in seconds.
     pub startup: Pair<f64>,
-    /// The rounds at 50 connections.
     pub main: Main,
-    /// The big database.
     pub scale: Scale,
-    /// The connection-count curve.
     pub curve: Vec<CurvePoint>,
     pub probe: ProbeCost,
-    /// `/health` and probes while `/accounts` is saturated.
     pub saturated: Saturated,
-    /// Resident memory at the moments that matter (100 accounts).
     pub memory: MemoryTable,
-    /// Idle keep-alive connections held open at once.
     pub held: Pair<Held>,
-    /// Whether the service exited 0 on SIGTERM after all of it.
     pub clean_exit: bool,
-    /// Instructions per request under callgrind (not in smoke runs, nor without valgrind).
     pub instructions: Option<Instructions>,
-    /// Wall time of the whole run, in seconds.
     pub total: f64,
-    /// Errors, failed probes, an unclean exit: what fails a run, whatever the speed.
     pub problems: Vec<String>,
     /// [`TARGETS`] against this run (filled by [`Results::finish`]).
     pub checks: Vec<Check>,
@@ -56,161 +43,136 @@ pub struct Pair<T> {
     pub yardstick: T,
 }
 
-/// File sizes of the binaries.
+/// File sizes of the binaries; `floor` is `fn main() {}` built like the probe.
 #[derive(Debug, Default, Serialize)]
 pub struct Sizes {
     pub service: u64,
     pub probe: u64,
     pub yardstick: u64,
-    /// `fn main() {}` built like the probe.
     pub floor: u64,
 }
 
-/// The loads of the main rounds, each against the yardstick of the same round.
+/// The loads of the rounds at 50 connections, each against the yardstick of the same round.
+/// `/accounts/{id}` asks ids spread over 100 accounts; `big` over the big database.
 #[derive(Debug, Default, Serialize)]
 pub struct Main {
     pub yardstick: Row,
-    /// `/accounts/{id}`, ids spread over 100 accounts.
     pub accounts: Row,
     pub health: Row,
     pub ready: Row,
-    /// `/accounts/{id}` on the big database.
     pub big: Row,
 }
 
-/// The big database.
+/// The big database: its seeding time as the service logged it, spawn to listening, the file
+/// after seeding, its lookups against the 100-account lookups of the same rounds, and its
+/// server's memory after start and after the rounds.
 #[derive(Debug, Default, Serialize)]
 pub struct Scale {
     pub accounts: u64,
-    /// Seeding time as the service logged it, in seconds.
     pub seeding: f64,
-    /// Spawn to listening (open, seed, first health round, bind), in seconds.
     pub startup: f64,
-    /// The database file after seeding.
     pub file_size: u64,
-    /// Its lookups against the 100-account lookups of the same rounds.
     pub lookups: Row,
     pub idle: Memory,
-    /// After the rounds.
     pub after: Memory,
 }
 
-/// One connection count of the curve.
+/// One connection count of the curve: `/accounts/{id}` against the yardstick.
 #[derive(Debug, Default, Serialize)]
 pub struct CurvePoint {
     pub connections: u32,
     pub yardstick: Row,
-    /// `/accounts/{id}` against the yardstick.
     pub accounts: Row,
 }
 
-/// The probe against the floor of any `exec`, interleaved.
+/// The probe against the floor of any `exec`, interleaved; `ratio` is of the medians.
 #[derive(Debug, Default, Serialize)]
 pub struct ProbeCost {
     pub probe: Spread,
     pub floor: Spread,
-    /// Median probe time over median floor time.
     pub ratio: f64,
 }
 
-/// Saturation runs, one per server and per port that answers `/health`.
+/// Saturation runs: `/health` and the probe on the port saturated, and on the management port
+/// of a service whose public port is saturated.
 #[derive(Debug, Default, Serialize)]
 pub struct Saturated {
-    /// `/health` and the probe on the public port, the one saturated.
     pub service: Saturation,
-    /// A service with `--management-port`: `/health` and the probe on the management port
-    /// while its public port is saturated.
     pub management: Saturation,
     pub yardstick: Saturation,
 }
 
-/// `/health` and the probe measured while `/accounts` is saturated.
+/// The load saturating `/accounts`, and meanwhile a separate keep-alive `/health` client (one
+/// connection) and the healthchecker run over and over (a new process and connection each),
+/// with the probes that did not report healthy.
 #[derive(Debug, Default, Serialize)]
 pub struct Saturation {
-    /// The saturating load.
     pub load: Outcome,
-    /// A separate keep-alive `/health` client (one connection).
     pub health: Outcome,
-    /// The healthchecker run over and over meanwhile (a new process and connection each).
     pub probes: Spread,
-    /// Probes that did not report healthy.
     pub probe_failures: usize,
 }
 
-/// Resident memory of both servers after start and after the loads.
+/// Resident memory of both servers after start, after the 50- and the 1000-connection loads.
 #[derive(Debug, Default, Serialize)]
 pub struct MemoryTable {
     pub idle: Pair<Memory>,
-    /// After the 50-connection rounds.
     pub after_50: Pair<Memory>,
-    /// After the 1000-connection runs.
     pub after_1000: Pair<Memory>,
 }
 
-/// What holding thousands of idle keep-alive connections cost a server.
+/// Idle keep-alive connections held open at once (the `/health` client comes on top): the
+/// server's memory meanwhile, the time opening and serving them took, and one `GET /health` on
+/// a new connection meanwhile, connect to answer.
 #[derive(Debug, Default, Clone, Copy, Serialize)]
 pub struct Held {
-    /// Connections held at once (the `/health` client comes on top).
     pub connections: usize,
-    /// The server's memory while they were open.
     pub memory: Memory,
-    /// Opening and serving them, in seconds.
     pub opening: f64,
-    /// One `GET /health` on a new connection meanwhile, connect to answer, in seconds.
     pub health: f64,
 }
 
-/// User-space instructions per request under callgrind, all threads.
+/// User-space instructions per request under callgrind, all threads (the yardstick's with the
+/// `/accounts` script).
 #[derive(Debug, Default, Serialize)]
 pub struct Instructions {
-    /// With the `/accounts` script.
     pub yardstick: f64,
     pub accounts: f64,
     pub health: f64,
     pub ready: f64,
 }
 
-/// What one wrk run measured (the script's `done()` prints it as JSON).
+/// What one wrk run measured (its script's `done()` prints it as JSON; `rate` is set when read).
+/// `errors` counts connect, read, write and timeout (5 s) errors and statuses above 399;
+/// `error_kinds` gives the non-zero counts by kind: `read 2, status 1`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
-    /// Completed requests.
     pub requests: u64,
-    /// Completed requests per second (set when read).
     #[serde(default)]
     pub rate: f64,
-    /// Seconds the run lasted.
     pub duration: f64,
-    /// Latency percentiles and maximum, in seconds.
     pub p50: f64,
     pub p90: f64,
     pub p99: f64,
     pub max: f64,
-    /// Connect, read, write and timeout (5 s) errors, and statuses above 399.
     pub errors: u64,
-    /// The non-zero counts by kind: `read 2, status 1`.
     pub error_kinds: String,
 }
 
-/// One measured wrk run and how busy the server's core was meanwhile.
-#[derive(Debug, Clone)]
+/// One measured wrk run, the server's CPU time over wall time (1.0 = one core fully busy), and
+/// the share of its core that went to anything else meanwhile (other jobs, the hypervisor): what
+/// makes requests/s drift on a shared machine.
+#[derive(Debug, Clone, Default)]
 pub struct Sample {
     pub outcome: Outcome,
-    /// Server CPU time over wall time (1.0 = one core fully busy).
     pub cpu: f64,
-    /// The share of the server's core that went to anything else meanwhile (other jobs, the
-    /// hypervisor): what makes requests/s drift on a shared machine.
     pub others: f64,
-}
-
-impl Sample {
-    /// Requests per second of server CPU time.
-    pub fn per_cpu(&self) -> f64 {
-        self.outcome.rate / self.cpu.max(f64::EPSILON)
-    }
 }
 
 /// One load summarised over the rounds: medians of per-round figures, and ratios to a reference
 /// taken round by round before the median (a machine slowing down between rounds cancels out).
+/// `errors` are of all rounds; `per_cpu` is requests per second of server CPU time: what a
+/// request costs the server, whatever share of its core the machine's other load left it.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Row {
     pub rate: f64,
@@ -218,34 +180,20 @@ pub struct Row {
     pub p50: f64,
     pub p99: f64,
     pub p99_ratio: Option<f64>,
-    /// All errors of all rounds.
     pub errors: u64,
-    /// Server CPU use (1.0 = one core).
     pub cpu: f64,
-    /// Requests per second of server CPU time: what a request costs the server, whatever share
-    /// of its core the machine's other load left it.
+    pub others: f64,
     pub per_cpu: f64,
     pub per_cpu_ratio: Option<f64>,
-    /// Share of the server's core taken by other processes.
-    pub others: f64,
 }
 
 impl Row {
     /// Summarises `samples`; with a reference (the same rounds of another load), ratios too.
     pub fn of(samples: &[Sample], reference: Option<&[Sample]>) -> Self {
-        let each = |f: &dyn Fn(&Sample) -> f64| {
-            median(&samples.iter().map(f).collect::<Vec<_>>()).unwrap_or(0.0)
-        };
+        let per_cpu = |s: &Sample| s.outcome.rate / s.cpu.max(f64::EPSILON);
+        let each = |f: &dyn Fn(&Sample) -> f64| median(samples.iter().map(f)).unwrap_or(0.0);
         let ratio = |f: &dyn Fn(&Sample) -> f64| {
-            reference.and_then(|reference| {
-                median(
-                    &samples
-                        .iter()
-                        .zip(reference)
-                        .map(|(s, r)| f(s) / f(r))
-                        .collect::<Vec<_>>(),
-                )
-            })
+            median(samples.iter().zip(reference?).map(|(s, r)| f(s) / f(r)))
         };
         Self {
             rate: each(&|s| s.outcome.rate),
@@ -255,14 +203,15 @@ impl Row {
             p99_ratio: ratio(&|s| s.outcome.p99),
             errors: samples.iter().map(|s| s.outcome.errors).sum(),
             cpu: each(&|s| s.cpu),
-            per_cpu: each(&Sample::per_cpu),
-            per_cpu_ratio: ratio(&Sample::per_cpu),
             others: each(&|s| s.others),
+            per_cpu: each(&per_cpu),
+            per_cpu_ratio: ratio(&per_cpu),
         }
     }
 }
 
-/// Percentiles of a set of timings (nearest rank), in seconds; all zero when there are none.
+/// Percentiles of a set of timings (nearest rank: the smallest value with at least that share
+/// of values at or below it); all zero when there are none.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Serialize)]
 pub struct Spread {
     pub count: usize,
@@ -274,37 +223,33 @@ pub struct Spread {
 }
 
 impl Spread {
-    /// Summarises `times` (seconds).
     pub fn of(mut times: Vec<f64>) -> Self {
         times.sort_by(f64::total_cmp);
-        // Nearest rank: the smallest value with at least `percent`% of values at or below it.
-        let at = |percent: usize| {
-            times
-                .get((times.len() * percent).div_ceil(100).max(1) - 1)
-                .copied()
-                .unwrap_or(0.0)
-        };
+        let count = times.len();
+        let at = |percent: usize| times.get((count * percent).div_ceil(100).max(1) - 1);
+        let [min, p50, p90, p99, max] = [0, 50, 90, 99, 100].map(|p| *at(p).unwrap_or(&0.0));
         Self {
-            count: times.len(),
-            min: at(0),
-            p50: at(50),
-            p90: at(90),
-            p99: at(99),
-            max: at(100),
+            count,
+            min,
+            p50,
+            p90,
+            p99,
+            max,
         }
     }
 }
 
-/// The median of `values` (the mean of the middle two for an even count); `None` when empty.
-pub fn median(values: &[f64]) -> Option<f64> {
-    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
+/// The median (the mean of the middle two for an even count), NaN ignored; `None` when empty.
+pub fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let mut sorted: Vec<f64> = values.filter(|v| !v.is_nan()).collect();
     sorted.sort_by(f64::total_cmp);
-    let middle = sorted.len() / 2;
-    match sorted.len() {
-        0 => None,
-        n if n % 2 == 0 => Some(f64::midpoint(sorted[middle - 1], sorted[middle])),
-        _ => Some(sorted[middle]),
-    }
+    let (count, middle) = (sorted.len(), sorted.len() / 2);
+    let upper = *sorted.get(middle)?;
+    Some(if count % 2 == 0 {
+        f64::midpoint(sorted[middle - 1], upper)
+    } else {
+        upper
+    })
 }
 
 /// How a figure is shown.
@@ -357,11 +302,10 @@ pub const TARGETS: &[Target] = &[
         |r| Some(r.problems.len() as f64)),
 ];
 
-/// One target against one run.
+/// One target against one run; `bound` is `≥` or `≤`.
 #[derive(Debug, Serialize)]
 pub struct Check {
     pub figure: &'static str,
-    /// `≥` or `≤`.
     pub bound: &'static str,
     pub limit: f64,
     pub unit: Unit,
@@ -372,9 +316,9 @@ pub struct Check {
 impl Results {
     /// Checks the figures against [`TARGETS`].
     pub fn finish(&mut self) {
-        let checks = TARGETS.iter().map(|Target(figure, bound, unit, value)| {
+        let checks = TARGETS.iter().map(|&Target(figure, bound, unit, value)| {
             let measured = value(self);
-            let (bound, limit, met) = match *bound {
+            let (bound, limit, met) = match bound {
                 AtLeast(limit) => ("≥", limit, measured.is_some_and(|v| v >= limit)),
                 AtMost(limit) => ("≤", limit, measured.is_some_and(|v| v <= limit)),
             };
@@ -382,12 +326,12 @@ impl Results {
                 figure,
                 bound,
                 limit,
-                unit: *unit,
+                unit,
                 measured,
                 met,
             }
         });
-        self.checks = checks.collect::<Vec<_>>();
+        self.checks = checks.collect();
     }
 }
 
@@ -396,11 +340,10 @@ mod tests {
     use super::*;
 
     fn sample(rate: u32, p99_ms: f64) -> Sample {
+        let (rate, p99) = (f64::from(rate), p99_ms / 1e3);
         let outcome = Outcome {
-            requests: u64::from(rate) * 10,
-            rate: f64::from(rate),
-            duration: 10.0,
-            p99: p99_ms / 1e3,
+            rate,
+            p99,
             ..Outcome::default()
         };
         Sample {
@@ -424,57 +367,32 @@ mod tests {
 
     #[test]
     fn medians_and_percentiles() {
-        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
-        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
-        assert_eq!(median(&[]), None);
-        let spread = Spread::of((1..=100).rev().map(f64::from).collect());
+        assert_eq!(median([3.0, 1.0, 2.0].into_iter()), Some(2.0));
         assert_eq!(
-            (
-                spread.count,
-                spread.min,
-                spread.p50,
-                spread.p90,
-                spread.p99,
-                spread.max
-            ),
-            (100, 1.0, 50.0, 90.0, 99.0, 100.0)
+            median([4.0, 1.0, 3.0, 2.0, f64::NAN].into_iter()),
+            Some(2.5)
         );
+        assert_eq!(median(std::iter::empty()), None);
+        let s = Spread::of((1..=100).rev().map(f64::from).collect());
+        let expected = (100, 1.0, 50.0, 90.0, 99.0, 100.0);
+        assert_eq!((s.count, s.min, s.p50, s.p90, s.p99, s.max), expected);
         assert_eq!(Spread::of(vec![7.0]).p99, 7.0);
         assert_eq!(Spread::of(Vec::new()), Spread::default());
     }
 
     #[test]
     fn targets_read_the_fields_they_name() {
-        let mut results = Results {
-            clean_exit: true,
-            ..Results::default()
-        };
+        let mut results = Results::default();
         results.main.health = Row::of(&[sample(96, 1.0)], Some(&[sample(100, 1.0)]));
         results.saturated.service.health.p99 = 0.2;
         results.finish();
-        let check = |figure: &str| {
-            results
-                .checks
-                .iter()
-                .find(|c| c.figure == figure)
-                .map(|c| (c.measured, c.met))
-                .unwrap()
+        let check = |start: &str| {
+            let check = results.checks.iter().find(|c| c.figure.starts_with(start));
+            check.map(|c| (c.measured, c.met)).unwrap()
         };
-        assert_eq!(
-            check("`/health` requests/s ÷ yardstick"),
-            (Some(0.96), true)
-        );
-        assert_eq!(
-            check("`/accounts/{id}` requests/s ÷ yardstick"),
-            (None, false)
-        );
-        assert_eq!(
-            check("`/health` p99 while `/accounts` is saturated, separate keep-alive client"),
-            (Some(0.2), false)
-        );
-        assert_eq!(
-            check("errors (every run), failed probes, crashes, unclean exit"),
-            (Some(0.0), true)
-        );
+        assert_eq!(check("`/health` requests/s"), (Some(0.96), true));
+        assert_eq!(check("`/accounts/{id}` requests/s"), (None, false));
+        assert_eq!(check("`/health` p99 while"), (Some(0.2), false));
+        assert_eq!(check("errors"), (Some(0.0), true));
     }
 }

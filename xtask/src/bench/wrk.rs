@@ -17,8 +17,8 @@ const RESULT_PREFIX: &str = "wrk-result ";
 /// says what to install); returns its version, `wrk debian/4.1.0-3+b2 [epoll]`.
 pub fn ensure_installed(sh: &Shell) -> Result<String> {
     // `wrk -v` prints the version line and the usage, and exits 1.
-    let wrk_v = || cmd!(sh, "wrk -v").quiet().ignore_status().read();
-    let version = || wrk_v().unwrap_or_default();
+    let wrk = cmd!(sh, "wrk -v").quiet().ignore_status();
+    let version = || wrk.read().unwrap_or_default();
     if !version().starts_with("wrk ") {
         println!("wrk is not installed: installing Debian's package");
         let _frontend = sh.push_env("DEBIAN_FRONTEND", "noninteractive");
@@ -26,39 +26,31 @@ pub fn ensure_installed(sh: &Shell) -> Result<String> {
         cmd!(sh, "apt-get install -y -qq wrk").run()?;
     }
     let version = version();
-    ensure!(
-        version.starts_with("wrk "),
-        "wrk does not run (Debian package wrk)"
-    );
+    ensure!(version.starts_with("wrk "), "wrk does not run");
     let line = version.lines().next().unwrap_or_default();
     Ok(line.split(" Copyright").next().unwrap_or(line).to_owned())
 }
 
 /// The Lua script that requests `path` every time, or, with `spread = Some((first, count))`,
-/// `path` followed by a pseudo-random id in `first..first + count`, the same sequence every run.
-/// Requests are formatted once in `init` and cycled, so wrk's per-request cost is one table
-/// lookup whatever the paths; 65,536 of them touch every leaf of a million-account B-tree many
-/// times over a run.
+/// `path` followed by a pseudo-random id in `first..first + count`, the same sequence every run
+/// (MINSTD, exact in Lua's doubles). Requests are formatted once in `init` and cycled, so wrk's
+/// per-request cost is one table lookup whatever the paths; 65,536 of them touch every leaf of a
+/// million-account B-tree many times over a run.
 pub fn script(path: &str, spread: Option<(u64, u64)>) -> String {
-    let (setup, count) = match spread {
-        None => (format!("paths[1] = wrk.format(\"GET\", {path:?})"), 1),
-        Some((first, count)) => (
-            format!(
-                "-- MINSTD, exact in Lua's doubles: the same ids in every run.\n  \
-                 local state = 20240101\n  for i = 1, 65536 do\n    \
-                 state = (state * 48271) % 2147483647\n    \
-                 paths[i] = wrk.format(\"GET\", {path:?} .. ({first} + state % {count}))\n  end"
-            ),
-            65_536,
-        ),
+    let (count, id) = match spread {
+        None => (1, "\"\"".to_owned()),
+        Some((first, count)) => (65_536, format!("({first} + state % {count})")),
     };
     format!(
         r#"-- Written by `cargo xtask bench`.
-local paths = {{}}
-local next_path = 0
+local paths, next_path = {{}}, 0
 
 function init(args)
-  {setup}
+  local state = 20240101
+  for i = 1, {count} do
+    state = (state * 48271) % 2147483647
+    paths[i] = wrk.format("GET", {path:?} .. {id})
+  end
 end
 
 function request()
@@ -73,114 +65,69 @@ function done(summary, latency, requests)
     errors = errors + count
     if count > 0 then table.insert(kinds, kind .. " " .. count) end
   end
-  io.write(string.format(
-    '{RESULT_PREFIX}{{"requests":%d,"duration":%.6f,"p50":%.6f,"p90":%.6f,"p99":%.6f,"max":%.6f,' ..
-    '"errors":%d,"error_kinds":"%s"}}\n',
-    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1e6,
-    latency:percentile(90) / 1e6, latency:percentile(99) / 1e6, latency.max / 1e6,
-    errors, table.concat(kinds, ", ")))
+  local function s(micros) return micros / 1e6 end
+  io.write(string.format('{RESULT_PREFIX}{{"requests":%d,"duration":%.6f,"p50":%.6f,"p90":%.6f,' ..
+    '"p99":%.6f,"max":%.6f,"errors":%d,"error_kinds":"%s"}}\n', summary.requests,
+    s(summary.duration), s(latency:percentile(50)), s(latency:percentile(90)),
+    s(latency:percentile(99)), s(latency.max), errors, table.concat(kinds, ", ")))
 end
 "#
     )
 }
 
-/// One wrk run: one thread (it has one core) pinned with taskset, a 5 s request timeout.
-#[derive(Debug, Clone)]
-pub struct Run<'a> {
-    pub addr: SocketAddr,
-    /// The Lua script (see [`script`]).
-    pub script: &'a Path,
-    pub connections: u32,
-    /// Whole seconds.
-    pub seconds: u64,
-    /// The CPU wrk is pinned to (the servers get another one).
-    pub cpu: u32,
+/// One wrk run: one thread (it has one core) pinned with taskset to `cpu` (the servers get
+/// another one), `connections` for whole `seconds`, a 5 s request timeout.
+pub fn command(
+    addr: SocketAddr,
+    script: &Path,
+    connections: u32,
+    seconds: u64,
+    cpu: u32,
+) -> Command {
+    let (cpu, connections) = (cpu.to_string(), format!("-c{connections}"));
+    let mut command = Command::new("taskset");
+    command.args(["-c", &cpu, "wrk", "-t1", &connections]);
+    command.arg(format!("-d{}s", seconds.max(1)));
+    command.args(["--timeout", "5s", "-s"]).arg(script);
+    command.arg(format!("http://{addr}/"));
+    command
 }
 
-impl Run<'_> {
-    fn command(&self) -> Command {
-        let mut command = Command::new("taskset");
-        command
-            .args(["-c", &self.cpu.to_string(), "wrk", "-t1"])
-            .arg(format!("-c{}", self.connections))
-            .arg(format!("-d{}s", self.seconds.max(1)))
-            .args(["--timeout", "5s", "-s"])
-            .arg(self.script)
-            .arg(format!("http://{}/", self.addr));
-        command
-    }
-
-    /// The command line as text, for the report.
-    pub fn display(&self) -> String {
-        let command = self.command();
-        let words = std::iter::once(command.get_program()).chain(command.get_args());
-        words
-            .map(|word| word.to_string_lossy())
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-
-    /// Starts wrk in the background.
-    pub fn spawn(&self) -> Result<Running> {
-        let mut command = self.command();
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let child = command
-            .spawn()
-            .context("starting wrk (taskset ... wrk ...)")?;
-        Ok(Running {
-            child,
-            what: self.display(),
-        })
-    }
-
-    /// Runs wrk to the end.
-    pub fn run(&self) -> Result<Outcome> {
-        self.spawn()?.wait()
-    }
+/// Starts wrk in the background.
+pub fn spawn(mut command: Command) -> Result<Running> {
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = command.spawn().context("starting taskset ... wrk ...")?;
+    Ok(Running(child, crate::server::command_line(&command)))
 }
 
-/// A wrk started in the background.
+/// A wrk started in the background, and its command line.
 #[derive(Debug)]
-pub struct Running {
-    child: Child,
-    what: String,
-}
+pub struct Running(Child, String);
 
 impl Running {
     /// Whether wrk has exited (an error asking means it is gone as far as we can tell).
     pub fn finished(&mut self) -> bool {
-        !matches!(self.child.try_wait(), Ok(None))
+        !matches!(self.0.try_wait(), Ok(None))
     }
 
     /// Waits for wrk to finish and reads its result line.
     pub fn wait(self) -> Result<Outcome> {
-        let what = self.what;
-        let output = self
-            .child
-            .wait_with_output()
-            .with_context(|| format!("waiting for {what}"))?;
-        let (status, stdout, stderr) = (
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr),
-        );
+        let Self(child, what) = self;
+        let output = child.wait_with_output().context(what.clone())?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
         let shown = format!("{what}\nstdout:\n{stdout}\nstderr:\n{stderr}");
-        ensure!(status.success(), "{status}: {shown}");
+        ensure!(output.status.success(), "{}: {shown}", output.status);
         parse_output(&stdout).context(shown)
     }
 }
 
 /// Finds the script's result line in wrk's output and reads it.
 pub fn parse_output(stdout: &str) -> Result<Outcome> {
-    let line = stdout
-        .lines()
-        .find_map(|line| line.trim().strip_prefix(RESULT_PREFIX))
-        .with_context(|| format!("no `{RESULT_PREFIX}` line in wrk's output"))?;
-    let mut outcome: Outcome =
-        serde_json::from_str(line).with_context(|| format!("reading {line}"))?;
+    let mut lines = stdout.lines().map(str::trim);
+    let line = lines.find_map(|line| line.strip_prefix(RESULT_PREFIX));
+    let line = line.context("no result line in wrk's output")?;
+    let mut outcome: Outcome = serde_json::from_str(line).context(line.to_owned())?;
     ensure!(outcome.requests > 0, "wrk completed no request at all");
     outcome.rate = outcome.requests as f64 / outcome.duration.max(f64::EPSILON);
     Ok(outcome)
@@ -214,24 +161,18 @@ mod tests {
     fn scripts_format_requests_once_and_cycle_them() {
         let spread = script("/accounts/", Some((10_000, 1_000_000)));
         assert!(spread.contains("\"/accounts/\" .. (10000 + state % 1000000)"));
-        assert!(spread.contains("next_path = next_path % 65536 + 1"));
+        assert!(spread.contains("for i = 1, 65536 do") && spread.contains("% 65536 + 1"));
         let fixed = script("/health/ready", None);
-        assert!(fixed.contains("paths[1] = wrk.format(\"GET\", \"/health/ready\")"));
-        assert!(fixed.contains("next_path % 1 + 1"));
+        assert!(fixed.contains("wrk.format(\"GET\", \"/health/ready\" .. \"\")"));
+        assert!(fixed.contains("for i = 1, 1 do") && fixed.contains("next_path % 1 + 1"));
     }
 
     #[test]
     fn the_command_pins_one_wrk_thread_to_the_load_core() {
-        let run = Run {
-            addr: "127.0.0.1:4000".parse().unwrap(),
-            script: Path::new("/tmp/a.lua"),
-            connections: 50,
-            seconds: 10,
-            cpu: 1,
-        };
-        assert_eq!(
-            run.display(),
-            "taskset -c 1 wrk -t1 -c50 -d10s --timeout 5s -s /tmp/a.lua http://127.0.0.1:4000/"
-        );
+        let addr = "127.0.0.1:4000".parse().unwrap();
+        let command = command(addr, Path::new("/tmp/a.lua"), 50, 10, 1);
+        let expected = "taskset -c 1 wrk -t1 -c50 -d10s --timeout 5s -s /tmp/a.lua";
+        let line = crate::server::command_line(&command);
+        assert_eq!(line, format!("{expected} http://127.0.0.1:4000/"));
     }
 }
