@@ -335,7 +335,8 @@ impl Lab {
     }
 
     /// Runs every load once a round, back to back, `warm_up` uncounted rounds first; each load's
-    /// samples.
+    /// samples. Every other round runs in reverse order, so that of two neighbouring loads each
+    /// goes first half the time, and a machine drifting within a round weighs on both alike.
     fn rounds<const N: usize>(
         &mut self,
         servers: &mut Servers,
@@ -348,7 +349,9 @@ impl Lab {
             let counted = round.checked_sub(warm_up).map(|n| n + 1);
             let n = counted.unwrap_or(0);
             println!("bench: {connections} connections, round {n}/{rounds} (0: warm-up)");
-            for (index, (server, script)) in loads.into_iter().enumerate() {
+            for i in 0..N {
+                let index = if round % 2 == 1 { N - 1 - i } else { i };
+                let (server, script) = loads[index];
                 let sample = self.sample(server(servers), script, connections)?;
                 samples[index].extend(counted.and(Some(sample)));
             }
