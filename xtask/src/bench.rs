@@ -313,23 +313,26 @@ impl Lab {
     }
 
     /// The main loads at 50 connections, each against the yardstick of the same round; the
-    /// big database's lookups also against the 100-account lookups.
+    /// big database's and the management port's lookups also against the 100-account lookups.
+    /// The services with and without a management port are loaded side by side.
     fn main_rounds(&mut self, servers: &mut Servers) -> Result<()> {
-        let loads: [Load; 5] = [
+        let loads: [Load; 6] = [
             (|s| &mut s.yardstick, ACCOUNTS),
             (|s| &mut s.base, ACCOUNTS),
+            (|s| &mut s.management, ACCOUNTS),
             (|s| &mut s.base, HEALTH),
             (|s| &mut s.base, READY),
             (|s| &mut s.scale, BIG),
         ];
         let connections = self.r.plan.connections;
-        let [yardstick, accounts, health, ready, big] =
+        let [yardstick, accounts, management, health, ready, big] =
             &self.rounds(servers, loads, connections, 1)?;
         let against = |samples: &[Sample]| Row::of(samples, Some(yardstick));
         let main = &mut self.r.main;
         (main.yardstick, main.accounts) = (Row::of(yardstick, None), against(accounts));
         (main.health, main.ready) = (against(health), against(ready));
-        main.big = against(big);
+        (main.management, main.big) = (against(management), against(big));
+        self.r.management_port = Row::of(management, Some(accounts));
         self.r.scale.lookups = Row::of(big, Some(accounts));
         Ok(())
     }

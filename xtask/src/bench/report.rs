@@ -114,6 +114,7 @@ mod tests {
     fn the_template_renders_every_figure_and_keeps_the_notes() {
         let mut r = Results::default();
         (r.main.accounts.rate, r.main.accounts.rate_ratio) = (68_170.4, Some(0.764));
+        r.management_port.rate_ratio = Some(0.981);
         r.curve.push(CurvePoint {
             connections: 10,
             ..CurvePoint::default()
@@ -130,6 +131,8 @@ mod tests {
         for expected in [
             "| `/accounts/{id}` | 68,170 | 0.76 |",
             "| `/health` | 15,000 | 2.5 |",
+            "without (same rounds) | ≥ 0.97 | 0.98 | met |",
+            "**0.98 × the requests/s without it**",
             &format!("{NOTES_START}\nKept.\n{NOTES_END}"),
         ] {
             assert!(text.contains(expected), "{expected} not in\n{text}");

@@ -22,6 +22,8 @@ pub struct Results {
     pub sizes: Sizes,
     pub startup: Pair<f64>,
     pub main: Main,
+    /// `/accounts/{id}` with `--management-port` against the same without, in the same rounds.
+    pub management_port: Row,
     pub scale: Scale,
     pub curve: Vec<CurvePoint>,
     pub probe: ProbeCost,
@@ -53,11 +55,13 @@ pub struct Sizes {
 }
 
 /// The loads of the rounds at 50 connections, each against the yardstick of the same round.
-/// `/accounts/{id}` asks ids spread over 100 accounts; `big` over the big database.
+/// `/accounts/{id}` asks ids spread over 100 accounts; `big` over the big database;
+/// `management` is a service started with `--management-port`.
 #[derive(Debug, Default, Serialize)]
 pub struct Main {
     pub yardstick: Row,
     pub accounts: Row,
+    pub management: Row,
     pub health: Row,
     pub ready: Row,
     pub big: Row,
@@ -284,6 +288,8 @@ pub const TARGETS: &[Target] = &[
     Target("`/accounts/{id}` p99 ÷ yardstick's p99", AtMost(2.0), Ratio, |r| r.main.accounts.p99_ratio),
     Target("`/health` p99 ÷ yardstick's p99", AtMost(2.0), Ratio, |r| r.main.health.p99_ratio),
     Target("`/health/ready` p99 ÷ yardstick's p99", AtMost(2.0), Ratio, |r| r.main.ready.p99_ratio),
+    Target("`/accounts/{id}` requests/s with `--management-port` ÷ without (same rounds)", AtLeast(0.97), Ratio,
+        |r| r.management_port.rate_ratio),
     Target("probe wall time ÷ static do-nothing binary (medians)", AtMost(1.3), Ratio, |r| Some(r.probe.ratio)),
     Target("probe binary, static", AtMost(1.2e6), Bytes, |r| Some(r.sizes.probe as f64)),
     Target("idle RSS", AtMost(4e6), Bytes, |r| Some(r.memory.idle.service.rss as f64)),
@@ -384,6 +390,7 @@ mod tests {
     fn targets_read_the_fields_they_name() {
         let mut results = Results::default();
         results.main.health = Row::of(&[sample(96, 1.0)], Some(&[sample(100, 1.0)]));
+        results.management_port = Row::of(&[sample(98, 1.0)], Some(&[sample(100, 1.0)]));
         results.saturated.service.health.p99 = 0.2;
         results.finish();
         let check = |start: &str| {
@@ -391,7 +398,11 @@ mod tests {
             check.map(|c| (c.measured, c.met)).unwrap()
         };
         assert_eq!(check("`/health` requests/s"), (Some(0.96), true));
-        assert_eq!(check("`/accounts/{id}` requests/s"), (None, false));
+        assert_eq!(check("`/accounts/{id}` requests/s ÷"), (None, false));
+        assert_eq!(
+            check("`/accounts/{id}` requests/s with"),
+            (Some(0.98), true)
+        );
         assert_eq!(check("`/health` p99 while"), (Some(0.2), false));
         assert_eq!(check("errors"), (Some(0.0), true));
     }
