@@ -113,6 +113,7 @@ mod tests {
     #[test]
     fn the_template_renders_every_figure_and_keeps_the_notes() {
         let mut r = Results::default();
+        r.machine.opt_level = "\"s\"".into();
         (r.main.accounts.rate, r.main.accounts.rate_ratio) = (68_170.4, Some(0.764));
         r.management_port.rate_ratio = Some(0.981);
         r.curve.push(CurvePoint {
@@ -131,6 +132,7 @@ mod tests {
         for expected in [
             "| `/accounts/{id}` | 68,170 | 0.76 |",
             "| `/health` | 15,000 | 2.5 |",
+            "`opt-level = \"s\"`",
             "without (same rounds) | ≥ 0.97 | 0.98 | met |",
             "**0.98 × the requests/s without it**",
             &format!("{NOTES_START}\nKept.\n{NOTES_END}"),

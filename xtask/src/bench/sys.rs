@@ -76,9 +76,10 @@ pub fn allowed_cpus() -> Result<Vec<u32>> {
     Ok(ranges.into_iter().flat_map(|(a, b)| a..=b).collect())
 }
 
-/// Where the run happened: memory in bytes, the load average at the start, the date in UTC to
-/// the minute, the commit (`-dirty` if the tree had changes), and the file system of the
-/// temporary directory.
+/// Where the run happened, and how the binaries were built: memory in bytes, the load average
+/// at the start, the date in UTC to the minute, the commit (`-dirty` if the tree had changes),
+/// the file system of the temporary directory, and `opt-level` of `[profile.release]` in
+/// `Cargo.toml`, which builds the service and the yardstick.
 #[derive(Debug, Default, Serialize)]
 pub struct Machine {
     pub cpu_model: String,
@@ -91,6 +92,7 @@ pub struct Machine {
     pub date: String,
     pub revision: String,
     pub filesystem: String,
+    pub opt_level: String,
 }
 
 impl Machine {
@@ -100,6 +102,7 @@ impl Machine {
         let temp = std::env::temp_dir();
         let fstype = cmd!(sh, "df --output=fstype {temp}").quiet().read()?;
         let fstype = fstype.lines().last().unwrap_or_default().trim();
+        let manifest = sh.read_file(project.root.join("Cargo.toml"))?;
         let kernel = sh.read_file("/proc/sys/kernel/osrelease")?;
         Ok(Self {
             cpu_model: cpus.model_name(0).unwrap_or("unknown").to_owned(),
@@ -112,8 +115,17 @@ impl Machine {
             date: cmd!(sh, "date -u '+%Y-%m-%d %H:%M UTC'").quiet().read()?,
             revision: project.revision(sh)?,
             filesystem: format!("{fstype} (`{}`)", temp.display()),
+            opt_level: release_opt_level(&manifest).context("no release opt-level")?,
         })
     }
+}
+
+/// The value of `opt-level` in the `[profile.release]` table of a `Cargo.toml`.
+fn release_opt_level(manifest: &str) -> Option<String> {
+    let (_, table) = manifest.split_once("\n[profile.release]\n")?;
+    let mut lines = table.lines().take_while(|line| !line.starts_with('['));
+    let value = lines.find_map(|line| line.strip_prefix("opt-level")?.trim().strip_prefix('='));
+    Some(value?.trim().to_owned())
 }
 
 #[cfg(test)]
@@ -125,6 +137,19 @@ mod tests {
         let (before, after) = (CpuTicks(100, 200), CpuTicks(175, 300));
         assert!((after.busy_since(before) - 0.75).abs() < 1e-9);
         assert!(before.busy_since(before).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_release_opt_level_is_read_from_its_table_only() {
+        let manifest = "[workspace]\n\n[profile.release]\nlto = true\nopt-level = \"s\"\n\n\
+                        [profile.probe]\nopt-level = \"z\"\n";
+        assert_eq!(release_opt_level(manifest).as_deref(), Some("\"s\""));
+        assert_eq!(
+            release_opt_level(&manifest.replace("opt-level = \"s\"", "")),
+            None
+        );
+        let real = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"));
+        assert!(release_opt_level(&real.unwrap()).is_some());
     }
 
     #[test]
