@@ -176,8 +176,10 @@ pub struct Settings {
 
     /// The replicas of this service, for `GET /health/fleet` and `GET /status` (both mounted
     /// only when set): one `name:port` whose every A/AAAA record is a replica, looked up again
-    /// each health interval (in Swarm `tasks.<service>:6767`), or a comma-separated list of
-    /// `host:port`. Peers are asked only while someone looks at the view.
+    /// each health interval (in Swarm `tasks.<service>:6768`), or a comma-separated list of
+    /// `host:port`. The port is the one peers serve /health/history on: their management port
+    /// when they have one (as the image does), else their only port. Peers are asked only while
+    /// someone looks at the view.
     #[arg(long, env = "ACCOUNTSERVICE_PEERS")]
     pub peers: Option<Peers>,
 

@@ -88,14 +88,28 @@ async fn request(
     }
     match PeerHistory::parse(&read) {
         Ok(history) => Ok(history),
-        Err(_) if status != StatusCode::OK => Err(format!(
-            "answered {} {} to {HISTORY_PATH}",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or("")
-        )
-        .trim_end()
-        .to_owned()),
+        Err(_) if status != StatusCode::OK => Err(refusal(status)),
         Err(reason) => Err(reason),
+    }
+}
+
+/// Why a peer that answered `status` instead of its history is listed unreachable. A replica
+/// with a management port answers 404 to this path on its public port, the likeliest reason
+/// for a 404 here, so the reason says which port to ask.
+fn refusal(status: StatusCode) -> String {
+    let answered = format!(
+        "answered {} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    let answered = answered.trim_end();
+    if status == StatusCode::NOT_FOUND {
+        format!(
+            "{answered} to {HISTORY_PATH}: is this its public port? With a management port, \
+             peers are asked on that port"
+        )
+    } else {
+        format!("{answered} to {HISTORY_PATH}")
     }
 }
 
@@ -114,4 +128,26 @@ fn short_io(error: &std::io::Error) -> String {
 /// A duration as people write it: `1s`, `0.5s`.
 pub fn seconds(duration: Duration) -> String {
     format!("{}s", duration.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_404_names_the_management_port_and_other_statuses_only_themselves() {
+        assert_eq!(
+            refusal(StatusCode::NOT_FOUND),
+            "answered 404 Not Found to /health/history: is this its public port? With a \
+             management port, peers are asked on that port"
+        );
+        assert_eq!(
+            refusal(StatusCode::SERVICE_UNAVAILABLE),
+            "answered 503 Service Unavailable to /health/history"
+        );
+        assert_eq!(
+            refusal(StatusCode::from_u16(599).unwrap()),
+            "answered 599 to /health/history"
+        );
+    }
 }

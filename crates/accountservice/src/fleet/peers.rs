@@ -1,10 +1,13 @@
 //! `--peers`: which replicas make up the fleet, parsed at start and resolved on each look.
 //!
 //! Two forms, told apart by a comma:
-//! - one `name:port` (in Swarm `tasks.<service>:6767`): a DNS name looked up again on every
+//! - one `name:port` (in Swarm `tasks.<service>:6768`): a DNS name looked up again on every
 //!   refresh, every A and AAAA record one replica, so replicas that come and go are followed;
 //! - a comma-separated list of `host:port`: each entry one replica, listed under the address as
 //!   written (a name in it is looked up on each refresh and its first address asked).
+//!
+//! The port is where the peers serve `/health/history`: their management port when they have
+//! one (the image's 6768), since their public port answers 404 there.
 
 use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
 

@@ -439,6 +439,61 @@ async fn replicas_see_each_other_one_that_fails_one_that_hangs_and_one_that_vani
     viewer.stop().await.unwrap();
 }
 
+#[tokio::test]
+async fn with_management_ports_peers_are_asked_there_and_a_public_port_is_listed_with_why() {
+    let ports = free_addresses(4);
+    let (public, management) = ports.split_at(2);
+    // Both management ports, and the second replica's public port by mistake.
+    let peers = format!("{},{},{}", management[0], management[1], public[1]);
+    let mut replicas = Vec::new();
+    for (public, management) in public.iter().zip(management) {
+        let peers = peers.clone();
+        let (port, management) = (public.port(), management.port());
+        replicas.push(
+            spawn_app_configured(move |s| {
+                s.port = port;
+                s.management_port = Some(management);
+                s.health_timeout = PEER_TIMEOUT;
+                s.peers = Some(peers.parse().expect("valid peers"));
+            })
+            .await,
+        );
+    }
+    let [viewer, other]: [TestApp; 2] = replicas.try_into().ok().unwrap();
+
+    // The view is on the management port only.
+    assert_eq!(
+        viewer.get("/health/fleet").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let deadline = Instant::now() + crate::helpers::TIMEOUT;
+    let view = loop {
+        let response = viewer.get_management("/health/fleet").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let view: Value = response.json().await.unwrap();
+        if view["counts"]["UP"] == 2 && view["counts"]["UNREACHABLE"] == 1 {
+            break view;
+        }
+        assert!(Instant::now() < deadline, "timed out: {view}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for address in management {
+        assert_eq!(replica(&view, address)["status"], "UP", "{view}");
+    }
+    // GET /health stays on the public port too (the original's contract).
+    let (status, health) = other.get_json("/health").await;
+    assert_eq!((status, &health["status"]), (200, &"UP".into()), "{health}");
+    let wrong = replica(&view, &public[1]);
+    assert_eq!(
+        wrong["reason"],
+        "answered 404 Not Found to /health/history: is this its public port? With a \
+         management port, peers are asked on that port",
+        "{view}"
+    );
+    other.stop().await.unwrap();
+    viewer.stop().await.unwrap();
+}
+
 async fn viewer_instance(app: &TestApp) -> Value {
     let (_, history) = app.get_json("/health/history").await;
     history["instance"].clone()
