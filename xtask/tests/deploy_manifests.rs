@@ -1,5 +1,6 @@
 //! The shipped deployment files say what the issue promises: probes, security, update and
-//! rollback policies. No cluster runs here, so the YAML and the Dockerfile are parsed and checked.
+//! rollback policies, which port is published and which one the probes, peers and Prometheus
+//! ask. No cluster runs here, so the YAML and the Dockerfile are parsed and checked.
 
 use std::path::{Path, PathBuf};
 
@@ -192,6 +193,11 @@ fn the_stack_health_check_runs_the_probe_in_exec_form_with_every_timing_set() {
             .iter()
             .any(|arg| arg.as_str().is_some_and(|a| a.contains("||")))
     );
+    assert_eq!(
+        test[2..],
+        ["--port", "6768"],
+        "the health check asks the management port"
+    );
     for key in ["interval", "timeout", "retries", "start_period"] {
         assert!(!healthcheck[key].is_null(), "healthcheck.{key} is missing");
     }
@@ -203,7 +209,9 @@ fn the_stack_health_check_runs_the_probe_in_exec_form_with_every_timing_set() {
 fn the_stack_publishes_through_ingress_on_the_overlay_network_my_network() {
     let stack: Value = serde_yaml_ng::from_str(&read("swarm/stack.yml")).unwrap();
     let service = &stack["services"]["accountservice"];
-    let port = &service["ports"][0];
+    let ports = service["ports"].as_sequence().expect("a list of ports");
+    assert_eq!(ports.len(), 1, "only the public port is published");
+    let port = &ports[0];
     assert_eq!(port["target"], 6767);
     assert_eq!(port["published"], 6767);
     assert_eq!(port["mode"], "ingress");
@@ -217,6 +225,33 @@ fn the_stack_publishes_through_ingress_on_the_overlay_network_my_network() {
             .iter()
             .any(|n| n == "my_network")
     );
+}
+
+#[test]
+fn the_stack_runs_the_management_port_and_finds_its_peers_on_it() {
+    let environment = &stack_service()["environment"];
+    assert_eq!(environment["ACCOUNTSERVICE_MANAGEMENT_PORT"], "6768");
+    assert_eq!(
+        environment["ACCOUNTSERVICE_PEERS"], "tasks.accountservice:6768",
+        "peers serve /health/history on their management port only"
+    );
+}
+
+#[test]
+fn prometheus_scrapes_each_task_on_the_management_port() {
+    let config: Value =
+        serde_yaml_ng::from_str(&read("prometheus/prometheus.yml")).expect("valid YAML");
+    let job = &config["scrape_configs"][0];
+    assert_eq!(job["metrics_path"], "/metrics");
+    assert_eq!(job["dockerswarm_sd_configs"][0]["port"], 6768);
+    let rewrites: Vec<&Value> = job["relabel_configs"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter(|rule| rule["target_label"] == "__address__")
+        .collect();
+    assert_eq!(rewrites.len(), 1, "{rewrites:?}");
+    assert_eq!(rewrites[0]["replacement"], "$1:6768");
 }
 
 /// The Dockerfile's instructions as (keyword, rest), continuation lines joined.
@@ -260,11 +295,21 @@ fn the_dockerfile_is_from_scratch_non_root_with_an_exec_form_health_check() {
         "USER {user} is not a numeric non-root id"
     );
     assert_eq!(get("STOPSIGNAL"), ["SIGTERM"]);
-    assert_eq!(get("EXPOSE"), ["6767"]);
+    assert_eq!(
+        get("EXPOSE"),
+        ["6767"],
+        "only the public port is exposed (what `docker run -P` publishes)"
+    );
     assert!(
         get("ENV")
             .iter()
             .any(|env| env.contains("ACCOUNTSERVICE_DB_PATH=/data/accounts.db"))
+    );
+    assert!(
+        get("ENV")
+            .iter()
+            .any(|env| env == "ACCOUNTSERVICE_MANAGEMENT_PORT=6768"),
+        "the image runs with the management port"
     );
     assert!(get("VOLUME").iter().any(|volume| volume.contains("/data")));
     let healthcheck = get("HEALTHCHECK").pop().expect("a HEALTHCHECK");
@@ -280,7 +325,10 @@ fn the_dockerfile_is_from_scratch_non_root_with_an_exec_form_health_check() {
         !command.contains("||"),
         "Docker ignores `|| exit 1` in exec form"
     );
-    assert!(command.contains("/healthchecker"));
+    assert_eq!(
+        command, r#"["/healthchecker", "--port", "6768"]"#,
+        "the probe asks the management port"
+    );
 }
 
 #[test]
