@@ -10,8 +10,12 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use xshell::{Shell, cmd};
 
-/// The port the service listens on inside its container.
+/// The port the service listens on inside its container: the public one.
 pub const SERVICE_PORT: u16 = 6767;
+
+/// The image's management port: every health route, `/metrics`, the fleet view and the
+/// testability switches. Published by the tasks only where a test must reach it from the host.
+pub const MANAGEMENT_PORT: u16 = 6768;
 
 /// The engine's version (`docker version`), which also proves an engine answers.
 pub fn engine_version(sh: &Shell) -> Result<String> {
@@ -151,9 +155,10 @@ pub fn container_state(sh: &Shell, container: &str) -> Result<ContainerState> {
     serde_json::from_str(&json).with_context(|| format!("parsing the state of {container}"))
 }
 
-/// The host port published for the service port of a standalone container.
-pub fn published_port(sh: &Shell, container: &str) -> Result<u16> {
-    let spec = format!("{SERVICE_PORT}/tcp");
+/// The host port published for a container port (`SERVICE_PORT`, `MANAGEMENT_PORT`) of a
+/// standalone container.
+pub fn published_port(sh: &Shell, container: &str, container_port: u16) -> Result<u16> {
+    let spec = format!("{container_port}/tcp");
     let mapping = cmd!(sh, "docker port {container} {spec}")
         .quiet()
         .read()
@@ -187,6 +192,8 @@ pub struct Task {
     pub container_id: Option<String>,
     /// The host port of the service port, when published in `mode=host`.
     pub host_port: Option<u16>,
+    /// The host port of the management port, when a test publishes it in `mode=host`.
+    pub management_host_port: Option<u16>,
     /// The image of the task's spec.
     pub image: String,
     /// The node it is assigned to, once scheduled.
@@ -288,13 +295,8 @@ pub fn parse_tasks(json: &str) -> Result<Vec<Task>> {
                 .container_status
                 .and_then(|status| status.container_id)
                 .filter(|id| !id.is_empty()),
-            host_port: task.status.port_status.and_then(|ports| {
-                ports
-                    .ports
-                    .iter()
-                    .find(|port| port.target_port == SERVICE_PORT && port.published_port != 0)
-                    .map(|port| port.published_port)
-            }),
+            host_port: published(task.status.port_status.as_ref(), SERVICE_PORT),
+            management_host_port: published(task.status.port_status.as_ref(), MANAGEMENT_PORT),
             image: task.spec.container_spec.image,
             node_id: task.node_id.filter(|id| !id.is_empty()),
             slot: task.slot,
@@ -306,6 +308,15 @@ pub fn parse_tasks(json: &str) -> Result<Vec<Task>> {
                 .collect(),
         })
         .collect())
+}
+
+/// The host port a task publishes `target` on, if it does.
+fn published(ports: Option<&RawPortStatus>, target: u16) -> Option<u16> {
+    ports?
+        .ports
+        .iter()
+        .find(|port| port.target_port == target && port.published_port != 0)
+        .map(|port| port.published_port)
 }
 
 /// Every task of a service (current and history, as `docker service ps` lists them).
@@ -398,7 +409,9 @@ mod tests {
                   "Message": "started",
                   "ContainerStatus": {"ContainerID": "73e351dcac05", "PID": 12973, "ExitCode": 0},
                   "PortStatus": {"Ports": [{"Protocol": "tcp", "TargetPort": 6767,
-                                            "PublishedPort": 32768, "PublishMode": "host"}]}}},
+                                            "PublishedPort": 32768, "PublishMode": "host"},
+                                           {"Protocol": "tcp", "TargetPort": 6768,
+                                            "PublishedPort": 32769, "PublishMode": "host"}]}}},
       {"ID": "vde5vlx93npc", "DesiredState": "shutdown",
        "Spec": {"ContainerSpec": {"Image": "accountservice:latest"}},
        "Status": {"State": "failed", "Err": "task: non-zero exit (143): dockerexec: unhealthy container",
@@ -414,6 +427,7 @@ mod tests {
         let tasks = parse_tasks(TASKS).unwrap();
         assert_eq!(tasks.len(), 3);
         assert_eq!(tasks[0].host_port, Some(32768));
+        assert_eq!(tasks[0].management_host_port, Some(32769));
         assert_eq!(tasks[0].container_id.as_deref(), Some("73e351dcac05"));
         assert_eq!(tasks[0].node_id.as_deref(), Some("n8a4"));
         assert_eq!(tasks[0].slot, Some(2));
@@ -430,6 +444,7 @@ mod tests {
         );
         assert_eq!(tasks[2].container_id, None);
         assert_eq!(tasks[2].host_port, None);
+        assert_eq!(tasks[2].management_host_port, None);
         assert_eq!(tasks[2].image, "accountservice:next");
     }
 

@@ -1,17 +1,26 @@
 //! `cargo xtask e2e`: the container scenarios, on the real Docker Engine, with the real image.
 //!
 //! 1. `docker run`: the container turns healthy, answers through its published port, runs as a
-//!    non-root user, and stops at once on SIGTERM.
-//! 2. A forced-unhealthy container turns `unhealthy` and `docker inspect` shows the probe's reason.
+//!    non-root user, and stops at once on SIGTERM. The public port 6767 keeps the accounts,
+//!    `/openapi.json` and `GET /health`; `/metrics` and the other health routes answer 404 there
+//!    and 200 on the management port 6768, where Docker's health check asks (a container whose
+//!    management port is moved elsewhere turns unhealthy: nothing answers the probe on 6768).
+//! 2. A forced-unhealthy container turns `unhealthy` and `docker inspect` shows the probe's reason;
+//!    the testability switches answer 404 on the public port and work on the management port.
 //! 3. Swarm replaces a replica forced unhealthy with a new container, back to 2/2 healthy; the
 //!    old container drains and exits 3, and `docker service ps --no-trunc` records its task as
 //!    failed with `unhealthy container`.
 //! 4. The same for a replica whose database fails.
 //! 5. A start-first rolling update under continuous load loses no request, and an update to an
 //!    image whose health check always fails is rolled back while the service keeps serving.
-//! 6. Three replicas with `--peers tasks.<service>:6767`: one forced unhealthy shows `DOWN` in
+//! 6. Three replicas with `--peers tasks.<service>:6768`: one forced unhealthy shows `DOWN` in
 //!    another's `/health/fleet` within two health intervals, then `GONE` with its last reason
-//!    once Swarm replaced it; the status page rendered by headless Chromium shows the same.
+//!    once Swarm replaced it; the status page rendered by headless Chromium shows the same. The
+//!    view and the page answer 404 on the public port.
+//!
+//! The tasks publish their management port too (`mode=host`, a host port each) so that the
+//! scenarios can reach the switches and the fleet view from the host; the shipped stack publishes
+//! only 6767.
 //!
 //! Every scenario prints its timings. Every resource it creates (containers, services, networks,
 //! images it tags, the Swarm if it initialised it) is held by a guard that removes it when

@@ -1,10 +1,11 @@
 //! Scenario 6: the fleet, seen from any replica, while Swarm heals a replica.
 //!
-//! Three replicas with `--peers tasks.<service>:6767` (Swarm's DNS name listing every task). One
-//! is forced unhealthy; within two health intervals another replica's `/health/fleet` shows it
-//! `DOWN` with its reason. Once Swarm has replaced it, the old replica is listed `GONE` with its
-//! last reason and the new one `UP`; the status page, rendered by headless Chromium, shows the
-//! same.
+//! Three replicas with `--peers tasks.<service>:6768` (Swarm's DNS name listing every task, asked
+//! on the management port, where `/health/history` is). One is forced unhealthy; within two
+//! health intervals another replica's `/health/fleet` shows it `DOWN` with its reason. Once Swarm
+//! has replaced it, the old replica is listed `GONE` with its last reason and the new one `UP`;
+//! the status page, rendered by headless Chromium, shows the same. The view and the page answer
+//! on the management port only (404 on the public one).
 
 use std::time::{Duration, Instant};
 
@@ -13,11 +14,12 @@ use serde_json::Value;
 use xshell::Shell;
 
 use super::guards::{Network, Service};
-use super::heal::wait_for_replicas;
-use super::http::Client;
+use super::heal::{publish_both, wait_for_replicas};
+use super::http::{Client, Ports};
 use super::standalone::short;
 use super::{HEALTH_FLAGS, Timing};
 use crate::browser::{Chromium, Dom};
+use crate::docker::MANAGEMENT_PORT;
 use crate::image::LATEST;
 use crate::wait::{self, Poll};
 
@@ -41,7 +43,8 @@ const RENDER_BUDGET: Duration = Duration::from_secs(5);
 pub fn seen_from_any_replica(sh: &Shell, network: &Network) -> Result<Vec<Timing>> {
     let mut timings = Vec::new();
     let browser = Chromium::ensure(sh)?;
-    let peers = format!("ACCOUNTSERVICE_PEERS=tasks.{SERVICE}:6767");
+    let peers = format!("ACCOUNTSERVICE_PEERS=tasks.{SERVICE}:{MANAGEMENT_PORT}");
+    let (public, management) = publish_both();
     let interval = format!("ACCOUNTSERVICE_HEALTH_INTERVAL={}", INTERVAL.as_secs());
     let replicas = REPLICAS.to_string();
     let mut args = vec![
@@ -52,7 +55,9 @@ pub fn seen_from_any_replica(sh: &Shell, network: &Network) -> Result<Vec<Timing
         "--endpoint-mode",
         "dnsrr",
         "--publish",
-        "mode=host,target=6767",
+        &public,
+        "--publish",
+        &management,
         "--env",
         "ACCOUNTSERVICE_TESTABILITY=true",
         "--env",
@@ -71,17 +76,34 @@ pub fn seen_from_any_replica(sh: &Shell, network: &Network) -> Result<Vec<Timing
     let service = Service::create(sh, SERVICE, &args)?;
     let tasks = wait_for_replicas(sh, SERVICE, REPLICAS, |_| true)?;
     println!(
-        "    service {SERVICE}: {REPLICAS}/{REPLICAS} healthy {:.1} s after `docker service create`, --peers tasks.{SERVICE}:6767",
+        "    service {SERVICE}: {REPLICAS}/{REPLICAS} healthy {:.1} s after `docker service create`, --peers tasks.{SERVICE}:{MANAGEMENT_PORT}",
         created.elapsed().as_secs_f64()
     );
     let client = Client::new(Duration::from_secs(5))?;
     let victim = tasks[0].clone();
     let observer = tasks[1].clone();
     let victim_port = victim.host_port.context("task without a published port")?;
-    let observer_port = observer
-        .host_port
-        .context("task without a published port")?;
+    let victim_management = victim
+        .management_host_port
+        .context("task without a published management port")?;
+    let observer_ports = Ports {
+        public: observer
+            .host_port
+            .context("task without a published port")?,
+        management: observer
+            .management_host_port
+            .context("task without a published management port")?,
+    };
+    let observer_port = observer_ports.management;
     let victim_instance = client.account(victim_port, 10_001)?.served_by;
+    client.expect_split(
+        observer_ports,
+        &[("/health/fleet", 404, 200), ("/status", 404, 200)],
+    )?;
+    println!(
+        "    /health/fleet and /status: 404 on the public port, 200 on the management port {}",
+        observer_ports.management
+    );
 
     let view = |port| -> Result<Value> {
         let answer = client.get(port, "/health/fleet")?;
@@ -111,13 +133,13 @@ pub fn seen_from_any_replica(sh: &Shell, network: &Network) -> Result<Vec<Timing
         .with_context(|| format!("{victim_instance} is not in the fleet view: {first}"))?
         .to_owned();
     println!(
-        "    fleet view from replica {} (port {observer_port}): {} UP; victim {} is {victim_address}",
+        "    fleet view from replica {} (management port {observer_port}): {} UP; victim {} is {victim_address}",
         short(&observer.id),
         first["counts"]["UP"],
         short(&victim.id)
     );
 
-    client.switch(victim_port, "/testability/healthy/false")?;
+    client.switch(victim_management, "/testability/healthy/false")?;
     let injected = Instant::now();
     let down = wait::until(
         "the fleet view to show the victim DOWN with its reason",

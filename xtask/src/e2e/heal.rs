@@ -2,7 +2,9 @@
 //!
 //! The service runs two replicas on an overlay network. Without IPVS here, each task publishes
 //! the service port in `mode=host` on a port of its own (no `published=`), which is how the
-//! scenarios reach one chosen replica.
+//! scenarios reach one chosen replica. Each task also publishes its management port (6768) the
+//! same way, only so the scenarios can flip its testability switches from the host; Docker's
+//! health check asks 6768 inside the container, as in the shipped stack.
 
 use std::time::{Duration, Instant};
 
@@ -13,7 +15,7 @@ use super::guards::{Network, Service};
 use super::http::Client;
 use super::standalone::{short, wait_for_health};
 use super::{HEALTH_FLAGS, Timing};
-use crate::docker::{self, Task};
+use crate::docker::{self, MANAGEMENT_PORT, SERVICE_PORT, Task};
 use crate::image::LATEST;
 use crate::wait::{self, Poll};
 
@@ -64,6 +66,7 @@ impl Fault {
 pub fn create_service(sh: &Shell, network: &Network) -> Result<Service> {
     let replicas = REPLICAS.to_string();
     let grace = format!("{}s", STOP_GRACE.as_secs());
+    let (public, management) = publish_both();
     let mut args = vec![
         "--replicas",
         &replicas,
@@ -72,7 +75,9 @@ pub fn create_service(sh: &Shell, network: &Network) -> Result<Service> {
         "--endpoint-mode",
         "dnsrr",
         "--publish",
-        "mode=host,target=6767",
+        &public,
+        "--publish",
+        &management,
         "--env",
         "ACCOUNTSERVICE_TESTABILITY=true",
         "--read-only",
@@ -111,6 +116,14 @@ pub fn create_service(sh: &Shell, network: &Network) -> Result<Service> {
         start.elapsed().as_secs_f64()
     );
     Ok(service)
+}
+
+/// `--publish` values for both ports of every task in `mode=host`, each on a host port of its own.
+pub fn publish_both() -> (String, String) {
+    (
+        format!("mode=host,target={SERVICE_PORT}"),
+        format!("mode=host,target={MANAGEMENT_PORT}"),
+    )
 }
 
 /// Waits until the service has exactly [`REPLICAS`] serving tasks that satisfy `accept`.
@@ -187,17 +200,20 @@ pub fn replaces_unhealthy_replica(
         .clone()
         .context("task without container")?;
     let port = victim.host_port.context("task without a published port")?;
+    let management = victim
+        .management_host_port
+        .context("task without a published management port")?;
     let client = Client::new(Duration::from_secs(5))?;
     client.account(port, 10_001)?;
     println!(
-        "    replica {} (container {}, port {port}): GET {}",
+        "    replica {} (container {}, port {port}, management port {management}): GET {}",
         short(&victim.id),
         short(&victim_container),
         fault.path()
     );
 
     let injected = Instant::now();
-    client.switch(port, fault.path())?;
+    client.switch(management, fault.path())?;
     let state = wait_for_health(sh, &victim_container, "unhealthy", Duration::from_secs(30))?;
     let detected = injected.elapsed();
     timings.push(Timing::print(

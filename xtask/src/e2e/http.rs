@@ -5,6 +5,16 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use serde::Deserialize;
 
+/// The host ports a container or task publishes its two ports on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    /// Where 6767 is published: the accounts, `/openapi.json` and `GET /health`.
+    pub public: u16,
+    /// Where the management port 6768 is published: every health route, `/metrics`, the fleet
+    /// view and the testability switches.
+    pub management: u16,
+}
+
 /// A blocking client with a bounded timeout for every request.
 #[derive(Clone)]
 pub struct Client {
@@ -75,6 +85,26 @@ impl Client {
             "GET /accounts/{id} answered {account:?}, expected {expected}"
         );
         Ok(account)
+    }
+
+    /// `GET <path>` on both ports of `ports`: each `(path, public, management)` must answer
+    /// the status `public` on the public port and `management` on the management port.
+    pub fn expect_split(&self, ports: Ports, routes: &[(&str, u16, u16)]) -> Result<()> {
+        for &(path, public, management) in routes {
+            for (port, which, wanted) in [
+                (ports.public, "public", public),
+                (ports.management, "management", management),
+            ] {
+                let answer = self.get(port, path)?;
+                ensure!(
+                    answer.status == wanted,
+                    "GET {path} on the {which} port ({port}) answered {}, expected {wanted}: {}",
+                    answer.status,
+                    answer.body
+                );
+            }
+        }
+        Ok(())
     }
 
     /// `GET <path>`, which must answer 200 (the testability switches).

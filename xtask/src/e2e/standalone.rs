@@ -1,4 +1,8 @@
 //! Scenarios 1 and 2: one container under `docker run`, as Docker's health check sees it.
+//!
+//! The image serves clients on 6767 and the operator endpoints on its management port 6768, and
+//! its health check asks 6768. Both ports are published on loopback here (only 6767 in the
+//! shipped deployments), so the scenarios can check which port answers what.
 
 use std::time::{Duration, Instant};
 
@@ -6,10 +10,10 @@ use anyhow::{Context, Result, ensure};
 use xshell::{Shell, cmd};
 
 use super::guards::Container;
-use super::http::Client;
+use super::http::{Client, Ports};
 use super::{HEALTH_FLAGS, Timing};
 use crate::dist::mib;
-use crate::docker::{self, ContainerState};
+use crate::docker::{self, ContainerState, MANAGEMENT_PORT, SERVICE_PORT};
 use crate::image::{LATEST, image_size};
 use crate::wait::{self, Poll};
 
@@ -19,9 +23,11 @@ const IMAGE_BUDGET: u64 = 6 * 1000 * 1000;
 /// How long a container may take to turn healthy or unhealthy with the e2e health flags.
 const HEALTH_DEADLINE: Duration = Duration::from_secs(30);
 
-/// Starts the image read-only, without capabilities or privilege escalation, with the port
+/// Starts the image read-only, without capabilities or privilege escalation, with both ports
 /// published on loopback and the e2e health flags.
 fn start_container(sh: &Shell, extra: &[&str]) -> Result<Container> {
+    let public = format!("127.0.0.1::{SERVICE_PORT}");
+    let management = format!("127.0.0.1::{MANAGEMENT_PORT}");
     let mut args = vec![
         "--read-only",
         "--cap-drop",
@@ -29,7 +35,9 @@ fn start_container(sh: &Shell, extra: &[&str]) -> Result<Container> {
         "--security-opt",
         "no-new-privileges",
         "--publish",
-        "127.0.0.1::6767",
+        &public,
+        "--publish",
+        &management,
     ];
     args.extend(HEALTH_FLAGS);
     args.extend(extra);
@@ -67,6 +75,28 @@ pub fn wait_for_health(
     )
 }
 
+/// The host ports a standalone container publishes its two ports on.
+fn ports(sh: &Shell, container: &str) -> Result<Ports> {
+    Ok(Ports {
+        public: docker::published_port(sh, container, SERVICE_PORT)?,
+        management: docker::published_port(sh, container, MANAGEMENT_PORT)?,
+    })
+}
+
+/// What each port answers with testability and the fleet view off: `(path, public,
+/// management)`. The public port keeps the accounts, `/openapi.json` and `GET /health` (the
+/// original's contract); everything an operator or orchestrator asks is on the management port.
+const SPLIT: [(&str, u16, u16); 8] = [
+    ("/accounts/10000", 200, 404),
+    ("/openapi.json", 200, 404),
+    ("/health", 200, 200),
+    ("/health/live", 404, 200),
+    ("/health/ready", 404, 200),
+    ("/health/started", 404, 200),
+    ("/health/history", 404, 200),
+    ("/metrics", 404, 200),
+];
+
 /// The first 12 characters of an ID, as `docker ps` shows them.
 pub fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
@@ -82,6 +112,12 @@ pub fn healthy_container(sh: &Shell) -> Result<Vec<Timing>> {
         "the image is {size} bytes, over the {IMAGE_BUDGET}-byte budget"
     );
 
+    // The same image with its management port moved to where the health check does not ask:
+    // it must turn unhealthy with the probe saying nothing answers on 6768, which shows that
+    // Docker's health check goes through the management port. It plays out meanwhile.
+    let moved_port = format!("ACCOUNTSERVICE_MANAGEMENT_PORT={}", MANAGEMENT_PORT + 1);
+    let moved = start_container(sh, &["--env", &moved_port])?;
+
     let start = Instant::now();
     let container = start_container(sh, &[])?;
     wait_for_health(sh, &container.id, "healthy", HEALTH_DEADLINE)?;
@@ -90,7 +126,8 @@ pub fn healthy_container(sh: &Shell) -> Result<Vec<Timing>> {
         start.elapsed(),
     ));
 
-    let port = docker::published_port(sh, &container.id)?;
+    let ports = ports(sh, &container.id)?;
+    let port = ports.public;
     let client = Client::new(Duration::from_secs(5))?;
     let account = client.account(port, 10_000)?;
     client.account(port, 10_042)?;
@@ -100,8 +137,52 @@ pub fn healthy_container(sh: &Shell) -> Result<Vec<Timing>> {
         account.id, account.name, account.served_by
     );
 
-    // The process's real uid, as the host's ps sees it, not only what the image declares.
+    client.expect_split(ports, &SPLIT)?;
+    let health = client.get(ports.public, "/health")?;
+    ensure!(
+        health.body.starts_with(r#"{"status":"UP""#),
+        "GET /health on the public port answered {}",
+        health.body
+    );
+    let metrics = client.get(ports.management, "/metrics")?;
+    ensure!(
+        metrics.body.contains("http_requests_total{"),
+        "/metrics on the management port has no request counter: {}",
+        metrics.body
+    );
+    println!(
+        "    {SERVICE_PORT} (host port {}): /accounts, /openapi.json, GET /health {{\"status\":\"UP\"}}; \
+         {MANAGEMENT_PORT} (host port {}): every health route and /metrics; each 404 on the other",
+        ports.public, ports.management
+    );
+
     let id = &container.id;
+    let format = "{{json .Config.Healthcheck.Test}}";
+    let test = cmd!(sh, "docker inspect --format {format} {id}")
+        .quiet()
+        .read()?;
+    let wanted = format!(r#"["CMD","/healthchecker","--port","{MANAGEMENT_PORT}"]"#);
+    ensure!(
+        test.trim() == wanted,
+        "the image's health check is {test}, expected {wanted}"
+    );
+    // The original's probe, as its Dockerfile ran it, still passes against the public port.
+    let port_flag = format!("-port={SERVICE_PORT}");
+    let original = cmd!(sh, "docker exec {id} /healthchecker {port_flag}")
+        .quiet()
+        .ignore_status()
+        .output()?;
+    let line = String::from_utf8_lossy(&original.stdout).trim().to_owned();
+    ensure!(
+        original.status.success() && line.starts_with("healthy: 200"),
+        "`healthchecker -port={SERVICE_PORT}` inside the container: {line} ({})",
+        original.status
+    );
+    println!(
+        "    health check {test}; the original's `healthchecker -port={SERVICE_PORT}`: {line}"
+    );
+
+    // The process's real uid, as the host's ps sees it, not only what the image declares.
     let format = "{{.Config.User}}";
     let user = cmd!(sh, "docker inspect --format {format} {id}")
         .quiet()
@@ -145,6 +226,23 @@ pub fn healthy_container(sh: &Shell) -> Result<Vec<Timing>> {
         "stopping took {took:?}: SIGTERM was not handled promptly (grace period 20 s)"
     );
     timings.push(Timing::print("docker stop (SIGTERM) to exit 0 took", took));
+
+    let state = wait_for_health(sh, &moved.id, "unhealthy", HEALTH_DEADLINE)?;
+    let probe = state
+        .last_probe()
+        .map(|probe| probe.output.trim().to_owned())
+        .unwrap_or_default();
+    ensure!(
+        probe.starts_with("unhealthy: connection refused")
+            && probe.contains(&format!(":{MANAGEMENT_PORT}")),
+        "with the management port on {}, the health check should find nothing on \
+         {MANAGEMENT_PORT}; its last line: {probe:?}",
+        MANAGEMENT_PORT + 1
+    );
+    println!(
+        "    management port moved to {}: Docker's `unhealthy`, probe: {probe}",
+        MANAGEMENT_PORT + 1
+    );
     Ok(timings)
 }
 
@@ -187,9 +285,27 @@ pub fn unhealthy_container(sh: &Shell) -> Result<Vec<Timing>> {
     let mut timings = Vec::new();
     let container = start_container(sh, &["--env", "ACCOUNTSERVICE_TESTABILITY=true"])?;
     wait_for_health(sh, &container.id, "healthy", HEALTH_DEADLINE)?;
-    let port = docker::published_port(sh, &container.id)?;
+    let ports = ports(sh, &container.id)?;
     let client = Client::new(Duration::from_secs(5))?;
 
+    // The switches exist only on the management port: on the public port they are 404 and
+    // change nothing.
+    for path in ["/testability/healthy/false", "/testability/database/down"] {
+        let answer = client.get(ports.public, path)?;
+        ensure!(
+            answer.status == 404,
+            "GET {path} on the public port answered {}: {}",
+            answer.status,
+            answer.body
+        );
+    }
+    client.expect_split(
+        ports,
+        &[("/health", 200, 200), ("/accounts/10001", 200, 404)],
+    )?;
+    println!("    the testability switches answer 404 on {SERVICE_PORT} and change nothing");
+
+    let port = ports.management;
     let flipped = Instant::now();
     client.switch(port, "/testability/healthy/false")?;
     let state = wait_for_health(sh, &container.id, "unhealthy", HEALTH_DEADLINE)?;
