@@ -5,22 +5,23 @@
 //! it, which the file's relabelling must accept) is created on `my_network`, published in
 //! `mode=host` as this machine needs. `promtool check service-discovery` then runs the file's
 //! `dockerswarm_sd_configs` and relabelling: each running task must be exactly one target, at
-//! its `my_network` address and port 6767, labelled with its service, slot and task, and the
-//! host-mode port targets of the same tasks must be dropped. Each target address must answer
+//! its `my_network` address and the management port 6768 (where `/metrics` is; the service
+//! publishes only 6767, as the shipped stack does), labelled with its service, slot and task, and
+//! the host-mode port targets of the same tasks must be dropped. Each target address must answer
 //! `/metrics` from inside `my_network` (the image's own probe in a throwaway container, since
 //! the overlay is not reachable from the host).
 //!
 //! Then the real Prometheus server runs the shipped file (intervals cut to one second, nothing
 //! else changed) inside the network namespace of a throwaway container on `my_network`, with its
 //! API published to the host: it must discover and scrape both replicas (`up == 1`). One replica
-//! is forced unhealthy through its testability switch; Prometheus must show
-//! `AccountServiceReplicaNotUp` for its slot, and once Swarm has replaced it,
-//! `AccountServiceReplicaReplaced` firing for that slot.
+//! is forced unhealthy through its testability switch (on its management port, from inside
+//! `my_network` too); Prometheus must show `AccountServiceReplicaNotUp` for its slot, and once
+//! Swarm has replaced it, `AccountServiceReplicaReplaced` firing for that slot.
 //!
 //! Everything it creates is removed at the end, also when it fails; a Swarm or network it had to
 //! create is removed too.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
@@ -30,7 +31,7 @@ use anyhow::{Context, Result, ensure};
 use serde_json::Value;
 use xshell::{Shell, cmd};
 
-use crate::docker::{self, SERVICE_PORT};
+use crate::docker::{self, MANAGEMENT_PORT, SERVICE_PORT};
 use crate::image::{self, LATEST};
 use crate::project::Project;
 use crate::server::Server;
@@ -202,7 +203,8 @@ pub fn run(sh: &Shell, project: &Project, config: &Path, rules: &Path, build: bo
         kept.len()
     );
     let task_ids: BTreeSet<&str> = tasks.iter().map(|task| task.id.as_str()).collect();
-    let mut seen_tasks = BTreeSet::new();
+    // Task id to target address.
+    let mut targets_of_tasks = BTreeMap::new();
     let mut slots = BTreeSet::new();
     let mut addresses = Vec::new();
     for target in &kept {
@@ -210,25 +212,27 @@ pub fn run(sh: &Shell, project: &Project, config: &Path, rules: &Path, build: bo
         let text = |name: &str| labels[name].as_str().unwrap_or_default().to_owned();
         let address = text("__address__");
         ensure!(
-            address.ends_with(&format!(":{SERVICE_PORT}"))
+            address.ends_with(&format!(":{MANAGEMENT_PORT}"))
                 && target["discoveredLabels"]["__meta_dockerswarm_network_name"] == NETWORK,
-            "a target is not a task's {NETWORK} address at port {SERVICE_PORT}: {target}"
+            "a target is not a task's {NETWORK} address at the management port \
+             {MANAGEMENT_PORT}: {target}"
         );
         ensure!(
             text("service") == SERVICE && text("job") == "accountservice",
             "a target lacks its service or job label: {target}"
         );
-        seen_tasks.insert(text("task"));
+        targets_of_tasks.insert(text("task"), address.clone());
         slots.insert(text("slot"));
         addresses.push(address);
     }
     ensure!(
-        seen_tasks
-            .iter()
+        targets_of_tasks
+            .keys()
             .map(String::as_str)
             .collect::<BTreeSet<_>>()
             == task_ids,
-        "the targets' task labels {seen_tasks:?} are not the running tasks {task_ids:?}"
+        "the targets' task labels {:?} are not the running tasks {task_ids:?}",
+        targets_of_tasks.keys()
     );
     ensure!(
         slots.len() == REPLICAS,
@@ -245,14 +249,7 @@ pub fn run(sh: &Shell, project: &Project, config: &Path, rules: &Path, build: bo
 
     for address in &addresses {
         let url = format!("http://{address}/metrics");
-        let answer = cmd!(
-            sh,
-            "docker run --rm --network {NETWORK} --entrypoint /healthchecker {image} --url {url}"
-        )
-        .quiet()
-        .ignore_stderr()
-        .read()
-        .with_context(|| format!("{url} does not answer from inside {NETWORK}"))?;
+        let answer = get_inside(sh, &image, &url)?;
         println!("prometheus --swarm: GET {url} from inside {NETWORK}: {answer}");
     }
 
@@ -264,9 +261,22 @@ pub fn run(sh: &Shell, project: &Project, config: &Path, rules: &Path, build: bo
     .read()
     .context("starting the container Prometheus runs beside")?;
     cleanup.helper = Some(helper.clone());
-    let result = scrape_the_swarm(sh, &helper, config, rules, &tasks);
+    let result = scrape_the_swarm(sh, &helper, config, rules, &image, &targets_of_tasks);
     drop(cleanup);
     result
+}
+
+/// `GET url` from a throwaway container on `my_network` (the overlay is not reachable from the
+/// host), with the image's own probe; its line when the answer is 2xx.
+fn get_inside(sh: &Shell, image: &str, url: &str) -> Result<String> {
+    cmd!(
+        sh,
+        "docker run --rm --network {NETWORK} --entrypoint /healthchecker {image} --url {url}"
+    )
+    .quiet()
+    .ignore_stderr()
+    .read()
+    .with_context(|| format!("{url} does not answer 2xx from inside {NETWORK}"))
 }
 
 /// The shipped configuration with one-second intervals and the rules file's absolute path, so
@@ -293,13 +303,15 @@ fn fast_config(shipped: &str, rules: &Path) -> Result<String> {
 }
 
 /// Runs Prometheus with the shipped file in `helper`'s network namespace (on `my_network`) and
-/// follows one replica from forced unhealthy to replaced through its API.
+/// follows one replica (of `targets`, task id to management address) from forced unhealthy to
+/// replaced through its API.
 fn scrape_the_swarm(
     sh: &Shell,
     helper: &str,
     config: &Path,
     rules: &Path,
-    tasks: &[docker::Task],
+    image: &str,
+    targets: &BTreeMap<String, String>,
 ) -> Result<()> {
     let format = "{{.State.Pid}}";
     let pid = cmd!(sh, "docker inspect --format {format} {helper}")
@@ -360,34 +372,25 @@ fn scrape_the_swarm(
         started.elapsed().as_secs_f64()
     );
 
-    let victim = tasks
+    let (victim, victim_address) = targets
         .iter()
-        .find(|task| task.host_port.is_some())
-        .context("no task with a host port to reach its testability switch")?;
-    let victim_port = victim.host_port.unwrap_or_default();
+        .next()
+        .context("no target to force unhealthy")?;
     let slot = api.get(&format!(
         "/api/v1/query?query={}",
-        super::percent_encode(&format!(r#"up{{task="{}"}}"#, victim.id))
+        super::percent_encode(&format!(r#"up{{task="{victim}"}}"#))
     ))?["data"]["result"][0]["metric"]["slot"]
         .as_str()
         .context("the forced replica's target has no slot label")?
         .to_owned();
-    let answer = client
-        .get(format!(
-            "http://127.0.0.1:{victim_port}/testability/healthy/false"
-        ))
-        .send()?;
-    ensure!(
-        answer.status().is_success(),
-        "forcing task {} unhealthy answered {}",
-        victim.id,
-        answer.status()
-    );
+    get_inside(
+        sh,
+        image,
+        &format!("http://{victim_address}/testability/healthy/false"),
+    )
+    .with_context(|| format!("forcing task {victim} unhealthy"))?;
     let forced = Instant::now();
-    println!(
-        "prometheus --swarm: forced task {} (slot {slot}) unhealthy",
-        victim.id
-    );
+    println!("prometheus --swarm: forced task {victim} (slot {slot}) unhealthy");
     let mut seen_not_up = None;
     wait::until(
         "AccountServiceReplicaNotUp, then AccountServiceReplicaReplaced firing, for the slot",
