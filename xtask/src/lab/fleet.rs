@@ -15,14 +15,15 @@ use serde::Deserialize;
 use super::client::Client;
 use super::node::Node;
 use super::swarm;
-use crate::docker::Task;
+use crate::docker::{MANAGEMENT_PORT, Task};
 
 /// The service's own health interval (its default): the fleet view asks the peers at most once
 /// per interval, so it may be this much behind.
 pub const INTERVAL: Duration = Duration::from_secs(1);
 
-/// `--peers` for the service: every task of it, looked up in Swarm's DNS each round.
-pub const PEERS: &str = "ACCOUNTSERVICE_PEERS=tasks.accountservice:6767";
+/// `--peers` for the service: every task of it, looked up in Swarm's DNS each round, asked on
+/// its management port (the image's 6768), where `/health/history` is.
+pub const PEERS: &str = "ACCOUNTSERVICE_PEERS=tasks.accountservice:6768";
 
 /// The answer of `GET /health/fleet`, reduced to what the scenarios check.
 #[derive(Debug, Clone, Deserialize)]
@@ -83,9 +84,9 @@ impl View {
     }
 }
 
-/// Asks the replica at `ip` for its fleet view.
+/// Asks the replica at `ip` for its fleet view, on its management port.
 pub fn ask(client: &Client, ip: &str) -> Result<View> {
-    let url = format!("http://{ip}:6767/health/fleet");
+    let url = format!("http://{ip}:{MANAGEMENT_PORT}/health/fleet");
     let answer = client
         .get(std::slice::from_ref(&url))?
         .into_iter()
@@ -239,21 +240,21 @@ mod tests {
             ("10.0.1.9".to_owned(), 2),
         ]);
         let both_up = view(&[
-            ("10.0.1.4:6767", "UP"),
-            ("10.0.1.5:6767", "UP"),
-            ("10.0.1.9:6767", "UP"),
+            ("10.0.1.4:6768", "UP"),
+            ("10.0.1.5:6768", "UP"),
+            ("10.0.1.9:6768", "UP"),
         ]);
         assert_eq!(
             both_up.duplicate_slots(&slots),
             BTreeMap::from([(
                 2,
-                vec!["10.0.1.5:6767".to_owned(), "10.0.1.9:6767".to_owned()]
+                vec!["10.0.1.5:6768".to_owned(), "10.0.1.9:6768".to_owned()]
             )])
         );
         let one_gone = view(&[
-            ("10.0.1.4:6767", "UP"),
-            ("10.0.1.5:6767", "GONE"),
-            ("10.0.1.9:6767", "UP"),
+            ("10.0.1.4:6768", "UP"),
+            ("10.0.1.5:6768", "GONE"),
+            ("10.0.1.9:6768", "UP"),
         ]);
         assert!(one_gone.duplicate_slots(&slots).is_empty());
         assert_eq!(one_gone.status_of("10.0.1.5"), Some("GONE"));
@@ -263,8 +264,8 @@ mod tests {
     #[test]
     fn a_fleet_answer_parses_with_the_fields_it_has() {
         let view: View = serde_json::from_str(
-            r#"{"instance":"10.0.1.4","peers":"tasks.accountservice:6767","found":3,
-                "replicas":[{"address":"10.0.1.5:6767","instance":"10.0.1.5","status":"UP",
+            r#"{"instance":"10.0.1.4","peers":"tasks.accountservice:6768","found":3,
+                "replicas":[{"address":"10.0.1.5:6768","instance":"10.0.1.5","status":"UP",
                              "version":"0.1.0+v2","since":"2026-12-02T14:00:00Z"}],"transitions":[]}"#,
         )
         .unwrap();

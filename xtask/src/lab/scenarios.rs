@@ -916,7 +916,10 @@ fn unhealthy(lab: &mut Lab) -> Result<Vec<Timing>> {
     let container = swarm::container_of(task)?.to_owned();
     let addr = task.addresses.first().context("task without address")?;
     println!("    forcing unhealthy: {}", describe(lab, task));
-    let url = format!("http://{addr}:6767/testability/healthy/false");
+    let url = format!(
+        "http://{addr}:{}/testability/healthy/false",
+        docker::MANAGEMENT_PORT
+    );
     let start = Instant::now();
     let answer = lab.client.get(std::slice::from_ref(&url))?;
     ensure!(
