@@ -1,16 +1,17 @@
 //! `cargo xtask haproxy`: the shipped `deploy/haproxy/haproxy.cfg` in front of three real
 //! accountservice instances, with Debian's HAProxy (installed with apt when missing).
 //!
-//! 1. Three instances of the real binary on 127.0.0.1 (ephemeral ports, one database file each,
-//!    `--testability`, `--pre-stop-delay`), HAProxy in front with the shipped configuration,
-//!    only addresses and the stats socket substituted.
+//! 1. Three instances of the real binary on 127.0.0.1 (ephemeral public and management ports,
+//!    one database file each, `--testability`, `--pre-stop-delay`), HAProxy in front with the
+//!    shipped configuration, only addresses, check ports and the stats socket substituted: it
+//!    sends requests to each public port and checks readiness on each management port.
 //! 2. Continuous keep-alive load through HAProxy while each instance in turn gets SIGTERM,
 //!    drains, exits 0 and is started again on its port; the next one only once HAProxy has it
 //!    UP again. Asserts that not one request failed and that HAProxy marked each instance DOWN
 //!    before it stopped accepting.
-//! 3. One instance forced unhealthy (its `/testability/healthy/false`, sent to it directly):
-//!    measured by its own request counter in `/metrics`, it stops receiving requests within two
-//!    check intervals, while the others go on serving. Then it recovers.
+//! 3. One instance forced unhealthy (its `/testability/healthy/false`, sent to its management
+//!    port directly): measured by its own request counter in `/metrics`, it stops receiving
+//!    requests within two check intervals, while the others go on serving. Then it recovers.
 //!
 //! Every wait has a deadline; every process it starts is stopped by its PID when it ends, also
 //! when it fails (the guards kill what is left).
@@ -28,11 +29,11 @@ use anyhow::{Context, Result, bail, ensure};
 use clap::Args;
 use xshell::{Shell, cmd};
 
-use self::config::CheckTiming;
+use self::config::{Backend, CheckTiming};
 use self::load::Load;
 use self::stats::StatsSocket;
 use crate::project::Project;
-use crate::server::Server;
+use crate::server::{self, Server};
 use crate::wait::{self, Poll};
 
 /// Instances behind HAProxy (the shipped file has as many `server` lines).
@@ -74,7 +75,10 @@ struct Instance {
     db_path: PathBuf,
     /// The running process; `None` between its exit and its restart.
     process: Option<Server>,
+    /// The public address, where HAProxy sends requests.
     addr: SocketAddr,
+    /// The management port, where HAProxy's checks, the switches and `/metrics` are.
+    management_port: u16,
 }
 
 impl Instance {
@@ -106,11 +110,12 @@ pub fn run(sh: &Shell, project: &Project, options: &Options) -> Result<()> {
     let mut instances = Vec::new();
     for index in 1..=INSTANCES {
         let db_path = dir.path().join(format!("app{index}.db"));
-        let process = start_instance(&binary, &db_path, 0, pre_stop_delay)?;
+        let (process, management_port) = start_instance(&binary, &db_path, 0, 0, pre_stop_delay)?;
         instances.push(Instance {
             name: String::new(),
             db_path,
             addr: process.addr,
+            management_port,
             process: Some(process),
         });
     }
@@ -121,8 +126,14 @@ pub fn run(sh: &Shell, project: &Project, options: &Options) -> Result<()> {
     let frontend = free_port()?;
     let socket_path = dir.path().join("admin.sock");
     let root = cmd!(sh, "id -u").quiet().read()?.trim() == "0";
-    let addrs: Vec<SocketAddr> = instances.iter().map(|instance| instance.addr).collect();
-    let config = config::for_test(&shipped, frontend, &addrs, &socket_path, root)?;
+    let backends: Vec<Backend> = instances
+        .iter()
+        .map(|instance| Backend {
+            addr: instance.addr,
+            management_port: instance.management_port,
+        })
+        .collect();
+    let config = config::for_test(&shipped, frontend, &backends, &socket_path, root)?;
     for (instance, name) in instances.iter_mut().zip(&config.servers) {
         instance.name.clone_from(name);
     }
@@ -145,14 +156,19 @@ pub fn run(sh: &Shell, project: &Project, options: &Options) -> Result<()> {
         })?;
     let timing = config.timing;
     println!(
-        "haproxy: {} on {frontend} in front of {}; checks GET /health/ready every {:?} \
-         ({:?} while changing state), DOWN after {} failures, UP after {} passes",
+        "haproxy: {} on {frontend} in front of {}; checks GET /health/ready on the management \
+         port (shipped: {}) every {:?} ({:?} while changing state), DOWN after {} failures, UP \
+         after {} passes",
         config::SHIPPED,
         instances
             .iter()
-            .map(|instance| format!("{} {}", instance.name, instance.addr))
+            .map(|instance| format!(
+                "{} {} (management {})",
+                instance.name, instance.addr, instance.management_port
+            ))
             .collect::<Vec<_>>()
             .join(", "),
+        config.check_port,
         timing.inter,
         timing.fastinter,
         timing.fall,
@@ -387,10 +403,11 @@ fn restart(run: &mut Run<'_>, instance: &mut Instance) -> Result<()> {
         marked_down.as_secs_f64(),
         exited.as_secs_f64()
     );
-    let restarted = start_instance(
+    let (restarted, _) = start_instance(
         run.binary,
         &instance.db_path,
         instance.port(),
+        instance.management_port,
         run.pre_stop_delay,
     )?;
     let listening = sigterm.elapsed();
@@ -424,11 +441,14 @@ fn force_unhealthy(run: &mut Run<'_>, instances: &[Instance], target: usize) -> 
         .no_proxy()
         .build()?;
     let name = &instances[target].name;
-    let port = instances[target].port();
-    println!("force {name} unhealthy (GET /testability/healthy/false on {port} directly):");
+    let port = instances[target].management_port;
+    println!(
+        "force {name} unhealthy (GET /testability/healthy/false on its management port {port} \
+         directly):"
+    );
     let before: Vec<u64> = instances
         .iter()
-        .map(|instance| account_requests(&client, instance.port()))
+        .map(|instance| account_requests(&client, instance.management_port))
         .collect::<Result<_>>()?;
     let switched = Instant::now();
     switch(&client, port, "/testability/healthy/false")?;
@@ -462,7 +482,7 @@ fn force_unhealthy(run: &mut Run<'_>, instances: &[Instance], target: usize) -> 
     let watched = switched.elapsed();
     let after: Vec<u64> = instances
         .iter()
-        .map(|instance| account_requests(&client, instance.port()))
+        .map(|instance| account_requests(&client, instance.management_port))
         .collect::<Result<_>>()?;
     println!(
         "    HAProxy DOWN {}; last request reached it {:.0} ms after the switch ({} requests since \
@@ -510,7 +530,7 @@ fn force_unhealthy(run: &mut Run<'_>, instances: &[Instance], target: usize) -> 
     Ok(last_request)
 }
 
-/// Sends a testability switch to an instance directly; it must answer 200.
+/// Sends a testability switch to an instance's management port directly; it must answer 200.
 fn switch(client: &reqwest::blocking::Client, port: u16, path: &str) -> Result<()> {
     let response = client
         .get(format!("http://127.0.0.1:{port}{path}"))
@@ -524,7 +544,8 @@ fn switch(client: &reqwest::blocking::Client, port: u16, path: &str) -> Result<(
     Ok(())
 }
 
-/// The instance's count of `/accounts/...` requests answered, from its own `/metrics`.
+/// The instance's count of `/accounts/...` requests answered, from its own `/metrics` (on its
+/// management port).
 fn account_requests(client: &reqwest::blocking::Client, port: u16) -> Result<u64> {
     let text = client
         .get(format!("http://127.0.0.1:{port}/metrics"))
@@ -551,22 +572,38 @@ fn sum_account_requests(exposition: &str) -> Result<u64> {
     Ok(total)
 }
 
-/// Starts one instance on 127.0.0.1:`port` (0: a free one) with its own database.
+/// Starts one instance on 127.0.0.1:`port` with its management port on `management_port` (0:
+/// free ones) and its own database; returns it and its management port.
 fn start_instance(
     binary: &Path,
     db_path: &Path,
     port: u16,
+    management_port: u16,
     pre_stop_delay: Duration,
-) -> Result<Server> {
+) -> Result<(Server, u16)> {
     let mut command = Command::new(binary);
     command
         .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--management-port", &management_port.to_string()])
         .arg("--db-path")
         .arg(db_path)
         .arg("--pre-stop-delay")
         .arg(pre_stop_delay.as_secs_f64().to_string())
         .arg("--testability");
-    Server::spawn("accountservice", command, START_TIMEOUT)
+    let process = Server::spawn("accountservice", command, START_TIMEOUT)?;
+    // The management listener is bound and logged before the public one listens.
+    let marker = "management endpoints (health, metrics) on ";
+    let management = process
+        .lines()
+        .iter()
+        .find_map(|line| server::addr_after(line, marker))
+        .with_context(|| {
+            format!(
+                "the instance did not log its management address\n{}",
+                process.tail(20)
+            )
+        })?;
+    Ok((process, management.port()))
 }
 
 /// A port nothing listens on right now, for HAProxy's frontend (HAProxy cannot report the port

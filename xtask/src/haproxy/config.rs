@@ -1,7 +1,8 @@
 //! The test's HAProxy configuration, made from the shipped `deploy/haproxy/haproxy.cfg` by
-//! substituting only what differs on a test machine (listen address, the instances' addresses,
-//! the stats socket path, and for a non-root run the privilege drop), so the balancing, checks,
-//! timeouts and retries under test are the shipped ones. Also reads the check timing from it.
+//! substituting only what differs on a test machine (listen address, the instances' addresses
+//! and management ports, the stats socket path, and for a non-root run the privilege drop), so
+//! the balancing, checks, timeouts and retries under test are the shipped ones. Also reads the
+//! check timing and the check port from it.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -26,6 +27,18 @@ pub struct TestConfig {
     pub servers: Vec<String>,
     /// The health-check timing of the `default-server` line.
     pub timing: CheckTiming,
+    /// The port the shipped `default-server` line sends checks to (the management port); each
+    /// test `server` line names its instance's own instead.
+    pub check_port: u16,
+}
+
+/// One instance behind HAProxy: where requests go, and the port its checks go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backend {
+    /// The public address.
+    pub addr: SocketAddr,
+    /// The management port on the same host.
+    pub management_port: u16,
 }
 
 /// Health-check timing of the backend's servers.
@@ -50,12 +63,14 @@ impl CheckTiming {
 }
 
 /// Makes the test configuration: HAProxy listens on `frontend`, the `server` lines point at
-/// `instances` in order (there must be exactly as many), the stats socket is `socket`; without
-/// `root`, the `chroot`/`user`/`group` lines are commented out.
+/// `instances` in order (there must be exactly as many), each checked on its own management port
+/// (the shipped file checks one port for all, which instances on one test machine cannot share),
+/// the stats socket is `socket`; without `root`, the `chroot`/`user`/`group` lines are commented
+/// out.
 pub fn for_test(
     shipped: &str,
     frontend: SocketAddr,
-    instances: &[SocketAddr],
+    instances: &[Backend],
     socket: &Path,
     root: bool,
 ) -> Result<TestConfig> {
@@ -66,6 +81,7 @@ pub fn for_test(
     let mut backend = None;
     let mut section_backend = None;
     let mut timing = None;
+    let mut check_port = None;
     for line in shipped.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
         let indent = &line[..line.len() - line.trim_start().len()];
@@ -80,12 +96,19 @@ pub fn for_test(
                 push_words(&mut text, rest);
             }
             ["server", name, _, rest @ ..] => {
-                let addr = instances.get(servers.len()).with_context(|| {
+                let instance = instances.get(servers.len()).with_context(|| {
                     format!("{SHIPPED} has more `server` lines than the test's instances")
                 })?;
+                ensure!(
+                    !rest.contains(&"port"),
+                    "{SHIPPED}: `server {name}` sets its own check port; the test replaces it"
+                );
                 servers.push((*name).to_owned());
                 backend.clone_from(&section_backend);
-                text.push_str(&format!("{indent}server {name} {addr}"));
+                text.push_str(&format!(
+                    "{indent}server {name} {} port {}",
+                    instance.addr, instance.management_port
+                ));
                 push_words(&mut text, rest);
             }
             ["stats", "socket", _, rest @ ..] => {
@@ -98,6 +121,12 @@ pub fn for_test(
             }
             ["default-server", rest @ ..] => {
                 timing = Some(parse_timing(rest)?);
+                check_port = value_of(rest, "port")
+                    .map(|port| {
+                        port.parse::<u16>()
+                            .with_context(|| format!("`port {port}` is not a port"))
+                    })
+                    .transpose()?;
                 text.push_str(line);
             }
             _ => text.push_str(line),
@@ -123,7 +152,22 @@ pub fn for_test(
         backend: backend.with_context(|| format!("no `backend` section in {SHIPPED}"))?,
         servers,
         timing: timing.with_context(|| format!("no `default-server` line in {SHIPPED}"))?,
+        check_port: check_port.with_context(|| {
+            format!(
+                "the `default-server` line of {SHIPPED} sets no check `port`: its checks would \
+                 ask the public port, which answers 404 to the readiness route once the \
+                 instances run with a management port"
+            )
+        })?,
     })
+}
+
+/// The word after `key` in a list of keyword arguments.
+fn value_of<'a>(words: &[&'a str], key: &str) -> Option<&'a str> {
+    words
+        .windows(2)
+        .find(|pair| pair[0] == key)
+        .map(|pair| pair[1])
 }
 
 /// The retry lines of the shipped `defaults` and what replaces them to switch retries off.
@@ -175,12 +219,7 @@ fn push_words(text: &mut String, words: &[&str]) {
 /// Reads `inter`, `fastinter`, `fall` and `rise` from a `default-server` line's arguments,
 /// with HAProxy's defaults for those not given (2 s, `inter`, 3, 2).
 fn parse_timing(words: &[&str]) -> Result<CheckTiming> {
-    let value = |key: &str| {
-        words
-            .windows(2)
-            .find(|pair| pair[0] == key)
-            .map(|pair| pair[1])
-    };
+    let value = |key: &str| value_of(words, key);
     let inter = value("inter")
         .map(parse_duration)
         .transpose()?
@@ -235,10 +274,14 @@ mod tests {
         std::fs::read_to_string(path).unwrap()
     }
 
-    fn addrs(ports: &[u16]) -> Vec<SocketAddr> {
+    /// Instances on 127.0.0.1 at `ports`, each with its management port 100 above.
+    fn addrs(ports: &[u16]) -> Vec<Backend> {
         ports
             .iter()
-            .map(|port| SocketAddr::from(([127, 0, 0, 1], *port)))
+            .map(|port| Backend {
+                addr: SocketAddr::from(([127, 0, 0, 1], *port)),
+                management_port: port + 100,
+            })
             .collect()
     }
 
@@ -256,7 +299,12 @@ mod tests {
         assert_eq!(config.backend, "accountservice");
         assert_eq!(config.servers, ["app1", "app2", "app3"]);
         assert!(config.text.contains("    bind 127.0.0.1:40000\n"));
-        assert!(config.text.contains("    server app2 127.0.0.1:40002\n"));
+        assert!(
+            config
+                .text
+                .contains("    server app2 127.0.0.1:40002 port 40102\n")
+        );
+        assert_eq!(config.check_port, 6768, "the shipped checks ask 6768");
         assert!(
             config
                 .text
@@ -313,6 +361,23 @@ mod tests {
                 "{keyword} still set"
             );
         }
+    }
+
+    #[test]
+    fn a_shipped_file_whose_checks_ask_the_public_port_is_refused() {
+        let shipped = shipped().replace(" port 6768", "");
+        let error = for_test(
+            &shipped,
+            "127.0.0.1:1".parse().unwrap(),
+            &addrs(&[2, 3, 4]),
+            Path::new("s"),
+            true,
+        )
+        .unwrap_err();
+        assert!(
+            format!("{error:#}").contains("no check `port`"),
+            "{error:#}"
+        );
     }
 
     #[test]
