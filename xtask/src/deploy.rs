@@ -9,7 +9,8 @@
 //! in the kernel. This machine (and CI) has no IPVS, so here the port is published in `mode=host`
 //! (the task binds the node's port itself) and services resolve each other with
 //! `--endpoint-mode dnsrr` instead of a virtual IP. The policies (health check from the image,
-//! restart, rollback) are the stack file's.
+//! restart, rollback) are the stack file's, and so are the ports: only the public port is
+//! published; the management port 6768 (health, metrics) is reached inside `my_network`.
 
 use std::time::Duration;
 

@@ -7,6 +7,12 @@
 //! the DOM after the page's scripts ran (`--dump-dom`), not on the HTML source: one row per
 //! replica with its status in words and its reason, the transitions across replicas, no error
 //! banner. A screenshot and the fleet JSON of the run are kept under `target/status-page/`.
+//!
+//! The replicas run on one port each, without `--management-port`, although the image serves the
+//! fleet view on its management port: the cost measured here (a thousand viewers at once) is the
+//! view's own, which the management port's limit of 16 operator requests at once would turn
+//! into shed answers. Peers on management ports are covered by the API tests and `cargo xtask
+//! e2e` (scenario 6).
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
