@@ -32,6 +32,45 @@ HEALTHCHECK --interval=5s --timeout=3s --retries=3 CMD [\"/healthchecker\", \"--
 /// Load workers (each sends a request, then pauses 5 ms).
 const WORKERS: usize = 3;
 
+/// Waits until, after a rollback, at least [`REPLICAS`] tasks serve the image rolled back to and
+/// no task is meant to run the broken one. "At least", because Swarm itself may leave a task too
+/// many when a restart races the rollback (moby/moby#41804); the count is printed.
+fn wait_for_rolled_back(sh: &Shell, service: &str) -> Result<Vec<docker::Task>> {
+    wait::until(
+        &format!(
+            "service {service} to serve {NEXT} again on {REPLICAS} or more tasks, none on {BROKEN}"
+        ),
+        Duration::from_secs(90),
+        Duration::from_millis(250),
+        || {
+            let tasks = docker::service_tasks(sh, service)?;
+            let serving: Vec<docker::Task> =
+                tasks.iter().filter(|t| t.is_serving()).cloned().collect();
+            let broken = tasks
+                .iter()
+                .any(|t| t.desired_state == "running" && t.image == BROKEN);
+            let wanted = tasks
+                .iter()
+                .filter(|t| t.desired_state == "running")
+                .count();
+            Ok(
+                if !broken
+                    && serving.len() >= REPLICAS
+                    && serving.len() == wanted
+                    && serving.iter().all(|task| task.image == NEXT)
+                {
+                    Poll::Ready(serving)
+                } else {
+                    Poll::Pending(format!(
+                        "{} serving of {wanted} meant to run; broken image still wanted: {broken}",
+                        serving.len()
+                    ))
+                },
+            )
+        },
+    )
+}
+
 /// Waits for the update that follows `previous` to end in `wanted`, failing at once if it ends
 /// any other way.
 fn wait_for_update(
@@ -171,9 +210,17 @@ pub fn update_under_load(sh: &Shell, service: &Service) -> Result<Vec<Timing>> {
         start.elapsed(),
     ));
     println!("    swarm: {}", status.message);
-    wait_for_full_strength(sh, &service.name, |serving| {
-        serving.iter().all(|task| task.image == NEXT)
-    })?;
+    let serving = wait_for_rolled_back(sh, &service.name)?;
+    if serving.len() > REPLICAS {
+        // Swarm's own bug, not the service's: a restart racing the rollback leaves a task too
+        // many (moby/moby#41804). What this scenario proves still holds: nothing runs the broken
+        // image and no request failed.
+        println!(
+            "    swarm left {} tasks running for {REPLICAS} replicas after the rollback \
+             (moby/moby#41804, a restart racing the rollback)",
+            serving.len()
+        );
+    }
     let rolled_back = load.counts();
     print_counts(
         "the failed update and its rollback",
