@@ -40,6 +40,11 @@
 //! - **HTTP** (feature `axum`, on by default): [`http::router`] mounts `/health`,
 //!   `/health/live`, `/health/ready`, `/livez` and `/readyz` (GET and HEAD), answering
 //!   `application/json` or, on request, `application/health+json`.
+//! - **OpenAPI** (feature `openapi`, off by default): `http::openapi` names the bodies the HTTP
+//!   endpoints write (`HealthBody`, `HealthJsonBody`, `HealthHistory`, `StartupBody`, ...) as
+//!   utoipa schemas, derived from the very types that serialize them, so a service's OpenAPI
+//!   document cannot drift from its health answers. For the generator of that document (a
+//!   test), not for the service's binary.
 //! - **gRPC** (feature `grpc`, off by default): [`grpc::HealthService`] serves the gRPC health
 //!   checking protocol (`grpc.health.v1.Health`: `Check`, `List`, `Watch`) from the same cache,
 //!   `""`, `liveness`, `readiness` and each component being a service name. This crate knows
@@ -50,8 +55,9 @@
 //! `status` (statuses and their order), `probe` (probes and scopes), `check` (the trait and
 //! outcomes), `builder` (configuration), `registry` (cached state and reports), `refresh`
 //! (running rounds and the refresher), `report` (reports), `history` (transitions, their
-//! counts and the change signal), `startup` (start-up state), `http` (axum handlers), `grpc` (the
-//! gRPC health service and its generated protocol code).
+//! counts and the change signal), `startup` (start-up state), `http` (axum handlers, the bodies
+//! they write and, with `openapi`, those bodies' schemas), `grpc` (the gRPC health service and
+//! its generated protocol code).
 //!
 //! # Example
 //!

@@ -22,6 +22,11 @@ use serde::Serialize;
 /// Serialized (and displayed) as `UP`, `UNKNOWN`, `DEGRADED`, `OUT_OF_SERVICE`, `DOWN`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(
+    as = HealthStatus,
+    // The doc above is written for Rust readers; an API reader needs the order and the codes.
+    description = "A health status, worst first: `DOWN > OUT_OF_SERVICE > DEGRADED > UNKNOWN > UP`."
+))]
 pub enum Status {
     /// Working.
     Up,

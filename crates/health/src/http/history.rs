@@ -8,28 +8,49 @@ use super::options::{Details, HttpOptions};
 use super::render::rfc3339;
 use crate::{Health, Scope, Status, Subject, Transition};
 
+/// Who this replica is and its last status changes.
+// `pub` only so that `openapi` can name it (as `HealthHistory`).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct HistoryBody<'a> {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = HealthHistory))]
+pub struct HistoryBody<'a> {
+    /// The replica's name (the service id when none is set).
     instance: &'a str,
+    /// The `host:port` it is reached at, when known.
     address: Option<&'a str>,
+    /// The service version.
     version: &'a str,
+    /// When the process started, RFC 3339 UTC.
     started_at: String,
+    /// The overall status now.
     status: Status,
+    /// Why it is not UP (as `/health` says it).
     reason: Option<String>,
+    /// The last change of the overall status (`startedAt` if none).
     since: String,
+    /// The last changes, newest first; at details level `never` only the scopes'.
     transitions: Vec<TransitionBody<'a>>,
 }
 
+/// One status change of a component or of a scope.
+// `pub` only so that `openapi` can name it (as `HealthTransition`).
 #[derive(Serialize)]
-struct TransitionBody<'a> {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = HealthTransition))]
+pub struct TransitionBody<'a> {
+    /// When it was seen, RFC 3339 UTC.
     at: String,
+    /// The component that changed (absent for a scope).
     #[serde(skip_serializing_if = "Option::is_none")]
     component: Option<&'a str>,
+    /// The scope whose aggregate changed: `overall`, `liveness` or `readiness` (absent for a
+    /// component).
     #[serde(skip_serializing_if = "Option::is_none")]
     scope: Option<&'static str>,
+    /// The status before.
     from: Status,
+    /// The status after.
     to: Status,
+    /// The short reason of the new status.
     reason: Option<&'a str>,
 }
 

@@ -50,16 +50,26 @@ pub(crate) fn render_excluding(
 
 // ---- application/json, Spring Boot Actuator style -------------------------------------------
 
+/// A health answer (`application/json`). At details level `always` components carry
+/// `details` too.
+// `pub` only so that `openapi` can name it (as `HealthBody`).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct SpringBody<'a> {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = HealthBody))]
+pub struct SpringBody<'a> {
+    /// The aggregate status: the worst of the components'.
     status: Status,
+    /// When not UP: the failing components and why, e.g. `database: read failed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
+    /// Each component by name (absent at details level `never`, and when the scope has none).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     components: BTreeMap<&'a str, SpringComponent<'a>>,
+    /// The components `?exclude=` left out of this answer.
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     excluded: &'a [String],
+    /// Names given to `?exclude=` that matched no component of the scope, with why
+    /// (`no such component`, `not in this scope`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     not_excluded: &'a BTreeMap<String, &'static str>,
 }
@@ -86,28 +96,44 @@ fn notes(exclusions: &Exclusions) -> Vec<String> {
     excluded.chain(not).collect()
 }
 
+/// One component of a health answer.
+// `pub` only so that `openapi` can name it (as `HealthComponent`).
 #[derive(Serialize)]
-struct SpringComponent<'a> {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = HealthComponent))]
+pub struct SpringComponent<'a> {
+    /// The component's status.
     status: Status,
+    /// Why it is not UP, in a few words.
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
+    /// Internal details, at details level `always` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     details: Option<SpringDetails<'a>>,
 }
 
+/// A component's internal details (details level `always`).
+// `pub` only so that `openapi` can name it (as `HealthDetails`).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct SpringDetails<'a> {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = HealthDetails))]
+pub struct SpringDetails<'a> {
+    /// Whether its failure fails the aggregate (else it only degrades it).
     critical: bool,
+    /// `check` (run in the background) or `manual` (set from outside, e.g. draining).
     kind: &'static str,
+    /// The internal error text.
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<&'a str>,
+    /// What the check measured, in `observedUnit`.
     #[serde(skip_serializing_if = "Option::is_none")]
     observed_value: Option<&'a serde_json::Value>,
+    /// The unit of `observedValue`, e.g. `ms`.
     #[serde(skip_serializing_if = "Option::is_none")]
     observed_unit: Option<&'a str>,
+    /// When the result was produced (a manual component: when it was set), RFC 3339 UTC.
     #[serde(skip_serializing_if = "Option::is_none")]
     checked_at: Option<String>,
+    /// How long the check took, in milliseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     duration_ms: Option<f64>,
 }
@@ -156,34 +182,55 @@ fn spring_details(c: &ComponentReport) -> SpringDetails<'_> {
 
 // ---- application/health+json, draft-inadarei-api-health-check -------------------------------
 
+/// A health answer in the IETF draft format (`application/health+json`).
+// `pub` only so that `openapi` can name it (as `HealthJsonBody`).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct DraftBody<'a> {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = HealthJsonBody))]
+pub struct DraftBody<'a> {
+    /// `pass`, `warn` or `fail`.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(pass|warn|fail)$"))]
     status: &'static str,
+    /// The service version.
     #[serde(skip_serializing_if = "Option::is_none")]
     version: Option<&'a str>,
+    /// The service id.
     #[serde(skip_serializing_if = "Option::is_none")]
     service_id: Option<&'a str>,
+    /// Human-readable description of the service.
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<&'a str>,
+    /// Why it is not passing.
     #[serde(skip_serializing_if = "Option::is_none")]
     output: Option<&'a str>,
+    /// Checks keyed `component:measurement`, one result each (absent at details level `never`,
+    /// and when the scope has none).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     checks: BTreeMap<String, [DraftCheck<'a>; 1]>,
+    /// What `?exclude=` did: `excluded: NAME`, `not excluded: NAME (why)`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     notes: Vec<String>,
 }
 
+/// One check in `application/health+json`.
+// `pub` only so that `openapi` can name it (as `HealthJsonCheck`).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct DraftCheck<'a> {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = HealthJsonCheck))]
+pub struct DraftCheck<'a> {
+    /// `pass`, `warn` or `fail`.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(pass|warn|fail)$"))]
     status: &'static str,
+    /// What the check measured, in `observedUnit` (details level `always`).
     #[serde(skip_serializing_if = "Option::is_none")]
     observed_value: Option<&'a serde_json::Value>,
+    /// The unit of `observedValue`, e.g. `ms` (details level `always`).
     #[serde(skip_serializing_if = "Option::is_none")]
     observed_unit: Option<&'a str>,
+    /// When the result was produced, RFC 3339 UTC (details level `always`).
     #[serde(skip_serializing_if = "Option::is_none")]
     time: Option<String>,
+    /// Why it is not passing (with the internal detail at details level `always`).
     #[serde(skip_serializing_if = "Option::is_none")]
     output: Option<Cow<'a, str>>,
 }

@@ -99,16 +99,31 @@ async fn startup_only(State(startup): State<Startup>) -> Response {
 /// `{"status":"UP"}` once complete. The progress is shown at every details level: it names no
 /// component and no internal state.
 fn startup_answer(startup: &Startup) -> Response {
-    #[derive(serde::Serialize)]
-    struct Body {
-        status: Status,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        reason: Option<String>,
-    }
     let (status, reason) = startup.status();
     let code =
         StatusCode::from_u16(status.http_status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-    json_response(code, to_json(&Body { status, reason }))
+    json_response(code, to_json(&StartupBody { status, reason }))
+}
+
+/// The start-up state.
+// `pub` only so that `openapi` can name it (as `StartupBody`).
+#[derive(serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StartupBody {
+    /// `UP` once started, `OUT_OF_SERVICE` before.
+    status: Status,
+    /// While starting: how far it got, e.g. `seeding, 40%`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+/// The answer for a name that is no component, or for any at details level `never`.
+// `pub` only so that `openapi` can name it (as `HealthError`).
+#[derive(serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = HealthError))]
+pub struct NotFound {
+    /// Why there is no such component to show, e.g. `no health component named "cache"`.
+    error: String,
 }
 
 /// `/health/{component}`: one component as `/health` shows it, answering 503 when its own
@@ -125,10 +140,6 @@ async fn component(State(endpoint): State<Arc<Endpoint>>, Path(name): Path<Strin
             json_response(code, render_component(c, details))
         }
         found => {
-            #[derive(serde::Serialize)]
-            struct NotFound {
-                error: String,
-            }
             let error = if found.is_some() {
                 "health components are not shown at this details level".to_owned()
             } else {
