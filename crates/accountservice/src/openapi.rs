@@ -1,8 +1,10 @@
 //! The OpenAPI 3.1 description of every route, served at `GET /openapi.json`.
 //!
 //! The document is generated from the code by utoipa: the handlers' own `utoipa::path`
-//! annotations and the response types they serialize, plus the doc-only descriptions below for the
-//! health endpoints, whose handlers live in the `health` crate. Generation runs in a unit test
+//! annotations and the response types they serialize. The health endpoints' handlers live in
+//! the `health` crate, so their paths are described below, doc-only, with the body schemas the
+//! `health` crate derives from its own body types (its `openapi` feature, on only for this
+//! crate's tests). Generation runs in a unit test
 //! (`the_committed_document_is_what_the_code_generates`), which fails whenever `openapi.json`
 //! differs from what the code generates, so the file cannot drift on a green build;
 //! `UPDATE_OPENAPI=1 cargo test -p accountservice openapi` rewrites it. The binary serves the
@@ -74,8 +76,10 @@ pub async fn openapi_json(State(document): State<Arc<Value>>) -> Json<Value> {
 mod spec {
     //! The generator: everything utoipa needs to describe the service.
 
-    use serde::Serialize;
-    use utoipa::{OpenApi, ToSchema};
+    use health::http::openapi::{
+        HealthBody, HealthComponent, HealthError, HealthHistory, HealthJsonBody, StartupBody,
+    };
+    use utoipa::OpenApi;
 
     /// The document of the routes every instance serves.
     #[derive(OpenApi)]
@@ -100,17 +104,7 @@ mod spec {
             metrics,
             crate::openapi::openapi_json,
         ),
-        components(schemas(
-            crate::routes::accounts::AccountBody<'_>,
-            crate::error::ErrorBody,
-            HealthBody,
-            HealthComponent,
-            HealthJsonBody,
-            HealthStatus,
-            HealthHistory,
-            HealthTransition,
-            StartupBody,
-        ))
+        components(schemas(crate::routes::accounts::AccountBody<'_>, crate::error::ErrorBody))
     )]
     pub struct ApiDoc;
 
@@ -127,81 +121,6 @@ mod spec {
         ))
     )]
     pub struct TestabilityDoc;
-
-    /// A health status, worst first: `DOWN > OUT_OF_SERVICE > DEGRADED > UNKNOWN > UP`.
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-    pub enum HealthStatus {
-        /// Works.
-        Up,
-        /// A non-critical component is down; still 200.
-        Degraded,
-        /// Not known yet.
-        Unknown,
-        /// Deliberately out of service (draining at shutdown, not checked yet); 503.
-        OutOfService,
-        /// Broken; 503.
-        Down,
-    }
-
-    /// One component of a health answer.
-    #[derive(Serialize, ToSchema)]
-    pub struct HealthComponent {
-        /// The component's status.
-        pub status: HealthStatus,
-        /// Why it is not UP, in a few words.
-        pub reason: Option<String>,
-    }
-
-    /// A health answer (`application/json`). With `--health-details always` components carry more
-    /// fields (details, observed values, timings).
-    #[derive(Serialize, ToSchema)]
-    pub struct HealthBody {
-        /// The aggregate status: the worst of the components'.
-        pub status: HealthStatus,
-        /// When not UP: the failing components and why, e.g. `database: read failed`.
-        pub reason: Option<String>,
-        /// Each component by name (absent with `--health-details never`).
-        pub components: Option<std::collections::BTreeMap<String, HealthComponent>>,
-        /// The components `?exclude=` left out of this answer.
-        pub excluded: Option<Vec<String>>,
-        /// Names given to `?exclude=` that matched no component of the scope, with why
-        /// (`no such component`, `not in this scope`).
-        #[serde(rename = "notExcluded")]
-        pub not_excluded: Option<std::collections::BTreeMap<String, String>>,
-    }
-
-    /// A health answer in the IETF draft format (`application/health+json`).
-    #[derive(Serialize, ToSchema)]
-    pub struct HealthJsonBody {
-        /// `pass`, `warn` or `fail`.
-        #[schema(pattern = "^(pass|warn|fail)$")]
-        pub status: String,
-        /// The service version, with the release label as build metadata when one is set
-        /// (`0.1.0+v2`).
-        pub version: Option<String>,
-        /// The service id.
-        #[serde(rename = "serviceId")]
-        pub service_id: Option<String>,
-        /// Human-readable description of the service.
-        pub description: Option<String>,
-        /// Why it is not passing.
-        pub output: Option<String>,
-        /// Checks keyed `component:measurement`.
-        #[schema(value_type = Option<Object>)]
-        pub checks: Option<serde_json::Value>,
-        /// What `?exclude=` did: `excluded: NAME`, `not excluded: NAME (why)`.
-        pub notes: Option<Vec<String>>,
-    }
-
-    /// The start-up state.
-    #[derive(Serialize, ToSchema)]
-    pub struct StartupBody {
-        /// `UP` once started, `OUT_OF_SERVICE` before.
-        pub status: HealthStatus,
-        /// While starting: how far it got, e.g. `seeding, 40% (400000 of 1000000 accounts)`.
-        pub reason: Option<String>,
-    }
 
     /// Declares a doc-only function for a health path: the handler itself is generic and lives in
     /// the `health` crate.
@@ -294,51 +213,10 @@ mod spec {
             (status = 503, description = "The component is DOWN or OUT_OF_SERVICE",
                 body = HealthComponent),
             (status = 404, description = "No such component (or `--health-details never`)",
-                body = crate::error::ErrorBody),
+                body = HealthError),
         )
     )]
     fn component() {}
-
-    /// One status change of a component or of a scope.
-    #[derive(Serialize, ToSchema)]
-    pub struct HealthTransition {
-        /// When it was seen, RFC 3339 UTC.
-        pub at: String,
-        /// The component that changed (absent for a scope).
-        pub component: Option<String>,
-        /// The scope whose aggregate changed: `overall`, `liveness` or `readiness` (absent for
-        /// a component).
-        pub scope: Option<String>,
-        /// The status before.
-        pub from: HealthStatus,
-        /// The status after.
-        pub to: HealthStatus,
-        /// The short reason of the new status.
-        pub reason: Option<String>,
-    }
-
-    /// Who this replica is and its last status changes.
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct HealthHistory {
-        /// The replica's name (its `servedBy`).
-        pub instance: String,
-        /// The `host:port` it is reached at, when known.
-        pub address: Option<String>,
-        /// The service version, with the release label as build metadata when one is set
-        /// (`0.1.0+v2`).
-        pub version: String,
-        /// When the process started, RFC 3339 UTC.
-        pub started_at: String,
-        /// The overall status now.
-        pub status: HealthStatus,
-        /// Why it is not UP (as `/health` says it).
-        pub reason: Option<String>,
-        /// The last change of the overall status (`startedAt` if none).
-        pub since: String,
-        /// The last 256 changes, newest first; with `--health-details never` only the scopes'.
-        pub transitions: Vec<HealthTransition>,
-    }
 
     /// The replica's identity and its last status changes, newest first. Always 200.
     #[utoipa::path(
