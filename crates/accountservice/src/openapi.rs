@@ -10,9 +10,9 @@
 //! `UPDATE_OPENAPI=1 cargo test -p accountservice openapi` rewrites it. The binary serves the
 //! committed file and carries no utoipa code (its size counts against the 6 MB image budget).
 //!
-//! The committed document includes the testability operations; an instance without
-//! `--testability` serves it without them. `cargo xtask api-fuzz` fuzzes the live service against
-//! it with schemathesis.
+//! The committed document includes the testability and fleet operations; an instance without
+//! `--testability` or without `--peers` serves it without them (and without the schemas only
+//! they use). `cargo xtask api-fuzz` fuzzes the live service against it with schemathesis.
 
 use std::sync::Arc;
 
@@ -25,8 +25,11 @@ const DOCUMENT: &str = include_str!("../openapi.json");
 /// Paths that exist only with `--testability`.
 const TESTABILITY_PREFIX: &str = "/testability/";
 
-/// The document for an instance with or without the testability routes.
-pub fn document(testability: bool) -> Value {
+/// Paths that exist only with `--peers`.
+const FLEET_PATHS: [&str; 2] = ["/health/fleet", "/status"];
+
+/// The document for an instance with or without the testability and the fleet routes.
+pub fn document(testability: bool, fleet: bool) -> Value {
     let mut document: Value = match serde_json::from_str(DOCUMENT) {
         Ok(document) => document,
         Err(error) => {
@@ -35,18 +38,52 @@ pub fn document(testability: bool) -> Value {
             return Value::Null;
         }
     };
-    if !testability {
-        if let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) {
-            paths.retain(|path, _| !path.starts_with(TESTABILITY_PREFIX));
-        }
-        if let Some(schemas) = document
-            .pointer_mut("/components/schemas")
-            .and_then(Value::as_object_mut)
+    if let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) {
+        paths.retain(|path, _| {
+            (testability || !path.starts_with(TESTABILITY_PREFIX))
+                && (fleet || !FLEET_PATHS.contains(&path.as_str()))
+        });
+    }
+    drop_unused_schemas(&mut document);
+    document
+}
+
+/// Removes the component schemas that nothing left in the document refers to, so that leaving
+/// out a path also leaves out the schemas only it used.
+fn drop_unused_schemas(document: &mut Value) {
+    let Some(Value::Object(mut schemas)) =
+        document.pointer_mut("/components/schemas").map(Value::take)
+    else {
+        return;
+    };
+    // The schemas the paths use, then those these use, until no new one turns up.
+    let mut used = std::collections::BTreeSet::new();
+    let mut pending = Vec::new();
+    collect_references(&document["paths"], &mut pending);
+    while let Some(name) = pending.pop() {
+        if used.insert(name.clone())
+            && let Some(schema) = schemas.get(&name)
         {
-            schemas.retain(|name, _| !name.ends_with("Switched"));
+            collect_references(schema, &mut pending);
         }
     }
-    document
+    schemas.retain(|name, _| used.contains(name));
+    document["components"]["schemas"] = Value::Object(schemas);
+}
+
+/// Pushes the name of every schema `value` refers to (`"$ref": "#/components/schemas/NAME"`).
+fn collect_references(value: &Value, names: &mut Vec<String>) {
+    match value {
+        Value::Object(fields) => {
+            let reference = fields.get("$ref").and_then(Value::as_str);
+            if let Some(name) = reference.and_then(|r| r.strip_prefix("#/components/schemas/")) {
+                names.push(name.to_owned());
+            }
+            fields.values().for_each(|v| collect_references(v, names));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_references(v, names)),
+        _ => {}
+    }
 }
 
 /// Paths the public port keeps when a management port serves the rest.
@@ -121,6 +158,11 @@ mod spec {
         ))
     )]
     pub struct TestabilityDoc;
+
+    /// The fleet operations, added when `--peers` is on.
+    #[derive(OpenApi)]
+    #[openapi(paths(crate::fleet::routes::fleet_json, crate::fleet::routes::status_page))]
+    pub struct FleetDoc;
 
     /// Declares a doc-only function for a health path: the handler itself is generic and lives in
     /// the `health` crate.
@@ -254,6 +296,7 @@ mod tests {
     fn generated() -> Value {
         let mut document = spec::ApiDoc::openapi();
         document.merge(spec::TestabilityDoc::openapi());
+        document.merge(spec::FleetDoc::openapi());
         serde_json::to_value(document).unwrap()
     }
 
@@ -276,20 +319,30 @@ mod tests {
     }
 
     #[test]
-    fn the_testability_operations_are_served_only_when_mounted() {
-        let without = document(false);
-        let with = document(true);
-        assert!(
-            without["paths"]
-                .get("/testability/healthy/{state}")
-                .is_none()
-        );
-        assert!(
-            without["components"]["schemas"]
-                .get("HealthySwitched")
-                .is_none()
-        );
-        assert!(with["paths"].get("/testability/healthy/{state}").is_some());
+    fn the_testability_and_fleet_operations_are_served_only_when_mounted() {
+        let without = document(false, false);
+        let with = document(true, true);
+        for path in ["/testability/healthy/{state}", "/health/fleet", "/status"] {
+            assert!(without["paths"].get(path).is_none(), "{path} documented");
+            assert!(with["paths"].get(path).is_some(), "{path} undocumented");
+        }
+        // Nor the schemas only they use; those that others use too stay.
+        for schema in ["HealthySwitched", "FleetView", "FleetReplica"] {
+            assert!(
+                without["components"]["schemas"].get(schema).is_none(),
+                "{schema} kept"
+            );
+            assert!(
+                with["components"]["schemas"].get(schema).is_some(),
+                "{schema} missing"
+            );
+        }
+        for schema in ["Error", "HealthStatus", "HealthBody"] {
+            assert!(
+                without["components"]["schemas"].get(schema).is_some(),
+                "{schema} missing"
+            );
+        }
         for path in [
             "/accounts/{accountId}",
             "/health",
@@ -302,5 +355,24 @@ mod tests {
         ] {
             assert!(without["paths"].get(path).is_some(), "{path} undocumented");
         }
+    }
+
+    #[test]
+    fn the_fleet_view_schema_names_every_status_it_counts() {
+        let committed: Value = serde_json::from_str(DOCUMENT).unwrap();
+        let counts = &committed["components"]["schemas"]["FleetView"]["properties"]["counts"];
+        let described = counts["description"].as_str().unwrap();
+        for status in crate::fleet::VIEW_STATUSES {
+            assert!(
+                described.contains(&format!("`{status}`")),
+                "{status}: {described}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_committed_document_uses_every_schema_it_lists() {
+        let committed: Value = serde_json::from_str(DOCUMENT).unwrap();
+        assert_eq!(document(true, true), committed);
     }
 }

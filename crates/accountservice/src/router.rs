@@ -52,7 +52,7 @@ pub fn app(state: AppState, endpoints: Endpoints) -> Router {
         fleet,
     } = endpoints;
     // The document is a constant of this instance: parse it once.
-    let document = Arc::new(openapi::document(testability.is_some()));
+    let document = Arc::new(openapi::document(testability.is_some(), fleet.is_some()));
     let work = operator_routes(testability, fleet).merge(api_routes(state));
     let routes = work
         .layer(guard::ShedLayer::new(max_concurrent_requests))
@@ -92,7 +92,7 @@ pub fn split(state: AppState, endpoints: Endpoints) -> Split {
         draining,
         fleet,
     } = endpoints;
-    let mut document = openapi::document(false);
+    let mut document = openapi::document(false, false);
     openapi::keep_public_paths(&mut document);
     // One health router for both listeners, so its answers are rendered once per change.
     let health_routes: Router = health::http::router(health, health_options);

@@ -17,7 +17,7 @@ mod client;
 mod history;
 pub mod peers;
 mod roster;
-mod routes;
+pub(crate) mod routes;
 mod time;
 mod view;
 

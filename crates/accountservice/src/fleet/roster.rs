@@ -255,6 +255,7 @@ impl Roster {
 /// One replica in `GET /health/fleet`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(utoipa::ToSchema), schema(as = FleetReplica))]
 pub struct ReplicaView {
     /// The `host:port` asked.
     pub address: String,
@@ -282,17 +283,18 @@ pub struct ReplicaView {
 
 /// One transition of one replica in the merged list.
 #[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(utoipa::ToSchema), schema(as = FleetTransition))]
 pub struct TransitionView {
     /// The replica's address.
     pub address: String,
     /// The replica's instance name.
     pub instance: String,
-    /// When.
+    /// When, as the replica reported it.
     pub at: String,
-    /// The component that changed, or
+    /// The component that changed (absent for a scope).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub component: Option<String>,
-    /// the scope that changed.
+    /// The scope whose aggregate changed (absent for a component).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     /// Status before.

@@ -36,7 +36,22 @@ where
         .with_state(fleet)
 }
 
-async fn fleet_json(State(fleet): State<Arc<Fleet>>) -> Response {
+/// Every replica's health, as this replica sees it.
+///
+/// The peers are asked for their `/health/history` at most once per health interval, each under
+/// the health timeout, however many look; a peer that does not answer shows as `UNREACHABLE`.
+#[cfg_attr(test, utoipa::path(
+    get,
+    path = "/health/fleet",
+    tag = "fleet",
+    responses(
+        (status = 200, description = "The fleet view, whatever the replicas' health",
+            body = super::view::FleetView<'static>),
+        (status = 503, description = "Too many operator requests in progress (with \
+            Retry-After)", body = crate::error::ErrorBody),
+    )
+))]
+pub(crate) async fn fleet_json(State(fleet): State<Arc<Fleet>>) -> Response {
     let mut response = Response::new(Body::from(fleet.view().await));
     let headers = response.headers_mut();
     headers.insert(
@@ -47,7 +62,20 @@ async fn fleet_json(State(fleet): State<Arc<Fleet>>) -> Response {
     response
 }
 
-async fn status_page() -> Response {
+/// The status page: the fleet view for people, in a browser.
+#[cfg_attr(test, utoipa::path(
+    get,
+    path = "/status",
+    tag = "fleet",
+    responses(
+        (status = 200, description = "One self-contained HTML document that polls \
+            `health/fleet` relative to itself", content_type = "text/html; charset=utf-8",
+            body = String),
+        (status = 503, description = "Too many operator requests in progress (with \
+            Retry-After)", body = crate::error::ErrorBody),
+    )
+))]
+pub(crate) async fn status_page() -> Response {
     let mut response = Response::new(Body::from(STATUS_PAGE));
     let headers = response.headers_mut();
     headers.insert(

@@ -74,10 +74,12 @@ pub struct Fleet {
     rounds: AtomicU64,
 }
 
-/// The JSON of `GET /health/fleet`.
+/// Every replica's health as one replica sees it, asked of the peers at most once per
+/// `intervalSeconds`.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct FleetView<'a> {
+#[cfg_attr(test, derive(utoipa::ToSchema))]
+pub(super) struct FleetView<'a> {
     /// The replica that answered.
     instance: &'a str,
     /// `--peers` as given.
@@ -94,8 +96,12 @@ struct FleetView<'a> {
     asked: usize,
     /// Whether more were found than asked.
     truncated: bool,
+    /// How many replicas are in each status, every status listed (zero included): `UP`,
+    /// `UNKNOWN`, `DEGRADED`, `OUT_OF_SERVICE`, `DOWN`, `UNREACHABLE`, `GONE`.
     counts: BTreeMap<&'static str, usize>,
+    /// Every replica known, answering or not, including those gone for a while.
     replicas: Vec<ReplicaView>,
+    /// The replicas' status changes merged, newest first.
     transitions: Vec<TransitionView>,
 }
 
