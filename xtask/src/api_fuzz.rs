@@ -3,7 +3,8 @@
 //! and content types, valid data accepted, invalid data rejected).
 //!
 //! Two passes, each on a fresh database and a fresh process:
-//! 1. the service as deployed (testability off): every documented operation;
+//! 1. the service as deployed (testability off), with a fleet view (`--peers`) of one peer that
+//!    refuses connections, so `/health/fleet` answers at once: every documented operation;
 //! 2. testability on: the testability operations only. They flip the instance unhealthy or fail
 //!    its database on purpose, after which the health and account operations answer their
 //!    documented 503s; those operations were fuzzed in pass 1 on a healthy instance, where any 5xx
@@ -29,6 +30,11 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the service may take to drain and exit 0 after SIGTERM.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
+/// The peer of pass 1's fleet view: the discard port on loopback, where nothing listens, so a
+/// round of the view is one refused connection (the replica shows as `UNREACHABLE`) and never
+/// waits for the health timeout.
+const UNREACHABLE_PEER: &str = "127.0.0.1:9";
+
 /// Options of `cargo xtask api-fuzz`.
 #[derive(Debug, Args)]
 pub struct Options {
@@ -52,13 +58,14 @@ pub fn run(sh: &Shell, project: &Project, options: &Options) -> Result<()> {
     .context("building accountservice")?;
     let binary = project.target_dir.join("debug").join("accountservice");
 
-    println!("== api-fuzz pass 1: every operation, testability off");
-    fuzz(sh, &binary, false, &[], options)?;
+    println!("== api-fuzz pass 1: every operation, testability off, a fleet view on");
+    fuzz(sh, &binary, false, Some(UNREACHABLE_PEER), &[], options)?;
     println!("== api-fuzz pass 2: the testability operations");
     fuzz(
         sh,
         &binary,
         true,
+        None,
         &["--include-path-regex", "^/testability/"],
         options,
     )?;
@@ -90,12 +97,13 @@ fn ensure_schemathesis(sh: &Shell) -> Result<()> {
         .context("schemathesis was installed but does not run (is pip's bin directory on PATH?)")
 }
 
-/// Runs one pass against a fresh instance and stops it with SIGTERM, which must exit 0 (or 3 when
-/// the testability operations left it unhealthy).
+/// Runs one pass against a fresh instance (with a fleet view of `peers`, if any) and stops it
+/// with SIGTERM, which must exit 0 (or 3 when the testability operations left it unhealthy).
 fn fuzz(
     sh: &Shell,
     binary: &Path,
     testability: bool,
+    peers: Option<&str>,
     filters: &[&str],
     options: &Options,
 ) -> Result<()> {
@@ -115,6 +123,9 @@ fn fuzz(
             "warn,accountservice::startup=info",
         ])
         .arg(format!("--testability={testability}"));
+    if let Some(peers) = peers {
+        command.arg(format!("--peers={peers}"));
+    }
     let service = Server::spawn("accountservice", command, START_TIMEOUT)?;
     let base = format!("http://{}", service.addr);
     let spec = format!("{base}/openapi.json");
