@@ -200,6 +200,13 @@ pub struct Settings {
     /// the version is the crate's alone.
     #[arg(long, env = "ACCOUNTSERVICE_RELEASE")]
     pub release: Option<Release>,
+
+    /// This replica's slot among the service's replicas, reported in /health/history so a
+    /// fleet view can tell which of two replicas claiming one slot holds it (the later
+    /// started; the other was replaced). In a Swarm stack `{{.Task.Slot}}` (replicated services
+    /// only: global tasks all have slot 0). Unset, the replica claims no slot.
+    #[arg(long, env = "ACCOUNTSERVICE_SLOT")]
+    pub slot: Option<u32>,
 }
 
 impl Settings {
@@ -371,6 +378,7 @@ mod tests {
         );
         assert_eq!(settings.close_grace, Duration::from_secs(1));
         assert_eq!(settings.release, None);
+        assert_eq!(settings.slot, None, "no slot unless told");
         assert_eq!(settings.version(), env!("CARGO_PKG_VERSION"));
     }
 

@@ -208,6 +208,7 @@ impl Application {
                     instance: served_by.clone(),
                     address: served_by::address(&served_by, local_addr),
                     started_at: Some(started_at),
+                    slot: settings.slot,
                 },
             },
             health: health.clone(),

@@ -216,6 +216,8 @@ fn help_documents_every_setting_and_its_environment_variable() {
         "ACCOUNTSERVICE_CLOSE_GRACE",
         "--release",
         "ACCOUNTSERVICE_RELEASE",
+        "--slot",
+        "ACCOUNTSERVICE_SLOT",
         "Exit status:",
     ] {
         assert!(help.contains(name), "--help lacks {name}:\n{help}");

@@ -22,6 +22,9 @@ pub struct HistoryBody<'a> {
     version: &'a str,
     /// When the process started, RFC 3339 UTC.
     started_at: String,
+    /// Its slot among the service's replicas (`--slot`, a Swarm task slot); absent when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slot: Option<u32>,
     /// The overall status now.
     status: Status,
     /// Why it is not UP (as `/health` says it).
@@ -88,6 +91,7 @@ pub(crate) fn render(health: &Health, options: &HttpOptions) -> Vec<u8> {
         address: identity.address.as_deref(),
         version: &options.version,
         started_at: rfc3339(started_at),
+        slot: identity.slot,
         status: overall.status,
         reason: overall.reason,
         since: rfc3339(since),

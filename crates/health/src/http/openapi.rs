@@ -225,6 +225,7 @@ mod tests {
                 instance: "replica-1".into(),
                 address: Some("10.0.0.5:6767".into()),
                 started_at: Some(SystemTime::now()),
+                slot: Some(2),
             },
         }
     }

@@ -85,6 +85,9 @@ pub struct Identity {
     pub address: Option<String>,
     /// When the process started; `None` means when the registry was built.
     pub started_at: Option<SystemTime>,
+    /// The replica's slot among its service's replicas, when the orchestrator numbers them
+    /// (a Swarm task slot, a StatefulSet ordinal); `None` leaves it out of the answer.
+    pub slot: Option<u32>,
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ fn options(details: Details) -> HttpOptions {
             instance: "10.0.1.5".into(),
             address: Some("10.0.1.5:6767".into()),
             started_at: Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
+            slot: Some(2),
         },
         ..HttpOptions::default()
     }
@@ -75,6 +76,7 @@ async fn the_history_says_who_the_replica_is_and_lists_its_changes_newest_first(
     assert_eq!(body["address"], "10.0.1.5:6767");
     assert_eq!(body["version"], "1.2.3");
     assert_eq!(body["startedAt"], "2023-11-14T22:13:20.000Z");
+    assert_eq!(body["slot"], 2);
     assert_eq!(body["status"], "DOWN");
     assert_eq!(body["reason"], "database: read failed");
     let transitions = body["transitions"].as_array().unwrap();
@@ -155,6 +157,7 @@ async fn without_an_identity_the_service_id_names_the_replica_and_the_address_is
     let body = get(&app, "/health/history").await.json();
     assert_eq!(body["instance"], "svc");
     assert_eq!(body["address"], Value::Null);
+    assert!(body.get("slot").is_none(), "no slot, no field: {body}");
     assert!(is_rfc3339_utc(body["startedAt"].as_str().unwrap()));
     assert!(health.created_at() <= before);
 }

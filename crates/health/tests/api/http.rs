@@ -52,6 +52,7 @@ async fn start(details: Details) -> App {
                 instance: "replica-1".into(),
                 address: Some("10.0.1.5:6767".into()),
                 started_at: Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
+                slot: None,
             },
         },
     );
