@@ -30,6 +30,9 @@ pub struct PeerHistory {
     /// When the peer started.
     #[serde(default)]
     pub started_at: Option<String>,
+    /// The peer's slot among the service's replicas, if it claims one.
+    #[serde(default)]
+    pub slot: Option<u32>,
     /// The peer's overall status.
     pub status: String,
     /// Why, when not `UP`.
@@ -128,7 +131,7 @@ mod tests {
 
     const ANSWER: &str = r#"{
         "instance": "accountservice-1a2b3c", "address": "10.0.1.5:6767", "version": "0.1.0",
-        "startedAt": "2026-12-02T13:00:00Z", "status": "DOWN", "reason": "database: read failed",
+        "startedAt": "2026-12-02T13:00:00Z", "slot": 2, "status": "DOWN", "reason": "database: read failed",
         "since": "2026-12-02T13:00:01Z", "extra": 1,
         "transitions": [
             {"at": "2026-12-02T13:00:01Z", "component": "database", "from": "UP", "to": "DOWN", "reason": "read failed"},
@@ -140,6 +143,7 @@ mod tests {
     fn a_history_answer_is_parsed() {
         let history = PeerHistory::parse(ANSWER.as_bytes()).unwrap();
         assert_eq!(history.instance, "accountservice-1a2b3c");
+        assert_eq!(history.slot, Some(2));
         assert_eq!(history.status, "DOWN");
         assert_eq!(history.reason.as_deref(), Some("database: read failed"));
         assert_eq!(history.transitions.len(), 2);

@@ -23,6 +23,6 @@ mod view;
 
 pub use client::HISTORY_PATH;
 pub use peers::Peers;
-pub use roster::{GONE, UNREACHABLE, VIEW_STATUSES};
+pub use roster::{GONE, SUPERSEDED, UNREACHABLE, VIEW_STATUSES};
 pub use routes::routes;
 pub use view::{Fleet, FleetOptions, MAX_BODY, MAX_PEERS, RETENTION};

@@ -20,13 +20,19 @@ pub const UNREACHABLE: &str = "UNREACHABLE";
 /// The status of a replica that is no longer among the peers (gone from DNS or replaced).
 pub const GONE: &str = "GONE";
 
+/// The status of a replica that still answers but claims a slot another replica holds: both
+/// report the same `slot`, and the other started later, so the orchestrator replaced this one
+/// (e.g. a Swarm task cut off from its manager, back after its replacement started).
+pub const SUPERSEDED: &str = "SUPERSEDED";
+
 /// Every status the view can show, best first: the replicas' own, then the view's.
-pub const VIEW_STATUSES: [&str; 7] = [
+pub const VIEW_STATUSES: [&str; 8] = [
     "UP",
     "UNKNOWN",
     "DEGRADED",
     "OUT_OF_SERVICE",
     "DOWN",
+    SUPERSEDED,
     UNREACHABLE,
     GONE,
 ];
@@ -52,6 +58,48 @@ struct Known {
     missing_since: Option<SystemTime>,
     /// Its last health answer.
     answer: Option<PeerHistory>,
+    /// While another answering replica holds the slot this one claims.
+    superseded: Option<Superseded>,
+}
+
+/// Why a replica is [`SUPERSEDED`], and since when.
+#[derive(Debug, Clone)]
+struct Superseded {
+    /// The address of the replica holding the slot (as listed: unique in the view, where
+    /// instance names need not be).
+    by: String,
+    reason: String,
+    /// When this view first found it superseded (by anyone, without a break).
+    since: String,
+}
+
+/// Who holds a slot: of the answering replicas claiming it, the greatest by this key, i.e. the
+/// one that started last; equal start times fall to the greater instance name, then address,
+/// so every viewer picks the same one. A replica that gives no start time sorts first.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Claim {
+    started_at: String,
+    instance: String,
+    address: String,
+}
+
+impl Claim {
+    fn of(known: &Known) -> Option<(u32, Self)> {
+        if known.missing_since.is_some() {
+            return None;
+        }
+        let answer = known.answer.as_ref()?;
+        let claim = Self {
+            started_at: answer
+                .started_at
+                .as_deref()
+                .map(sort_key)
+                .unwrap_or_default(),
+            instance: answer.instance.clone(),
+            address: known.address.clone(),
+        };
+        Some((answer.slot?, claim))
+    }
 }
 
 /// The replicas known, keyed by listed address, plus replaced ones kept for a while.
@@ -113,6 +161,52 @@ impl Roster {
         self.current.retain(|_, known| keep(known));
         self.replaced.retain(keep);
         self.forget_oldest_missing();
+        self.resolve_slots(&stamp);
+    }
+
+    /// Marks every answering replica that claims a slot held by another as superseded, and
+    /// clears the mark of every other replica. Only replicas that answered this round claim a
+    /// slot: one unreachable or gone already shows it does not serve.
+    fn resolve_slots(&mut self, stamp: &str) {
+        let mut holders: BTreeMap<u32, Claim> = BTreeMap::new();
+        for (slot, claim) in self.current.values().filter_map(Claim::of) {
+            match holders.get(&slot) {
+                Some(holder) if *holder >= claim => {}
+                _ => {
+                    holders.insert(slot, claim);
+                }
+            }
+        }
+        for known in self.current.values_mut() {
+            let Some((slot, claim)) = Claim::of(known) else {
+                known.superseded = None;
+                continue;
+            };
+            let Some(holder) = holders.get(&slot).filter(|holder| **holder != claim) else {
+                known.superseded = None;
+                continue;
+            };
+            let reason = if holder.started_at > claim.started_at {
+                format!(
+                    "slot {slot} is held by {}, which started later",
+                    holder.address
+                )
+            } else {
+                format!(
+                    "slot {slot} is held by {}, which started at the same time and sorts after it",
+                    holder.address
+                )
+            };
+            let since = match &known.superseded {
+                Some(before) => before.since.clone(),
+                None => stamp.to_owned(),
+            };
+            known.superseded = Some(Superseded {
+                by: holder.address.clone(),
+                reason,
+                since,
+            });
+        }
     }
 
     /// Keeps at most [`MAX_KNOWN`] replicas: a service replacing replicas faster than the
@@ -155,8 +249,19 @@ impl Roster {
             ));
             old.since = stamp.to_owned();
             old.missing_since = Some(now);
+            old.superseded = None;
             self.replaced.push(old);
         }
+        let superseded = self
+            .current
+            .get(&target.listed)
+            .filter(|previous| {
+                previous
+                    .answer
+                    .as_ref()
+                    .is_some_and(|before| before.instance == answer.instance)
+            })
+            .and_then(|previous| previous.superseded.clone());
         let since = answer.since.clone().unwrap_or_else(|| stamp.to_owned());
         self.current.insert(
             target.listed.clone(),
@@ -169,6 +274,7 @@ impl Roster {
                 last_seen: Some(now),
                 missing_since: None,
                 answer: Some(answer),
+                superseded,
             },
         );
     }
@@ -186,6 +292,7 @@ impl Roster {
                 last_seen: None,
                 missing_since: None,
                 answer: None,
+                superseded: None,
             });
         if known.status != UNREACHABLE {
             known.since = stamp.to_owned();
@@ -214,20 +321,29 @@ impl Roster {
         let replicas = all
             .into_iter()
             .map(|known| {
-                *counts.entry(known.status).or_default() += 1;
+                let superseded = known.superseded.as_ref();
+                let status = if superseded.is_some() {
+                    SUPERSEDED
+                } else {
+                    known.status
+                };
+                *counts.entry(status).or_default() += 1;
                 let answer = known.answer.as_ref();
                 if let Some(answer) = answer {
                     transitions.extend(answer.transitions.iter().map(|t| (known, answer, t)));
                 }
-                let lost = known.missing_since.is_some();
+                let lost = known.missing_since.is_some() || superseded.is_some();
                 ReplicaView {
                     address: known.address.clone(),
                     instance: answer.map(|a| a.instance.clone()),
                     version: answer.and_then(|a| a.version.clone()),
                     started_at: answer.and_then(|a| a.started_at.clone()),
-                    status: known.status,
-                    reason: known.reason.clone(),
-                    since: known.since.clone(),
+                    slot: answer.and_then(|a| a.slot),
+                    status,
+                    superseded_by: superseded.map(|s| s.by.clone()),
+                    reason: superseded
+                        .map_or_else(|| known.reason.clone(), |s| Some(s.reason.clone())),
+                    since: superseded.map_or_else(|| known.since.clone(), |s| s.since.clone()),
                     last_seen: known.last_seen.map(rfc3339),
                     last_status: if lost {
                         answer.map(|a| a.status.clone())
@@ -265,18 +381,25 @@ pub struct ReplicaView {
     pub version: Option<String>,
     /// When it started, from its last answer.
     pub started_at: Option<String>,
-    /// Its own status while it answers, else `UNREACHABLE` or `GONE`.
+    /// The slot it claims among the service's replicas, from its last answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u32>,
+    /// Its own status while it answers and holds its slot (or claims none), else
+    /// `SUPERSEDED`, `UNREACHABLE` or `GONE`.
     pub status: &'static str,
-    /// Its own reason while it answers, else why it is unreachable or gone.
+    /// While `SUPERSEDED`: the address (as listed) of the replica holding its slot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<String>,
+    /// Its own reason while it answers, else why it is superseded, unreachable or gone.
     pub reason: Option<String>,
     /// When `status` last changed.
     pub since: String,
     /// When it last answered.
     pub last_seen: Option<String>,
-    /// While unreachable or gone: the status of its last answer.
+    /// While superseded, unreachable or gone: the status of its last answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_status: Option<String>,
-    /// While unreachable or gone: the reason of its last answer.
+    /// While superseded, unreachable or gone: the reason of its last answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_reason: Option<String>,
 }
@@ -340,6 +463,34 @@ mod tests {
             "transitions":[{{"at":"2026-12-02T13:00:00Z","scope":"overall","from":"UP","to":"{status}","reason":{reason}}}]}}"#
         );
         Ok(PeerHistory::parse(body.as_bytes()).unwrap())
+    }
+
+    /// An `UP` answer from `instance`, started at `started_at`, claiming `slot`.
+    fn claim(instance: &str, slot: Option<u32>, started_at: &str) -> Outcome {
+        let slot = slot.map_or("null".to_owned(), |slot| slot.to_string());
+        let body = format!(
+            r#"{{"instance":"{instance}","startedAt":"{started_at}","slot":{slot},"status":"UP",
+            "since":"{started_at}","transitions":[]}}"#
+        );
+        Ok(PeerHistory::parse(body.as_bytes()).unwrap())
+    }
+
+    /// Records one round of `answers` (address, outcome), every address listed.
+    fn round(roster: &mut Roster, answers: Vec<(&str, Outcome)>, now: SystemTime) {
+        let mut listed: Vec<String> = answers.iter().map(|(a, _)| (*a).to_owned()).collect();
+        listed.sort();
+        let asked = answers
+            .into_iter()
+            .map(|(address, outcome)| (target(address), outcome))
+            .collect();
+        roster.record(asked, &listed, "gone", 10 * MINUTE, now);
+    }
+
+    fn replica<'a>(replicas: &'a [ReplicaView], instance: &str) -> &'a ReplicaView {
+        replicas
+            .iter()
+            .find(|r| r.instance.as_deref() == Some(instance))
+            .unwrap()
     }
 
     fn at(minutes: u64) -> SystemTime {
@@ -555,5 +706,144 @@ mod tests {
             at(2),
         );
         assert_eq!(roster.view().0.len(), 1);
+    }
+
+    #[test]
+    fn of_two_replicas_claiming_one_slot_the_later_started_holds_it() {
+        let first = "2026-12-02T13:00:00Z";
+        let later = "2026-12-02T13:05:00.250Z";
+        // Whatever order the answers come in, the same replica holds the slot.
+        for reversed in [false, true] {
+            let mut roster = Roster::default();
+            let mut answers = vec![
+                ("10.0.0.1:6767", claim("stale", Some(1), first)),
+                ("10.0.0.2:6767", claim("other", Some(2), first)),
+                ("10.0.0.3:6767", claim("replacement", Some(1), later)),
+            ];
+            if reversed {
+                answers.reverse();
+            }
+            round(&mut roster, answers, at(0));
+            let (replicas, _, counts) = roster.view();
+            let stale = replica(&replicas, "stale");
+            assert_eq!(stale.status, SUPERSEDED);
+            assert_eq!(stale.slot, Some(1));
+            assert_eq!(stale.superseded_by.as_deref(), Some("10.0.0.3:6767"));
+            assert_eq!(
+                stale.reason.as_deref(),
+                Some("slot 1 is held by 10.0.0.3:6767, which started later")
+            );
+            assert_eq!(
+                stale.last_status.as_deref(),
+                Some("UP"),
+                "it still answers UP"
+            );
+            assert_eq!(stale.since, rfc3339(at(0)));
+            for holder in ["replacement", "other"] {
+                let holder = replica(&replicas, holder);
+                assert_eq!((holder.status, &holder.superseded_by), ("UP", &None));
+            }
+            assert_eq!((counts["UP"], counts[SUPERSEDED]), (2, 1));
+        }
+    }
+
+    #[test]
+    fn a_superseded_replica_holds_its_slot_again_while_the_holder_does_not_answer() {
+        let mut roster = Roster::default();
+        let stale = ("10.0.0.1:6767", "stale", "2026-12-02T13:00:00Z");
+        let new = ("10.0.0.3:6767", "replacement", "2026-12-02T13:05:00Z");
+        let both = |roster: &mut Roster, now| {
+            round(
+                roster,
+                vec![
+                    (stale.0, claim(stale.1, Some(1), stale.2)),
+                    (new.0, claim(new.1, Some(1), new.2)),
+                ],
+                now,
+            );
+        };
+        both(&mut roster, at(0));
+        both(&mut roster, at(1));
+        let replicas = roster.view().0;
+        assert_eq!(
+            replica(&replicas, "stale").since,
+            rfc3339(at(0)),
+            "superseded since it was first found so"
+        );
+        round(
+            &mut roster,
+            vec![
+                (stale.0, claim(stale.1, Some(1), stale.2)),
+                (new.0, Err("no answer within 1s".into())),
+            ],
+            at(2),
+        );
+        let replicas = roster.view().0;
+        assert_eq!(replica(&replicas, "stale").status, "UP");
+        assert_eq!(replica(&replicas, "stale").superseded_by, None);
+        assert_eq!(replica(&replicas, "replacement").status, UNREACHABLE);
+        both(&mut roster, at(3));
+        let replicas = roster.view().0;
+        assert_eq!(replica(&replicas, "stale").status, SUPERSEDED);
+        assert_eq!(replica(&replicas, "stale").since, rfc3339(at(3)));
+    }
+
+    #[test]
+    fn equal_start_times_are_resolved_the_same_way_by_every_viewer() {
+        // The same instant written with and without milliseconds.
+        for reversed in [false, true] {
+            let mut roster = Roster::default();
+            let mut answers = vec![
+                ("10.0.0.1:6767", claim("b", Some(3), "2026-12-02T13:00:00Z")),
+                (
+                    "10.0.0.2:6767",
+                    claim("a", Some(3), "2026-12-02T13:00:00.000Z"),
+                ),
+            ];
+            if reversed {
+                answers.reverse();
+            }
+            round(&mut roster, answers, at(0));
+            let replicas = roster.view().0;
+            assert_eq!(replica(&replicas, "b").status, "UP");
+            let a = replica(&replicas, "a");
+            assert_eq!(
+                (a.status, a.superseded_by.as_deref()),
+                (SUPERSEDED, Some("10.0.0.1:6767"))
+            );
+            assert!(
+                a.reason
+                    .as_deref()
+                    .unwrap()
+                    .contains("started at the same time"),
+                "{:?}",
+                a.reason
+            );
+        }
+    }
+
+    #[test]
+    fn replicas_that_claim_no_slot_are_never_superseded_and_show_no_slot() {
+        let mut roster = Roster::default();
+        let started = "2026-12-02T13:00:00Z";
+        round(
+            &mut roster,
+            vec![
+                ("10.0.0.1:6767", claim("a", None, started)),
+                ("10.0.0.2:6767", claim("b", None, "2026-12-02T13:05:00Z")),
+                ("10.0.0.3:6767", claim("c", Some(1), started)),
+            ],
+            at(0),
+        );
+        let (replicas, _, counts) = roster.view();
+        assert!(replicas.iter().all(|r| r.status == "UP"), "{replicas:?}");
+        assert_eq!((counts["UP"], counts[SUPERSEDED]), (3, 0));
+        let json = serde_json::to_value(replica(&replicas, "a")).unwrap();
+        assert!(json.get("slot").is_none(), "{json}");
+        assert!(json.get("supersededBy").is_none(), "{json}");
+        assert_eq!(
+            serde_json::to_value(replica(&replicas, "c")).unwrap()["slot"],
+            1
+        );
     }
 }

@@ -97,7 +97,7 @@ pub(super) struct FleetView<'a> {
     /// Whether more were found than asked.
     truncated: bool,
     /// How many replicas are in each status, every status listed (zero included): `UP`,
-    /// `UNKNOWN`, `DEGRADED`, `OUT_OF_SERVICE`, `DOWN`, `UNREACHABLE`, `GONE`.
+    /// `UNKNOWN`, `DEGRADED`, `OUT_OF_SERVICE`, `DOWN`, `SUPERSEDED`, `UNREACHABLE`, `GONE`.
     counts: BTreeMap<&'static str, usize>,
     /// Every replica known, answering or not, including those gone for a while.
     replicas: Vec<ReplicaView>,

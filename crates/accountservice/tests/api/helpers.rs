@@ -42,6 +42,18 @@ pub fn settings(db_path: &Path) -> Settings {
     }
 }
 
+/// Loopback addresses with ports free right now: replicas that must know each other before
+/// either starts cannot use port 0.
+pub fn free_addresses(count: usize) -> Vec<SocketAddr> {
+    let listeners: Vec<_> = (0..count)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("a bound address"))
+        .collect()
+}
+
 /// Starts the service on a fresh temporary database.
 pub async fn spawn_app() -> TestApp {
     let dir = tempfile::tempdir().expect("cannot create a temporary directory");

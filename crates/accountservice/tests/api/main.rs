@@ -13,4 +13,5 @@ mod metrics;
 mod openapi;
 mod properties;
 mod release;
+mod slot;
 mod testability;

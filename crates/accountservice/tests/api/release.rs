@@ -5,19 +5,7 @@ use std::net::SocketAddr;
 
 use serde_json::Value;
 
-use crate::helpers::{TestApp, spawn_app_configured};
-
-/// Loopback addresses with ports free right now: both replicas must know each other before
-/// either starts, so port 0 cannot be used.
-fn free_addresses(count: usize) -> Vec<SocketAddr> {
-    let listeners: Vec<_> = (0..count)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("a bound address"))
-        .collect()
-}
+use crate::helpers::{TestApp, free_addresses, spawn_app_configured};
 
 /// A replica on `address` that lists `peers`, with the release label `release` if any.
 async fn replica(address: SocketAddr, peers: &str, release: Option<&str>) -> TestApp {
