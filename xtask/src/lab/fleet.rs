@@ -1,7 +1,7 @@
 //! The fleet view as the scenarios read it: `GET /health/fleet` asked of one replica from inside
 //! the lab, each listed replica matched to its Swarm task (by address) for its node and slot, and
-//! a watch that samples the view while a fault plays out to catch two replicas claiming the same
-//! slot.
+//! a watch that samples the view while a fault plays out to catch two replicas it counts as
+//! serving (`UP`, not superseded) in the same slot, and for how long.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,8 +39,11 @@ pub struct View {
 pub struct Replica {
     /// `host:port` as listed by DNS.
     pub address: String,
-    /// `UP`, `DOWN`, ..., `UNREACHABLE`, `GONE`.
+    /// `UP`, `DOWN`, ..., `SUPERSEDED`, `UNREACHABLE`, `GONE`.
     pub status: String,
+    /// While `SUPERSEDED`: the address of the replica the view found holding its slot.
+    #[serde(default, rename = "supersededBy")]
+    pub superseded_by: Option<String>,
     /// The version from its last answer (`0.1.0`, or `0.1.0+<release>` with a release label).
     #[serde(default)]
     pub version: Option<String>,
@@ -64,13 +67,14 @@ impl View {
             .map(|replica| replica.status.as_str())
     }
 
-    /// Slots claimed by more than one replica the view shows `UP`, with their addresses.
+    /// Slots (`slots`: the manager's, by address, not what the replicas claim) held by more
+    /// than one replica the view shows `UP` and not superseded, with their addresses.
     pub fn duplicate_slots(&self, slots: &BTreeMap<String, u64>) -> BTreeMap<u64, Vec<String>> {
         let mut claims: BTreeMap<u64, Vec<String>> = BTreeMap::new();
         for replica in self
             .replicas
             .iter()
-            .filter(|replica| replica.status == "UP")
+            .filter(|replica| replica.status == "UP" && replica.superseded_by.is_none())
         {
             if let Some(slot) = slots.get(replica.ip()) {
                 claims
@@ -122,6 +126,11 @@ pub struct Watched {
     pub first_duplicate: Option<Instant>,
     /// See `first_duplicate`.
     pub last_duplicate: Option<Instant>,
+    /// The longest run of such views: from the first to the last view of a run asked for
+    /// without a clean view in between (an unreadable view does not end a run).
+    pub longest_run: Duration,
+    /// When the current run started; `None` after a clean view.
+    run_started: Option<Instant>,
     /// The first duplicate seen, for the report.
     pub example: Option<String>,
 }
@@ -159,10 +168,15 @@ impl Watch {
                     Ok(view) => {
                         seen.samples += 1;
                         let duplicates = view.duplicate_slots(&slots);
-                        if !duplicates.is_empty() {
+                        if duplicates.is_empty() {
+                            seen.run_started = None;
+                        } else {
                             seen.duplicate_samples += 1;
                             seen.first_duplicate.get_or_insert(sampled);
                             seen.last_duplicate = Some(sampled);
+                            let run =
+                                sampled.duration_since(*seen.run_started.get_or_insert(sampled));
+                            seen.longest_run = seen.longest_run.max(run);
                             seen.example.get_or_insert_with(|| {
                                 format!("slots claimed twice: {duplicates:?}")
                             });
@@ -227,6 +241,7 @@ mod tests {
                     address: (*address).to_owned(),
                     status: (*status).to_owned(),
                     version: None,
+                    superseded_by: None,
                 })
                 .collect(),
         }
@@ -257,6 +272,10 @@ mod tests {
             ("10.0.1.9:6768", "UP"),
         ]);
         assert!(one_gone.duplicate_slots(&slots).is_empty());
+        let mut superseded = both_up.clone();
+        superseded.replicas[1].status = "SUPERSEDED".to_owned();
+        superseded.replicas[1].superseded_by = Some("10.0.1.9:6768".to_owned());
+        assert!(superseded.duplicate_slots(&slots).is_empty());
         assert_eq!(one_gone.status_of("10.0.1.5"), Some("GONE"));
         assert_eq!(one_gone.status_of("10.0.1.7"), None);
     }
@@ -266,11 +285,18 @@ mod tests {
         let view: View = serde_json::from_str(
             r#"{"instance":"10.0.1.4","peers":"tasks.accountservice:6768","found":3,
                 "replicas":[{"address":"10.0.1.5:6768","instance":"10.0.1.5","status":"UP",
-                             "version":"0.1.0+v2","since":"2026-12-02T14:00:00Z"}],"transitions":[]}"#,
+                             "version":"0.1.0+v2","since":"2026-12-02T14:00:00Z"},
+                            {"address":"10.0.1.6:6768","instance":"10.0.1.6","status":"SUPERSEDED",
+                             "slot":2,"supersededBy":"10.0.1.5:6768"}],"transitions":[]}"#,
         )
         .unwrap();
         assert_eq!(view.replicas[0].ip(), "10.0.1.5");
         assert_eq!(view.replicas[0].status, "UP");
         assert_eq!(view.replicas[0].version.as_deref(), Some("0.1.0+v2"));
+        assert_eq!(view.replicas[0].superseded_by, None);
+        assert_eq!(
+            view.replicas[1].superseded_by.as_deref(),
+            Some("10.0.1.5:6768")
+        );
     }
 }

@@ -297,8 +297,8 @@ pub fn describe_tasks(tasks: &[Task]) -> String {
 }
 
 /// Creates the service: three replicas spread over the nodes on the attachable overlay, DNS
-/// round robin (no IPVS here), testability on, short health checks, start-first updates, and a
-/// pre-stop delay that covers the time Swarm's DNS takes to forget a stopping task on every node.
+/// round robin (no IPVS here), testability on, each replica told its task slot, short health
+/// checks, start-first updates, and a pre-stop delay that covers the time Swarm's DNS takes to forget a stopping task on every node.
 /// Waits until the three replicas are healthy; returns how long that took.
 pub fn create_service(sh: &Shell, extra_env: &[String]) -> Result<Duration> {
     let start = Instant::now();
@@ -320,6 +320,10 @@ pub fn create_service(sh: &Shell, extra_env: &[String]) -> Result<Duration> {
         "ACCOUNTSERVICE_TESTABILITY=true",
         "--env",
         "ACCOUNTSERVICE_PRE_STOP_DELAY=2",
+        // Each replica reports its task slot, so the fleet view can tell a stale task from its
+        // replacement when both answer (after a partition heals).
+        "--env",
+        "ACCOUNTSERVICE_SLOT={{.Task.Slot}}",
         "--read-only",
         "--stop-grace-period",
         "20s",
