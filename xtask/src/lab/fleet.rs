@@ -44,6 +44,9 @@ pub struct Replica {
     /// While `SUPERSEDED`: the address of the replica the view found holding its slot.
     #[serde(default, rename = "supersededBy")]
     pub superseded_by: Option<String>,
+    /// While superseded, unreachable or gone: the status of its last answer.
+    #[serde(default, rename = "lastStatus")]
+    pub last_status: Option<String>,
     /// The version from its last answer (`0.1.0`, or `0.1.0+<release>` with a release label).
     #[serde(default)]
     pub version: Option<String>,
@@ -85,6 +88,18 @@ impl View {
         }
         claims.retain(|_, addresses| addresses.len() > 1);
         claims
+    }
+
+    /// Replicas shown superseded while they answer `UP`: without the slot rule, each would be
+    /// a second replica `UP` in its slot.
+    pub fn superseded_up(&self) -> Vec<&str> {
+        self.replicas
+            .iter()
+            .filter(|replica| {
+                replica.superseded_by.is_some() && replica.last_status.as_deref() == Some("UP")
+            })
+            .map(|replica| replica.address.as_str())
+            .collect()
     }
 }
 
@@ -131,6 +146,13 @@ pub struct Watched {
     pub longest_run: Duration,
     /// When the current run started; `None` after a clean view.
     run_started: Option<Instant>,
+    /// Views showing a replica superseded while it answers `UP` (a duplicate the slot rule
+    /// resolved), and when the first and last were asked for.
+    pub superseded_samples: u64,
+    /// See `superseded_samples`.
+    pub first_superseded: Option<Instant>,
+    /// See `superseded_samples`.
+    pub last_superseded: Option<Instant>,
     /// The first duplicate seen, for the report.
     pub example: Option<String>,
 }
@@ -167,6 +189,11 @@ impl Watch {
                 match view {
                     Ok(view) => {
                         seen.samples += 1;
+                        if !view.superseded_up().is_empty() {
+                            seen.superseded_samples += 1;
+                            seen.first_superseded.get_or_insert(sampled);
+                            seen.last_superseded = Some(sampled);
+                        }
                         let duplicates = view.duplicate_slots(&slots);
                         if duplicates.is_empty() {
                             seen.run_started = None;
@@ -242,6 +269,7 @@ mod tests {
                     status: (*status).to_owned(),
                     version: None,
                     superseded_by: None,
+                    last_status: None,
                 })
                 .collect(),
         }
@@ -275,7 +303,10 @@ mod tests {
         let mut superseded = both_up.clone();
         superseded.replicas[1].status = "SUPERSEDED".to_owned();
         superseded.replicas[1].superseded_by = Some("10.0.1.9:6768".to_owned());
+        superseded.replicas[1].last_status = Some("UP".to_owned());
         assert!(superseded.duplicate_slots(&slots).is_empty());
+        assert_eq!(superseded.superseded_up(), ["10.0.1.5:6768"]);
+        assert!(both_up.superseded_up().is_empty());
         assert_eq!(one_gone.status_of("10.0.1.5"), Some("GONE"));
         assert_eq!(one_gone.status_of("10.0.1.7"), None);
     }

@@ -688,6 +688,16 @@ fn network_cut(lab: &mut Lab) -> Result<Vec<Timing>> {
             .map(|example| format!(" ({example})"))
             .unwrap_or_default()
     );
+    let resolved = match (watched.first_superseded, watched.last_superseded) {
+        (Some(first), Some(last)) => format!(
+            "from {} to {} after the heal ({} views)",
+            secs(first.saturating_duration_since(healed)),
+            secs(last.saturating_duration_since(healed)),
+            watched.superseded_samples
+        ),
+        _ => "never".to_owned(),
+    };
+    println!("    a stale replica shown SUPERSEDED while it answered UP: {resolved}");
     ensure!(
         watched.samples > 0,
         "the fleet view could not be read during the cut"
