@@ -20,6 +20,7 @@ use axum::{Router, extract::Request, response::Response};
 use tokio::{
     net::TcpListener,
     sync::{oneshot, watch},
+    time::Instant,
 };
 use tower::{Service, ServiceExt as _, util::Oneshot};
 
@@ -28,15 +29,17 @@ use crate::server::{self, ServerLimits};
 /// Connections the management listener serves at once; more wait in its backlog.
 pub const MAX_CONNECTIONS: usize = 64;
 
-/// How long the management listener's connections get to finish once it is told to stop; past
-/// this they are closed.
+/// How long the management listener's connections get to finish once it is told to stop, at
+/// most; past this they are closed. Idle keep-alive connections are closed sooner: at the end of
+/// the close grace, which counts from when the public listener closed.
 const STOP_GRACE: Duration = Duration::from_secs(3);
 
 /// A running management listener. Dropping it stops the listener too (without waiting).
 pub struct Management {
     local_addr: SocketAddr,
     routes: Arc<RwLock<Router>>,
-    stop: watch::Sender<bool>,
+    /// Set, with the instant its close grace counts from, when the listener is to stop.
+    stop: watch::Sender<Option<Instant>>,
     stopped: oneshot::Receiver<()>,
 }
 
@@ -65,7 +68,7 @@ impl Management {
         };
         let routes = Arc::new(RwLock::new(routes));
         let app = Router::new().fallback_service(Current(routes.clone()));
-        let (stop, stop_signal) = watch::channel(false);
+        let (stop, stop_signal) = watch::channel(None);
         let (stopped_sender, stopped) = oneshot::channel();
         thread::Builder::new()
             .name("management".into())
@@ -98,12 +101,13 @@ impl Management {
         *self.routes.write().unwrap_or_else(PoisonError::into_inner) = routes;
     }
 
-    /// Stops accepting, lets requests in progress finish for a short grace, and returns once the
-    /// thread has dropped everything it held.
-    pub async fn stop(self) {
+    /// Stops accepting, gives idle keep-alive connections what is left of the close grace that
+    /// began at `grace_from` (when the public listener closed) and requests in progress at most
+    /// [`STOP_GRACE`], and returns once the thread has dropped everything it held.
+    pub async fn stop(self, grace_from: Instant) {
         let Self { stop, stopped, .. } = self;
         // An error means the thread already ended.
-        let _ = stop.send(true);
+        let _ = stop.send(Some(grace_from));
         if stopped.await.is_err() {
             tracing::error!("the management listener's thread failed");
         }
@@ -116,7 +120,7 @@ async fn serve(
     listener: StdTcpListener,
     app: Router,
     limits: ServerLimits,
-    stop: watch::Receiver<bool>,
+    stop: watch::Receiver<Option<Instant>>,
 ) {
     let listener = match TcpListener::from_std(listener) {
         Ok(listener) => listener,
@@ -125,9 +129,12 @@ async fn serve(
             return;
         }
     };
-    // A dropped sender (the owner is gone) also means "stop".
-    let stopped = |mut stop: watch::Receiver<bool>| async move {
-        let _ = stop.wait_for(|stop| *stop).await;
+    // A dropped sender (the owner is gone) also means "stop", with the grace counted from now.
+    let stopped = |mut stop: watch::Receiver<Option<Instant>>| async move {
+        match stop.wait_for(Option::is_some).await {
+            Ok(from) => from.unwrap_or_else(Instant::now),
+            Err(_) => Instant::now(),
+        }
     };
     let serving = server::serve(listener, app, limits, stopped(stop.clone()));
     tokio::pin!(serving);

@@ -20,7 +20,9 @@
 //!   already been sent; only then are idle keep-alive connections closed. Closing them at once
 //!   would reset a request a client had just written on one, which the server never read.
 //!   For the same reason, connections the kernel has already completed but the loop has not yet
-//!   accepted are accepted and answered before the listener closes.
+//!   accepted are accepted and answered before the listener closes. The grace is one deadline
+//!   that the caller starts: the management listener, closed after the public one has drained,
+//!   counts it from when the public one closed, so a stop waits out one grace, not two.
 
 use std::{future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -35,6 +37,7 @@ use tokio::{
     net::{TcpListener, TcpStream},
     sync::{OwnedSemaphorePermit, Semaphore},
     task::JoinSet,
+    time::Instant,
 };
 
 /// Limits the server applies to every connection.
@@ -46,8 +49,8 @@ pub struct ServerLimits {
     pub max_header_bytes: usize,
     /// Connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
-    /// How long connections get to close on their own once the listener is closed, before idle
-    /// keep-alive connections are closed.
+    /// How long connections get to close on their own once the listener is closed (from the
+    /// instant [`serve`]'s `stop` gives), before idle keep-alive connections are closed.
     pub close_grace: Duration,
 }
 
@@ -61,13 +64,17 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 /// Serves `app` on `listener` until `stop` completes, then stops accepting, asks every
 /// connection to finish its in-flight request and close, and returns when all have.
 ///
+/// `stop` completes with the instant the close grace counts from: the public listener's is the
+/// moment it stops; the management listener's is the moment the public one stopped, so that its
+/// grace runs alongside the public one's instead of after it.
+///
 /// The caller bounds the drain by dropping this future (or aborting its task): the connection
 /// tasks live in a [`JoinSet`] owned by it, so dropping it closes every remaining connection.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ServerLimits,
-    stop: impl Future<Output = ()>,
+    stop: impl Future<Output = Instant>,
 ) {
     let mut builder = http1::Builder::new();
     builder
@@ -96,9 +103,9 @@ pub async fn serve(
         });
     };
     tokio::pin!(stop);
-    loop {
+    let grace_from = loop {
         tokio::select! {
-            () = &mut stop => break,
+            from = &mut stop => break from,
             // Reap finished connection tasks so the set does not grow.
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             accepted = accept_under_cap(&listener, &connections) => {
@@ -111,16 +118,16 @@ pub async fn serve(
                 }
             }
         }
-    }
+    };
+    let grace_ends = grace_from + limits.close_grace;
     // The kernel completes handshakes on its own, so a client may have connected and written a
     // request the loop has not accepted yet. Closing the listener would reset it unanswered;
     // accept it instead, and it is answered with `Connection: close` like everyone else.
-    let backlog_deadline = tokio::time::Instant::now() + limits.close_grace;
+    // A grace already over still lets in the connections a free slot can take at once.
     match listener.into_std() {
         Ok(listener) => loop {
             let Ok(Ok(permit)) =
-                tokio::time::timeout_at(backlog_deadline, connections.clone().acquire_owned())
-                    .await
+                tokio::time::timeout_at(grace_ends, connections.clone().acquire_owned()).await
             else {
                 break;
             };
@@ -151,7 +158,7 @@ pub async fn serve(
     }
     // Connections that were sent a request answer it with `Connection: close` and end; wait for
     // them, but not for idle keep-alive connections beyond the grace.
-    let grace = tokio::time::sleep(limits.close_grace);
+    let grace = tokio::time::sleep_until(grace_ends);
     tokio::pin!(grace);
     loop {
         tokio::select! {

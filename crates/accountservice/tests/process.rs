@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use support::{Service, TIMEOUT, args, command};
+use support::{Connection, Failure, Service, TIMEOUT, args, command};
 
 /// Runs the binary to completion (bounded) and returns its status, stderr and run time.
 fn run_to_exit(dir: &Path, args: &[&str]) -> (ExitStatus, String, Duration) {
@@ -363,6 +363,68 @@ fn a_malformed_peers_list_exits_2_at_once_with_one_line_naming_it() {
     }
 }
 
+/// The management listener's address, from its start-up line.
+fn management_address(service: &mut Service) -> SocketAddr {
+    let line = service.wait_for_line("management endpoints");
+    line.split("on http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|address| address.parse().ok())
+        .unwrap_or_else(|| panic!("no management address in {line}"))
+}
+
+#[test]
+fn a_stop_with_an_idle_keep_alive_connection_on_each_port_answers_draining_then_closes_both() {
+    let dir = tempfile::tempdir().unwrap();
+    // A grace long enough that the drain is still on when the polling below begins.
+    let mut service = Service::start(
+        dir.path(),
+        &args(
+            "accounts.db",
+            &["--management-port", "0", "--close-grace", "3"],
+        ),
+    );
+    let management = management_address(&mut service);
+    let public = service.wait_until_listening();
+    let mut public_idle = Connection::open(public).unwrap();
+    assert_eq!(public_idle.get("/health").unwrap().status, 200);
+    let mut management_idle = Connection::open(management).unwrap();
+    assert_eq!(management_idle.get("/health/live").unwrap().status, 200);
+
+    let signalled = Instant::now();
+    service.terminate();
+    // The public listener waits out its grace for its idle connection; meanwhile the
+    // management port still answers, and says the instance is draining.
+    let (answer, _) = support::poll_until(management, "/health/ready", TIMEOUT, |answer| {
+        answer.status == 503
+    });
+    assert!(answer.body.contains("draining"), "{answer:?}");
+    // Then the server closes both idle connections, having sent nothing more on them.
+    for (port, idle) in [
+        ("public", &mut public_idle),
+        ("management", &mut management_idle),
+    ] {
+        match idle.read_answer() {
+            Err(Failure::ClosedUnanswered(_)) => {}
+            other => panic!("the idle {port} connection: {other:?}"),
+        }
+    }
+    let status = service.wait();
+    println!(
+        "idle keep-alive connection on each port, --close-grace 3: exit {:?} {:?} after SIGTERM",
+        status.code(),
+        signalled.elapsed()
+    );
+    assert_eq!(status.code(), Some(0), "{}", service.stderr());
+    let log = service.rest_of_log().join("\n");
+    assert!(log.contains("drained"), "{log}");
+    assert!(log.contains("management listener stopped"), "{log}");
+    assert!(
+        !log.contains("management connections closed after the grace"),
+        "{log}"
+    );
+}
+
 #[tokio::test]
 async fn the_startup_probe_shows_seeding_progress_on_the_management_port_then_passes_for_good() {
     let dir = tempfile::tempdir().unwrap();
@@ -373,13 +435,7 @@ async fn the_startup_probe_shows_seeding_progress_on_the_management_port_then_pa
             &["--management-port", "0", "--seed-accounts", "200000"],
         ),
     );
-    let line = service.wait_for_line("management endpoints");
-    let management: SocketAddr = line
-        .split("on http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|address| address.parse().ok())
-        .unwrap_or_else(|| panic!("no management address in {line}"));
+    let management = management_address(&mut service);
 
     // Poll (bounded) until start-up completes, keeping every answer seen on the way.
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -14,9 +14,11 @@
 //! 3. keeps serving for `--pre-stop-delay`, so load balancers see "not ready" and move traffic
 //!    before the listener closes;
 //! 4. stops accepting (the server loop first answers the connections the kernel had already
-//!    queued), lets in-flight requests finish within `--shutdown-timeout`, then closes what is
-//!    left;
-//! 5. stops the management listener, which answered probes ("draining") until now;
+//!    queued), lets in-flight requests finish within `--shutdown-timeout`, gives idle keep-alive
+//!    connections `--close-grace` to close on their own, then closes what is left;
+//! 5. stops the management listener, which answered probes ("draining") until now; its close
+//!    grace counts from the moment the public listener closed, so the two run side by side and a
+//!    stop takes one grace, not two;
 //! 6. stops the health refresher;
 //! 7. closes the database as soon as its last user has let go of it ([`Lent`]): a connection
 //!    the runtime is still tearing down, or a health check's read still running on a blocking
@@ -141,6 +143,9 @@ impl Lifecycle {
         let refresher = Refresher::spawn(&health);
         let mut server = PublicServer::spawn(listener, app, limits);
 
+        // When the public listener closed: the management listener's close grace counts from
+        // it too.
+        let mut grace_from = None;
         let outcome: Result<Stopped, StartupError> = async {
             server.serve_until(shutdown).await?;
             // 1. Before the drain marks the instance out of service itself.
@@ -158,14 +163,16 @@ impl Lifecycle {
                     .await?;
             }
             // 4. No new connections; the requests in flight get the timeout to finish.
-            server.drain(shutdown_timeout).await;
+            grace_from = Some(server.drain(shutdown_timeout).await);
             Ok(stopped)
         }
         .await;
 
         // 5. Probes were answered ("draining") until now; the public port is closed.
         if let Some(management) = management {
-            management.stop().await;
+            management
+                .stop(grace_from.unwrap_or_else(tokio::time::Instant::now))
+                .await;
         }
         // 6. No new database check starts.
         refresher.stop().await;
@@ -177,18 +184,21 @@ impl Lifecycle {
     }
 }
 
-/// The public server's task, and the means to make it stop accepting.
+/// The public server's task, and the means to make it stop accepting (sent the instant its
+/// close grace counts from).
 struct PublicServer {
     task: JoinHandle<()>,
-    stop_accepting: oneshot::Sender<()>,
+    stop_accepting: oneshot::Sender<tokio::time::Instant>,
 }
 
 impl PublicServer {
     fn spawn(listener: TcpListener, app: Router, limits: ServerLimits) -> Self {
-        let (stop_accepting, stop_signal) = oneshot::channel::<()>();
+        let (stop_accepting, stop_signal) = oneshot::channel();
         let task = tokio::spawn(server::serve(listener, app, limits, async move {
             // An error means the sender was dropped, which also means "stop".
-            let _ = stop_signal.await;
+            stop_signal
+                .await
+                .unwrap_or_else(|_| tokio::time::Instant::now())
         }));
         Self {
             task,
@@ -206,7 +216,8 @@ impl PublicServer {
     }
 
     /// Stops accepting and lets the connections finish within `timeout`; past it, closes them.
-    async fn drain(self, timeout: Duration) {
+    /// Returns when the listener was told to close: the close grace counts from then.
+    async fn drain(self, timeout: Duration) -> tokio::time::Instant {
         let Self {
             mut task,
             stop_accepting,
@@ -216,8 +227,9 @@ impl PublicServer {
             "shutting down: no new connections, draining in-flight requests"
         );
         let started = Instant::now();
+        let grace_from = tokio::time::Instant::now();
         // The receiver lives inside the server task; if it is gone the server already stopped.
-        let _ = stop_accepting.send(());
+        let _ = stop_accepting.send(grace_from);
         match tokio::time::timeout(timeout, &mut task).await {
             Ok(Ok(())) => tracing::info!(elapsed = ?started.elapsed(), "drained"),
             Ok(Err(error)) => tracing::error!(%error, "server task failed while draining"),
@@ -229,6 +241,7 @@ impl PublicServer {
                 task.abort();
             }
         }
+        grace_from
     }
 }
 
