@@ -7,7 +7,8 @@
 //! - [`domain`]: [`domain::AccountId`] (parsed at the edge) and [`domain::Account`].
 //! - [`store`]: the [`store::AccountStore`] trait and its redb implementation.
 //! - [`seed`]: idempotent, chunked seeding of fake accounts with progress output.
-//! - [`router`], [`routes`], [`error`], [`state`]: the HTTP surface over [`state::AppState`].
+//! - [`router`], [`routes`], [`error`], [`state`]: the HTTP surface over [`state::AppState`]
+//!   and [`router::Endpoints`] (live handles, with their plain [`router::EndpointSettings`]).
 //! - [`checks`]: the database health check and the registry from the `health` crate that runs
 //!   it in the background; [`metrics`]: `/metrics` (request, health, process and build series,
 //!   Prometheus text or OpenMetrics by `Accept`); its [`metrics::RouteMetrics`] counts each

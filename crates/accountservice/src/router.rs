@@ -18,24 +18,33 @@ use crate::{
     state::AppState,
 };
 
-/// Everything besides the account routes: health endpoints, metrics, testability switches.
+/// Everything besides the account routes: the live handles the endpoints answer from, and
+/// their [`EndpointSettings`]. Cloning shares the handles (the same registry, metrics,
+/// switches, drain flag and fleet view), so the routers built from clones stay one instance.
 #[derive(Clone)]
 pub struct Endpoints {
     /// The health registry behind `/health`, `/health/live`, `/health/ready`, `/livez`, `/readyz`.
     pub health: Health,
-    /// How much the health endpoints show, and the service's id and version in them.
-    pub health_options: HttpOptions,
     /// The metrics behind `/metrics`, also fed by every request.
     pub metrics: Arc<Metrics>,
     /// The testability switches; `None` leaves their routes unmounted (404).
     pub testability: Option<Testability>,
-    /// Account and testability requests in progress at once before new ones are shed (503).
-    pub max_concurrent_requests: usize,
     /// Set when shutdown begins: every answer then closes its connection.
     pub draining: Draining,
     /// The fleet view behind `/health/fleet` and `/status`; `None` (no `--peers`) leaves
     /// them unmounted.
     pub fleet: Option<Arc<Fleet>>,
+    /// How the endpoints are built: plain data, fixed for the life of the instance.
+    pub settings: EndpointSettings,
+}
+
+/// The configuration of the [`Endpoints`], read from the settings at start-up.
+#[derive(Clone, Debug)]
+pub struct EndpointSettings {
+    /// How much the health endpoints show, and the service's id and version in them.
+    pub health: HttpOptions,
+    /// Account and testability requests in progress at once before new ones are shed (503).
+    pub max_concurrent_requests: usize,
 }
 
 /// The complete service on one port: account routes, health endpoints, metrics and (if switched
@@ -44,19 +53,18 @@ pub struct Endpoints {
 pub fn app(state: AppState, endpoints: Endpoints) -> Router {
     let Endpoints {
         health,
-        health_options,
         metrics,
         testability,
-        max_concurrent_requests,
         draining,
         fleet,
+        settings,
     } = endpoints;
     // The document is a constant of this instance: parse it once.
     let document = Arc::new(openapi::document(testability.is_some(), fleet.is_some()));
     let work = operator_routes(testability, fleet).merge(api_routes(state));
     let routes = work
-        .layer(guard::ShedLayer::new(max_concurrent_requests))
-        .merge(health::http::router(health, health_options))
+        .layer(guard::ShedLayer::new(settings.max_concurrent_requests))
+        .merge(health::http::router(health, settings.health))
         .route("/metrics", get(metrics::scrape).with_state(metrics.clone()))
         .route(
             "/openapi.json",
@@ -85,19 +93,18 @@ pub struct Split {
 pub fn split(state: AppState, endpoints: Endpoints) -> Split {
     let Endpoints {
         health,
-        health_options,
         metrics,
         testability,
-        max_concurrent_requests,
         draining,
         fleet,
+        settings,
     } = endpoints;
     let mut document = openapi::document(false, false);
     openapi::keep_public_paths(&mut document);
     // One health router for both listeners, so its answers are rendered once per change.
-    let health_routes: Router = health::http::router(health, health_options);
+    let health_routes: Router = health::http::router(health, settings.health);
     let public = api_routes(state)
-        .layer(guard::ShedLayer::new(max_concurrent_requests))
+        .layer(guard::ShedLayer::new(settings.max_concurrent_requests))
         // Only GET (and HEAD) of `/health`; the other methods get the JSON 405 of `finish`.
         .route("/health", get_service(health_routes.clone()))
         .route(

@@ -50,7 +50,7 @@ use crate::{
     lifecycle::{Draining, Lent, Lifecycle},
     management::Management,
     metrics::Metrics,
-    router::{self, Endpoints, Split},
+    router::{self, EndpointSettings, Endpoints, Split},
     routes::testability::Testability,
     seed::{self, DEFAULT_CHUNK_SIZE},
     served_by,
@@ -193,25 +193,27 @@ impl Application {
         let endpoints = Endpoints {
             fleet,
             draining: draining.clone(),
-            max_concurrent_requests: settings.max_concurrent_requests,
             metrics: Arc::new(Metrics::new(health.clone(), &version)),
             testability: fault.map(|database| Testability {
                 health: health.clone(),
                 database,
             }),
-            health_options: HttpOptions {
-                details: settings.health_details,
-                service_id: "accountservice".into(),
-                version,
-                description: Some("account lookup over an embedded database".into()),
-                identity: Identity {
-                    instance: served_by.clone(),
-                    address: served_by::address(&served_by, local_addr),
-                    started_at: Some(started_at),
-                    slot: settings.slot,
+            health: health.clone(),
+            settings: EndpointSettings {
+                max_concurrent_requests: settings.max_concurrent_requests,
+                health: HttpOptions {
+                    details: settings.health_details,
+                    service_id: "accountservice".into(),
+                    version,
+                    description: Some("account lookup over an embedded database".into()),
+                    identity: Identity {
+                        instance: served_by.clone(),
+                        address: served_by::address(&served_by, local_addr),
+                        started_at: Some(started_at),
+                        slot: settings.slot,
+                    },
                 },
             },
-            health: health.clone(),
         };
 
         let state = AppState::new(serving, served_by);
@@ -249,7 +251,8 @@ impl Application {
         &self.state
     }
 
-    /// The health registry, metrics and testability switches the endpoints are built over.
+    /// The live handles (health registry, metrics, testability switches, drain flag, fleet view)
+    /// and the settings the endpoints are built from: what [`router::app`] takes.
     pub fn endpoints(&self) -> &Endpoints {
         &self.endpoints
     }
