@@ -28,7 +28,7 @@ use serde::Serialize;
 use tempfile::TempDir;
 use xshell::{Shell, cmd};
 
-use self::results::{CurvePoint, Outcome, Pair, Results, Row, Sample, Saturation};
+use self::results::{Binaries, CurvePoint, Outcome, Pair, Results, Row, Sample, Saturation};
 use self::sys::CpuTicks;
 use crate::dist::{self, TARGET};
 use crate::project::Project;
@@ -115,9 +115,7 @@ impl Plan {
 /// Runs the bench.
 pub fn run(sh: &Shell, project: &Project, options: &Options) -> Result<()> {
     let started = Instant::now();
-    let mut lab = Lab::prepare(sh, project, Plan::new(options), options.no_build)?;
-    lab.measure()?;
-    let Lab { mut r, .. } = lab;
+    let mut r = Lab::prepare(sh, project, Plan::new(options), options.no_build)?.measure()?;
     r.total = started.elapsed().as_secs_f64();
     r.finish();
     let json = project.target_dir.join("bench/results.json");
@@ -131,38 +129,27 @@ pub fn run(sh: &Shell, project: &Project, options: &Options) -> Result<()> {
     } else {
         std::fs::write(&path, &markdown).with_context(|| format!("writing {}", path.display()))?;
     }
-    match r.problems.join("\n  ") {
-        problems if problems.is_empty() => Ok(()),
-        problems => bail!("the bench saw errors:\n  {problems}"),
-    }
+    let problems = r.problems.join("\n  ");
+    ensure!(problems.is_empty(), "the bench saw errors:\n  {problems}");
+    Ok(())
 }
 
-/// A run: the results so far (with the command lines run and the problems seen), the binaries
-/// under test and the floor (`fn main() {}` built like the probe), the servers' CPU and the
-/// load's, and the work directory.
+/// A run: the results so far (with the command lines run and the problems seen), the binaries,
+/// the servers' CPU and the load's, and the work directory.
 struct Lab {
     r: Results,
-    service: PathBuf,
-    probe: PathBuf,
-    yardstick: PathBuf,
-    floor: PathBuf,
+    bin: Binaries<PathBuf>,
     cpus: (u32, u32),
     work: TempDir,
 }
 
-/// The servers measured side by side: the yardstick, the service with 100 accounts (`base`),
-/// the same with `--management-port` (and the address of that port), and the service with the
-/// big database.
-struct Servers {
-    yardstick: Server,
-    base: Server,
-    management: Server,
-    management_port: SocketAddr,
-    scale: Server,
-}
-
-/// One load of a round: a server, and the script wrk runs against it.
-type Load = (fn(&mut Servers) -> &mut Server, &'static str);
+/// The servers measured side by side, named by their index: the yardstick, the service with 100
+/// accounts, the same with `--management-port`, and the service with the big database.
+type Servers = [Server; 4];
+const YARDSTICK: usize = 0;
+const BASE: usize = 1;
+const MANAGEMENT: usize = 2;
+const SCALE: usize = 3;
 
 impl Lab {
     /// Builds the binaries (the yardstick exactly like the service, so the two differ only in
@@ -178,17 +165,30 @@ impl Lab {
         }
         let (dist, bench) = (project.dist_dir(), project.target_dir.join("bench"));
         sh.create_dir(&bench)?;
-        let (service, probe) = (dist.join("accountservice"), dist.join("healthchecker"));
-        let yardstick = project.target_dir.join(TARGET).join("release/yardstick");
-        for path in [&service, &probe, &yardstick] {
+        let bin = Binaries {
+            service: dist.join("accountservice"),
+            probe: dist.join("healthchecker"),
+            yardstick: project.target_dir.join(TARGET).join("release/yardstick"),
+            floor: probe::build_floor(sh, &bench)?,
+        };
+        for path in [&bin.service, &bin.probe, &bin.yardstick] {
             ensure!(path.is_file(), "{path:?} is missing (build first)");
         }
-        let floor = probe::build_floor(&bench)?;
         let wrk = wrk::ensure_installed(sh)?;
         let files = rlimit::increase_nofile_limit(65_536).context("raising the open-file limit")?;
         ensure!(files >= FILES_NEEDED, "{FILES_NEEDED} open files needed");
         let machine = sys::Machine::read(sh, project, wrk)?;
-        let cpus = pin_self(sh, plan.smoke)?;
+        // A CPU for the servers and one for the load; every thread of xtask is pinned to the
+        // load CPU, so that what it starts unpinned (wrk, the probes, the floor) runs there too.
+        // With one CPU, the smoke run shares it (its figures mean nothing anyway).
+        let cpus = match sys::allowed_cpus()?[..] {
+            [server, load, ..] => (server, load),
+            [only] if plan.smoke => (only, only),
+            _ => bail!("the bench needs two CPUs (one for the servers, one for wrk)"),
+        };
+        let (load, pid) = (cpus.1.to_string(), std::process::id().to_string());
+        let taskset = cmd!(sh, "taskset -a -p -c {load} {pid}");
+        taskset.quiet().ignore_stdout().run()?;
         let work = tempfile::Builder::new().prefix("xtask-bench-").tempdir()?;
         let big = plan.scale_accounts;
         for (name, path, spread) in [
@@ -203,85 +203,77 @@ impl Lab {
         println!("bench: CPUs {cpus:?} (servers, load), {rounds} x {seconds} s, in {dir}");
         let mut r = Results::default();
         (r.plan, r.machine) = (plan, machine);
-        Ok(Self {
-            r,
-            service,
-            probe,
-            yardstick,
-            floor,
-            cpus,
-            work,
-        })
+        Ok(Self { r, bin, cpus, work })
     }
 
-    /// Every phase, in order.
-    fn measure(&mut self) -> Result<()> {
-        let mut servers = self.start_servers()?;
+    /// Every phase, in order; the results.
+    fn measure(mut self) -> Result<Results> {
+        let (mut servers, management_port) = self.start_servers()?;
         self.main_rounds(&mut servers)?;
-        self.r.scale.after = servers.scale.memory()?;
-        self.r.memory.after_50 = servers.memory()?;
+        self.r.scale.after = servers[SCALE].memory()?;
+        self.r.memory.after_50 = memory(&servers)?;
 
-        let (runs, port) = (self.r.plan.probe_runs, servers.base.addr.port());
+        let (runs, port) = (self.r.plan.probe_runs, servers[BASE].addr.port());
         println!("bench: probe cost ({runs} interleaved pairs)");
-        self.r.probe = probe::cost(&self.probe, &self.floor, port, runs)?;
+        self.r.probe = probe::cost(&self.bin.probe, &self.bin.floor, port, runs)?;
+        let load = self.cpus.1;
         let what = "probe cost (interleaved with target/bench/empty), every 20 ms under saturation";
-        let line = format!(
-            "taskset -c {} healthchecker -port=PORT   # {what}",
-            self.cpus.1
-        );
+        let line = format!("taskset -c {load} healthchecker -port=PORT   # {what}");
         self.record(line);
 
         for connections in CONNECTION_COUNTS {
-            let loads: [Load; 2] = [
-                (|s| &mut s.yardstick, ACCOUNTS),
-                (|s| &mut s.base, ACCOUNTS),
-            ];
+            let loads = [(YARDSTICK, ACCOUNTS), (BASE, ACCOUNTS)];
             let [yardstick, accounts] = self.rounds(&mut servers, loads, connections, 0)?;
-            let accounts = Row::of(&accounts, Some(&yardstick));
-            let point = CurvePoint {
+            self.r.curve.push(CurvePoint {
                 connections,
+                accounts: Row::of(&accounts, Some(&yardstick)),
                 yardstick: Row::of(&yardstick, None),
-                accounts,
-            };
-            self.r.curve.push(point);
+            });
         }
-        self.r.memory.after_1000 = servers.memory()?;
+        self.r.memory.after_1000 = memory(&servers)?;
 
         println!("bench: /health while /accounts is saturated");
-        let management = Some(servers.management_port);
-        self.r.saturated.service = self.saturate(&mut servers.base, None)?;
-        self.r.saturated.management = self.saturate(&mut servers.management, management)?;
-        self.r.saturated.yardstick = self.saturate(&mut servers.yardstick, None)?;
+        let [yardstick, base, management, _] = &mut servers;
+        self.r.saturated.service = self.saturate(base, None)?;
+        self.r.saturated.management = self.saturate(management, Some(management_port))?;
+        self.r.saturated.yardstick = self.saturate(yardstick, None)?;
 
         let held = self.r.plan.held_connections;
         println!("bench: {held} idle keep-alive connections, then one more /health");
-        self.r.held.service = hold::hold(&mut servers.base, held)?;
-        self.r.held.yardstick = hold::hold(&mut servers.yardstick, held)?;
+        self.r.held.service = hold::hold(base, held)?;
+        self.r.held.yardstick = hold::hold(yardstick, held)?;
 
+        let [yardstick, services @ ..] = servers;
         self.r.clean_exit = true;
-        for service in [servers.base, servers.management, servers.scale] {
+        for service in services {
             let (name, status) = (service.name.clone(), service.stop(STOP_GRACE, false)?);
             self.r.clean_exit &= status.success();
             let unclean = format!("{name} exited with {status} on SIGTERM");
             self.note(!status.success(), unclean);
         }
-        servers.yardstick.stop(STOP_GRACE, false)?;
+        yardstick.stop(STOP_GRACE, false)?;
         self.r.instructions = self.instructions()?;
         let size = |path: &Path| std::fs::metadata(path).map(|file| file.len());
-        let sizes = &mut self.r.sizes;
-        (sizes.service, sizes.probe) = (size(&self.service)?, size(&self.probe)?);
-        (sizes.yardstick, sizes.floor) = (size(&self.yardstick)?, size(&self.floor)?);
-        Ok(())
+        self.r.sizes = Binaries {
+            service: size(&self.bin.service)?,
+            probe: size(&self.bin.probe)?,
+            yardstick: size(&self.bin.yardstick)?,
+            floor: size(&self.bin.floor)?,
+        };
+        Ok(self.r)
     }
 
     /// Starts the servers; their start-up times, idle memory and the seeding.
-    fn start_servers(&mut self) -> Result<Servers> {
+    fn start_servers(&mut self) -> Result<(Servers, SocketAddr)> {
         let base = self.start_service("service (100 accounts)", BASE_ACCOUNTS, &[])?;
         // The yardstick answers the body of a real account from the middle of the seeded range,
         // so both send the same number of bytes.
-        self.r.body = fetch(base.addr, FIRST_ID + BASE_ACCOUNTS / 2)?;
+        let (addr, id) = (base.addr, FIRST_ID + BASE_ACCOUNTS / 2);
+        let url = format!("http://{addr}/accounts/{id}");
+        let response = reqwest::blocking::get(&url).and_then(|r| r.error_for_status());
+        self.r.body = response.and_then(|r| r.text()).context(url)?;
         let args = ["0".to_owned(), self.r.body.clone()];
-        let yardstick = self.start("yardstick", &self.yardstick.clone(), &args)?;
+        let yardstick = self.start("yardstick", &self.bin.yardstick.clone(), &args)?;
         let secs = |server: &Server| server.startup.as_secs_f64();
         (self.r.startup.service, self.r.startup.yardstick) = (secs(&base), secs(&yardstick));
 
@@ -296,33 +288,25 @@ impl Lab {
         let accounts = self.r.plan.scale_accounts;
         println!("bench: seeding {accounts} accounts");
         let scale = self.start_service("service (big database)", accounts, &[])?;
-        let servers = Servers {
-            yardstick,
-            base,
-            management,
-            management_port,
-            scale,
-        };
-        self.r.memory.idle = servers.memory()?;
-        let db = database(self.work.path(), &servers.scale.name);
-        let s = &mut self.r.scale;
-        (s.accounts, s.seeding) = (accounts, seeding_time(&servers.scale.lines())?);
-        (s.startup, s.idle) = (secs(&servers.scale), servers.scale.memory()?);
-        s.file_size = std::fs::metadata(db)?.len();
-        Ok(servers)
+        let servers = [yardstick, base, management, scale];
+        self.r.memory.idle = memory(&servers)?;
+        let (s, scale) = (&mut self.r.scale, &servers[SCALE]);
+        (s.accounts, s.seeding) = (accounts, seeding_time(&scale.lines())?);
+        (s.startup, s.idle) = (secs(scale), scale.memory()?);
+        s.file_size = std::fs::metadata(database(self.work.path(), &scale.name))?.len();
+        Ok((servers, management_port))
     }
 
-    /// The main loads at 50 connections, each against the yardstick of the same round; the
-    /// big database's and the management port's lookups also against the 100-account lookups.
-    /// The services with and without a management port are loaded side by side.
+    /// The rounds of [`Results::main`]; the management port's and the big database's lookups
+    /// also against the 100-account lookups of the same rounds.
     fn main_rounds(&mut self, servers: &mut Servers) -> Result<()> {
-        let loads: [Load; 6] = [
-            (|s| &mut s.yardstick, ACCOUNTS),
-            (|s| &mut s.base, ACCOUNTS),
-            (|s| &mut s.management, ACCOUNTS),
-            (|s| &mut s.base, HEALTH),
-            (|s| &mut s.base, READY),
-            (|s| &mut s.scale, BIG),
+        let loads = [
+            (YARDSTICK, ACCOUNTS),
+            (BASE, ACCOUNTS),
+            (MANAGEMENT, ACCOUNTS),
+            (BASE, HEALTH),
+            (BASE, READY),
+            (SCALE, BIG),
         ];
         let connections = self.r.plan.connections;
         let [yardstick, accounts, management, health, ready, big] =
@@ -343,20 +327,19 @@ impl Lab {
     fn rounds<const N: usize>(
         &mut self,
         servers: &mut Servers,
-        loads: [Load; N],
+        loads: [(usize, &str); N],
         connections: u32,
         warm_up: usize,
     ) -> Result<[Vec<Sample>; N]> {
         let (mut samples, rounds) = (std::array::from_fn(|_| Vec::new()), self.r.plan.rounds);
         for round in 0..warm_up + rounds {
-            let counted = round.checked_sub(warm_up).map(|n| n + 1);
-            let n = counted.unwrap_or(0);
+            let n = (round + 1).saturating_sub(warm_up);
             println!("bench: {connections} connections, round {n}/{rounds} (0: warm-up)");
             for i in 0..N {
                 let index = if round % 2 == 1 { N - 1 - i } else { i };
                 let (server, script) = loads[index];
-                let sample = self.sample(server(servers), script, connections)?;
-                samples[index].extend(counted.and(Some(sample)));
+                let sample = self.sample(&mut servers[server], script, connections)?;
+                samples[index].extend((n > 0).then_some(sample));
             }
         }
         Ok(samples)
@@ -373,10 +356,12 @@ impl Lab {
         let load = wrk::spawn(load)?;
         thread::sleep(RAMP);
         let mut client = wrk::spawn(client)?;
+        let mut probe = Command::new(&self.bin.probe);
+        probe.arg(format!("-port={}", at.port()));
         // The smoke run fails on errors, never on speed: its probes may take their time on a
         // busy CI machine, while the full run keeps Docker's view (the probe's own timeout).
-        let args = probe::args(at.port(), self.r.plan.smoke.then_some("10s"));
-        let probes = probe::repeat(&self.probe, &args, || client.finished());
+        probe.args(self.r.plan.smoke.then_some("-timeout=10s"));
+        let probes = probe::repeat(&mut probe, || client.finished());
         let (health, load) = (client.wait(), load.wait());
         server.ensure_alive()?;
         let ((probes, probe_failures), load) = (probes?, load?);
@@ -403,27 +388,32 @@ impl Lab {
         Ok(server)
     }
 
-    /// [`Lab::start`] for the service with a fresh database of `accounts`, and `flags`.
+    /// [`Lab::start`] for the service with [`Lab::service_args`].
     fn start_service(&mut self, name: &str, accounts: u64, flags: &[&str]) -> Result<Server> {
-        let mut args = self.service_args(name, accounts);
-        args.extend(flags.iter().map(|&flag| flag.to_owned()));
-        self.start(name, &self.service.clone(), &args)
+        let args = self.service_args(name, accounts, flags);
+        self.start(name, &self.bin.service.clone(), &args)
     }
 
-    /// The service's flags for a bench instance: loopback, a free port, a fresh database for
-    /// `name` seeded with `accounts`, JSON logs (so the seeding line can be read back).
-    /// Everything else as shipped.
-    fn service_args(&self, name: &str, accounts: u64) -> Vec<String> {
+    /// The service's flags: loopback, a free port, a fresh database for `name` seeded with
+    /// `accounts`, JSON logs (to read the seeding line back), then `flags`; else as shipped.
+    fn service_args(&self, name: &str, accounts: u64, flags: &[&str]) -> Vec<String> {
         let fixed = "--bind 127.0.0.1 --port 0 --log-format json --seed-accounts".split(' ');
         let db = database(self.work.path(), name).display().to_string();
         let args = [accounts.to_string(), "--db-path".into(), db];
-        fixed.map(str::to_owned).chain(args).collect()
+        let flags = flags.iter().map(|&flag| flag.to_owned());
+        fixed.map(str::to_owned).chain(args).chain(flags).collect()
     }
 
-    /// wrk running `script` from the load core, its command line noted.
+    /// wrk running `script`, its command line noted: one thread (it has one core) pinned to the
+    /// load core, `connections` for whole `seconds`, a 5 s request timeout.
     fn wrk(&mut self, addr: SocketAddr, script: &str, connections: u32, seconds: u64) -> Command {
+        let (cpu, connections) = (self.cpus.1.to_string(), format!("-c{connections}"));
+        let mut command = Command::new("taskset");
+        command.args(["-c", &cpu, "wrk", "-t1", &connections]);
+        command.arg(format!("-d{}s", seconds.max(1)));
         let script = self.work.path().join(script);
-        let command = wrk::command(addr, &script, connections, seconds, self.cpus.1);
+        command.args(["--timeout", "5s", "-s"]).arg(script);
+        command.arg(format!("http://{addr}/"));
         self.record(server::command_line(&command));
         command
     }
@@ -473,26 +463,10 @@ impl Lab {
     }
 }
 
-impl Servers {
-    fn memory(&self) -> Result<Pair<sys::Memory>> {
-        let (service, yardstick) = (self.base.memory()?, self.yardstick.memory()?);
-        Ok(Pair { service, yardstick })
-    }
-}
-
-/// Chooses a CPU for the servers and one for the load, and pins every thread of xtask to the
-/// load CPU, so that what it starts unpinned (wrk, the probes, the floor) runs there too. With
-/// only one CPU, the smoke run shares it (its figures mean nothing anyway); the full run refuses.
-fn pin_self(sh: &Shell, smoke: bool) -> Result<(u32, u32)> {
-    let cpus = match sys::allowed_cpus()?[..] {
-        [server, load, ..] => (server, load),
-        [only] if smoke => (only, only),
-        _ => bail!("the bench needs two CPUs (one for the servers, one for wrk)"),
-    };
-    let (load, pid) = (cpus.1.to_string(), std::process::id().to_string());
-    let taskset = cmd!(sh, "taskset -a -p -c {load} {pid}");
-    taskset.quiet().ignore_stdout().run()?;
-    Ok(cpus)
+/// The memory of the service with 100 accounts and of the yardstick.
+fn memory(servers: &Servers) -> Result<Pair<sys::Memory>> {
+    let (service, yardstick) = (servers[BASE].memory()?, servers[YARDSTICK].memory()?);
+    Ok(Pair { service, yardstick })
 }
 
 /// The database file in `work` of the service called `name`: `service (big database)` has
@@ -514,13 +488,6 @@ fn seeding_time(lines: &[String]) -> Result<f64> {
     Ok(number.parse::<f64>()? * scale.with_context(|| format!("unit of {elapsed:?}"))?.1)
 }
 
-/// GETs account `id` from the service at `addr`: the body, which must come with a 2xx.
-fn fetch(addr: SocketAddr, id: u64) -> Result<String> {
-    let url = format!("http://{addr}/accounts/{id}");
-    let response = reqwest::blocking::get(&url).and_then(|r| r.error_for_status());
-    response.and_then(|r| r.text()).context(url)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -538,6 +505,23 @@ mod tests {
         assert!((seeding("12.5µs").unwrap() - 12.5e-6).abs() < 1e-15);
         assert!(seeding("12").is_err() && seeding("12h").is_err());
         assert!(seeding_time(&["{}".to_owned()]).is_err());
+    }
+
+    #[test]
+    fn wrk_runs_one_thread_on_the_load_core_and_its_line_is_noted() {
+        let (r, bin, cpus) = (Results::default(), Binaries::default(), (0, 1));
+        let mut lab = Lab {
+            r,
+            bin,
+            cpus,
+            work: tempfile::tempdir().unwrap(),
+        };
+        lab.wrk("127.0.0.1:4000".parse().unwrap(), "a.lua", 50, 10);
+        let expected = "taskset -c 1 wrk -t1 -c50 -d10s --timeout 5s -s $BENCH_DIR/a.lua";
+        assert_eq!(
+            lab.r.commands,
+            [format!("{expected} http://127.0.0.1:4000/")]
+        );
     }
 
     #[test]

@@ -1,13 +1,13 @@
-//! Instructions per request under valgrind's callgrind: a figure that, unlike requests/s, does
-//! not move with whatever else the shared machine is doing, so a change to the service can be
-//! judged by it before and after. Only counting is done here; `callgrind_annotate` on a build
-//! with symbols says where the instructions go (see the Notes of `BENCHMARKS.md`).
+//! Instructions per request under valgrind's callgrind: unlike requests/s, not moved by whatever
+//! else the shared machine does, so a change to the service can be judged by it. Where they go:
+//! `callgrind_annotate` on a build with symbols (see the Notes of `BENCHMARKS.md`).
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
+use xshell::{Shell, cmd};
 
 use super::results::Instructions;
 use super::{ACCOUNTS, BASE_ACCOUNTS, HEALTH, Lab, READY, wrk};
@@ -22,8 +22,8 @@ impl Lab {
             return Ok(None);
         }
         println!("bench: instructions per request under callgrind");
-        let (service, yardstick) = (self.service.clone(), self.yardstick.clone());
-        let args = self.service_args("callgrind", BASE_ACCOUNTS);
+        let (service, yardstick) = (self.bin.service.clone(), self.bin.yardstick.clone());
+        let args = self.service_args("callgrind", BASE_ACCOUNTS, &[]);
         let body = ["0".to_owned(), self.r.body.clone()];
         let counts = Instructions {
             yardstick: self.per_request(&yardstick, &body, ACCOUNTS)?,
@@ -47,11 +47,11 @@ impl Lab {
         wrapped.extend_from_slice(args);
         let name = format!("{} under callgrind", program.display());
         let mut server = self.start(&name, Path::new("valgrind"), &wrapped)?;
-        let pid = server.pid().to_string();
-        control(&["-i", "on", &pid])?;
+        let (sh, pid) = (Shell::new()?, server.pid().to_string());
+        cmd!(sh, "callgrind_control -i on {pid}").quiet().read()?;
         let run = self.wrk(server.addr, script, 10, self.r.plan.seconds.min(5));
         let outcome = wrk::spawn(run).and_then(wrk::Running::wait);
-        control(&["-i", "off", &pid])?;
+        cmd!(sh, "callgrind_control -i off {pid}").quiet().read()?;
         server.ensure_alive()?;
         let outcome = outcome.context("load under callgrind")?;
         ensure!(outcome.errors == 0, "errors: {}", outcome.error_kinds);
@@ -59,16 +59,6 @@ impl Lab {
         let total = parse_total(&std::fs::read_to_string(&out)?).context(name)?;
         Ok(total as f64 / outcome.requests as f64)
     }
-}
-
-fn control(args: &[&str]) -> Result<()> {
-    let output = Command::new("callgrind_control").args(args).output()?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    ensure!(
-        output.status.success(),
-        "callgrind_control {args:?}: {stderr}"
-    );
-    Ok(())
 }
 
 /// The instruction total of a callgrind profile: its `totals:` line, else its `summary:` line.

@@ -70,15 +70,9 @@ fn mb(bytes: f64) -> String {
 
 /// A number rounded to a whole one, with thousands separators: `1,000,000`.
 fn thousands(value: f64) -> String {
-    let digits = format!("{:.0}", value.max(0.0));
-    let mut out = String::new();
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
+    let digits = format!("{:.0}", value.max(0.0)).into_bytes();
+    let groups = digits.rchunks(3).rev().map(String::from_utf8_lossy);
+    groups.collect::<Vec<_>>().join(",")
 }
 
 #[cfg(test)]
@@ -140,5 +134,18 @@ mod tests {
             assert!(text.contains(expected), "{expected} not in\n{text}");
         }
         assert_eq!(notes(&text), Some("Kept."));
+    }
+
+    #[test]
+    fn problems_are_listed_below_the_targets() {
+        let mut r = Results::default();
+        (r.scale.accounts, r.scale.seeding) = (1000, 0.5);
+        let clean = render(&r, None).unwrap();
+        assert!(!clean.contains("Errors and crashes"));
+        r.problems = vec!["one".into(), "two".into()];
+        r.finish();
+        let text = render(&r, None).unwrap();
+        let listed = "| **not met** |\n\nErrors and crashes:\n- one\n- two\n\nThe big";
+        assert!(text.contains(listed), "{text}");
     }
 }

@@ -9,17 +9,16 @@ use serde::{Deserialize, Serialize};
 use super::Plan;
 use super::sys::{Machine, Memory};
 
-/// Everything one run measured: the account body the yardstick answered, the command lines in
-/// the order they first ran, spawn to listening, whether the services exited 0 on SIGTERM,
-/// instructions (not in smoke runs, nor without valgrind), the run's wall time, and the errors,
-/// failed probes or unclean exits that fail a run whatever the speed.
+/// Everything one run measured; `problems` are the errors, failed probes and unclean exits that
+/// fail a run whatever the speed, `instructions` are not measured in smoke runs or without
+/// valgrind.
 #[derive(Debug, Default, Serialize)]
 pub struct Results {
     pub plan: Plan,
     pub machine: Machine,
     pub body: String,
     pub commands: Vec<String>,
-    pub sizes: Sizes,
+    pub sizes: Binaries<u64>,
     pub startup: Pair<f64>,
     pub main: Main,
     /// `/accounts/{id}` with `--management-port` against the same without, in the same rounds.
@@ -45,13 +44,14 @@ pub struct Pair<T> {
     pub yardstick: T,
 }
 
-/// File sizes of the binaries; `floor` is `fn main() {}` built like the probe.
+/// The binaries under test (in the results, their file sizes); `floor` is `fn main() {}` built
+/// like the probe.
 #[derive(Debug, Default, Serialize)]
-pub struct Sizes {
-    pub service: u64,
-    pub probe: u64,
-    pub yardstick: u64,
-    pub floor: u64,
+pub struct Binaries<T> {
+    pub service: T,
+    pub probe: T,
+    pub yardstick: T,
+    pub floor: T,
 }
 
 /// The loads of the rounds at 50 connections, each against the yardstick of the same round.
@@ -67,9 +67,8 @@ pub struct Main {
     pub big: Row,
 }
 
-/// The big database: its seeding time as the service logged it, spawn to listening, the file
-/// after seeding, its lookups against the 100-account lookups of the same rounds, and its
-/// server's memory after start and after the rounds.
+/// The big database: seeding as the service logged it, spawn to listening, the file after seeding,
+/// lookups against the 100-account ones of the same rounds, memory after start and the rounds.
 #[derive(Debug, Default, Serialize)]
 pub struct Scale {
     pub accounts: u64,
@@ -97,8 +96,7 @@ pub struct ProbeCost {
     pub ratio: f64,
 }
 
-/// Saturation runs: `/health` and the probe on the port saturated, and on the management port
-/// of a service whose public port is saturated.
+/// [`super::Lab::saturate`] of each server, the management port's `/health` and probes too.
 #[derive(Debug, Default, Serialize)]
 pub struct Saturated {
     pub service: Saturation,
@@ -106,9 +104,7 @@ pub struct Saturated {
     pub yardstick: Saturation,
 }
 
-/// The load saturating `/accounts`, and meanwhile a separate keep-alive `/health` client (one
-/// connection) and the healthchecker run over and over (a new process and connection each),
-/// with the probes that did not report healthy.
+/// One saturation: the load, the `/health` client, the probes and how many did not report healthy.
 #[derive(Debug, Default, Serialize)]
 pub struct Saturation {
     pub load: Outcome,
@@ -125,9 +121,8 @@ pub struct MemoryTable {
     pub after_1000: Pair<Memory>,
 }
 
-/// Idle keep-alive connections held open at once (the `/health` client comes on top): the
-/// server's memory meanwhile, the time opening and serving them took, and one `GET /health` on
-/// a new connection meanwhile, connect to answer.
+/// What [`super::hold::hold`] measured: memory with the connections held, the time opening them
+/// took, and one more `GET /health` meanwhile, connect to answer.
 #[derive(Debug, Default, Clone, Copy, Serialize)]
 pub struct Held {
     pub connections: usize,
@@ -136,8 +131,7 @@ pub struct Held {
     pub health: f64,
 }
 
-/// User-space instructions per request under callgrind, all threads (the yardstick's with the
-/// `/accounts` script).
+/// Instructions per request under callgrind (see `callgrind`).
 #[derive(Debug, Default, Serialize)]
 pub struct Instructions {
     pub yardstick: f64,
@@ -247,13 +241,9 @@ impl Spread {
 pub fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
     let mut sorted: Vec<f64> = values.filter(|v| !v.is_nan()).collect();
     sorted.sort_by(f64::total_cmp);
-    let (count, middle) = (sorted.len(), sorted.len() / 2);
-    let upper = *sorted.get(middle)?;
-    Some(if count % 2 == 0 {
-        f64::midpoint(sorted[middle - 1], upper)
-    } else {
-        upper
-    })
+    // The middle value twice for an odd count.
+    let upper = *sorted.get(sorted.len() / 2)?;
+    Some(f64::midpoint(sorted[(sorted.len() - 1) / 2], upper))
 }
 
 /// How a figure is shown.

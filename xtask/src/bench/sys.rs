@@ -29,13 +29,11 @@ impl Server {
     pub fn memory(&self) -> Result<Memory> {
         let status = self.process()?.status()?;
         let kib = |value: Option<u64>| value.map(|kib| kib * 1024).context("no memory figures");
-        let (rss, hwm) = (kib(status.vmrss)?, kib(status.vmhwm)?);
-        let (anon, file) = (kib(status.rssanon)?, kib(status.rssfile)?);
         Ok(Memory {
-            rss,
-            hwm,
-            anon,
-            file,
+            rss: kib(status.vmrss)?,
+            hwm: kib(status.vmhwm)?,
+            anon: kib(status.rssanon)?,
+            file: kib(status.rssfile)?,
         })
     }
 
@@ -76,10 +74,8 @@ pub fn allowed_cpus() -> Result<Vec<u32>> {
     Ok(ranges.into_iter().flat_map(|(a, b)| a..=b).collect())
 }
 
-/// Where the run happened, and how the binaries were built: memory in bytes, the load average
-/// at the start, the date in UTC to the minute, the commit (`-dirty` if the tree had changes),
-/// the file system of the temporary directory, and `opt-level` of `[profile.release]` in
-/// `Cargo.toml`, which builds the service and the yardstick.
+/// Where the run happened (`memory` in bytes, `revision` `-dirty` if the tree had changes), and
+/// `opt-level` of `[profile.release]`, which builds the service and the yardstick.
 #[derive(Debug, Default, Serialize)]
 pub struct Machine {
     pub cpu_model: String,

@@ -1,8 +1,6 @@
 //! The load generator: `wrk` from Debian's packages, installed if missing, driven by a Lua script
 //! the bench writes, which picks the request paths and prints its result as one JSON line.
 
-use std::net::SocketAddr;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result, ensure};
@@ -73,24 +71,6 @@ function done(summary, latency, requests)
 end
 "#
     )
-}
-
-/// One wrk run: one thread (it has one core) pinned with taskset to `cpu` (the servers get
-/// another one), `connections` for whole `seconds`, a 5 s request timeout.
-pub fn command(
-    addr: SocketAddr,
-    script: &Path,
-    connections: u32,
-    seconds: u64,
-    cpu: u32,
-) -> Command {
-    let (cpu, connections) = (cpu.to_string(), format!("-c{connections}"));
-    let mut command = Command::new("taskset");
-    command.args(["-c", &cpu, "wrk", "-t1", &connections]);
-    command.arg(format!("-d{}s", seconds.max(1)));
-    command.args(["--timeout", "5s", "-s"]).arg(script);
-    command.arg(format!("http://{addr}/"));
-    command
 }
 
 /// Starts wrk in the background.
@@ -165,14 +145,5 @@ mod tests {
         let fixed = script("/health/ready", None);
         assert!(fixed.contains("wrk.format(\"GET\", \"/health/ready\" .. \"\")"));
         assert!(fixed.contains("for i = 1, 1 do") && fixed.contains("next_path % 1 + 1"));
-    }
-
-    #[test]
-    fn the_command_pins_one_wrk_thread_to_the_load_core() {
-        let addr = "127.0.0.1:4000".parse().unwrap();
-        let command = command(addr, Path::new("/tmp/a.lua"), 50, 10, 1);
-        let expected = "taskset -c 1 wrk -t1 -c50 -d10s --timeout 5s -s /tmp/a.lua";
-        let line = crate::server::command_line(&command);
-        assert_eq!(line, format!("{expected} http://127.0.0.1:4000/"));
     }
 }
