@@ -1,18 +1,15 @@
 //! `cargo xtask status-page`: the fleet status page rendered by a real browser, from a running
 //! fleet of real service processes.
 //!
-//! Three processes on 127.0.0.1, each with `--peers` listing all three. One is forced unhealthy
-//! through its testability switch, one is stopped (it vanishes). Headless Chromium (Debian's,
-//! installed when missing) loads `/status` from the remaining healthy one; the checks are made on
-//! the DOM after the page's scripts ran (`--dump-dom`), not on the HTML source: one row per
-//! replica with its status in words and its reason, the transitions across replicas, no error
-//! banner. A screenshot and the fleet JSON of the run are kept under `target/status-page/`.
-//!
-//! The replicas run on one port each, without `--management-port`, although the image serves the
-//! fleet view on its management port: the cost measured here (a thousand viewers at once) is the
-//! view's own, which the management port's limit of 16 operator requests at once would turn
-//! into shed answers. Peers on management ports are covered by the API tests and `cargo xtask
-//! e2e` (scenario 6).
+//! Three processes on 127.0.0.1, run as the image runs them: a public port and a management
+//! port each, with `--peers` listing the three management ports. The fleet view, the status page,
+//! the switches and `/metrics` are asked on the management ports (the public port answers 404
+//! there). One replica is forced unhealthy through its testability switch, one is stopped (it
+//! vanishes). Headless Chromium (Debian's, installed when missing) loads `/status` from the
+//! remaining healthy one; the checks are made on the DOM after the page's scripts ran
+//! (`--dump-dom`), not on the HTML source: one row per replica with its status in words and its
+//! reason, the transitions across replicas, no error banner. A screenshot and the fleet JSON of
+//! the run are kept under `target/status-page/`.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -65,17 +62,25 @@ pub fn run(sh: &Shell, project: &Project) -> Result<()> {
         .prefix("accountservice-status-page-")
         .tempdir()
         .context("creating a temporary directory")?;
-    let addresses = free_addresses(REPLICAS)?;
-    let peers = addresses
+    let addresses = free_addresses(2 * REPLICAS)?;
+    let (public, management) = addresses.split_at(REPLICAS);
+    let peers = management
         .iter()
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(",");
     let mut fleet = Vec::new();
-    for (index, address) in addresses.iter().enumerate() {
-        fleet.push(start_replica(&binary, dir.path(), index, *address, &peers)?);
+    for (index, (public, management)) in public.iter().zip(management).enumerate() {
+        fleet.push(start_replica(
+            &binary,
+            dir.path(),
+            index,
+            *public,
+            *management,
+            &peers,
+        )?);
     }
-    let [viewer, vanishing, failing]: [Server; REPLICAS] = fleet
+    let [viewer, vanishing, failing]: [Replica; REPLICAS] = fleet
         .try_into()
         .map_err(|_| anyhow::anyhow!("expected {REPLICAS} replicas"))?;
     let client = reqwest::blocking::Client::builder()
@@ -87,8 +92,12 @@ pub fn run(sh: &Shell, project: &Project) -> Result<()> {
         Ok((response.status().as_u16(), response.text()?))
     };
     println!(
-        "fleet: {} on 127.0.0.1, each with --peers {peers}",
-        addresses.len()
+        "fleet: {REPLICAS} on 127.0.0.1 with a management port each, each with --peers {peers}"
+    );
+    let (status, _) = get(viewer.server.addr, "/health/fleet")?;
+    ensure!(
+        status == 404,
+        "the public port answered {status} to /health/fleet, not 404"
     );
 
     let all_up = wait::until(
@@ -96,7 +105,7 @@ pub fn run(sh: &Shell, project: &Project) -> Result<()> {
         SHOW_DEADLINE,
         Duration::from_millis(200),
         || {
-            let view = fleet_view(&get, viewer.addr)?;
+            let view = fleet_view(&get, viewer.management)?;
             let up = view["counts"]["UP"].as_u64().unwrap_or(0);
             Ok(if up == REPLICAS as u64 {
                 Poll::Ready(view)
@@ -106,15 +115,15 @@ pub fn run(sh: &Shell, project: &Project) -> Result<()> {
         },
     )?;
     println!("fleet: {} UP", all_up["counts"]["UP"]);
-    measure_cost(&client, viewer.addr)?;
+    measure_cost(&client, viewer.management, viewer.server.pid())?;
 
-    let (status, body) = get(failing.addr, "/testability/healthy/false")?;
+    let (status, body) = get(failing.management, "/testability/healthy/false")?;
     ensure!(status == 200, "forcing unhealthy answered {status}: {body}");
-    let vanished_addr = vanishing.addr;
-    vanishing.stop(Duration::from_secs(10), true)?;
+    let vanished_addr = vanishing.management;
+    vanishing.server.stop(Duration::from_secs(10), true)?;
     println!(
         "fleet: {} forced unhealthy, {} stopped",
-        failing.addr, vanished_addr
+        failing.management, vanished_addr
     );
 
     let view = wait::until(
@@ -122,11 +131,15 @@ pub fn run(sh: &Shell, project: &Project) -> Result<()> {
         SHOW_DEADLINE,
         Duration::from_millis(200),
         || {
-            let view = fleet_view(&get, viewer.addr)?;
+            let view = fleet_view(&get, viewer.management)?;
             let seen = |address: SocketAddr| {
                 replica(&view, address).map(|r| r["status"].as_str().unwrap_or("").to_owned())
             };
-            let statuses = [seen(viewer.addr), seen(failing.addr), seen(vanished_addr)];
+            let statuses = [
+                seen(viewer.management),
+                seen(failing.management),
+                seen(vanished_addr),
+            ];
             Ok(match statuses {
                 [Some(a), Some(b), Some(c)] if a == "UP" && b == "DOWN" && c == "UNREACHABLE" => {
                     Poll::Ready(view)
@@ -135,7 +148,7 @@ pub fn run(sh: &Shell, project: &Project) -> Result<()> {
             })
         },
     )?;
-    let down = replica(&view, failing.addr).context("the failing replica")?;
+    let down = replica(&view, failing.management).context("the failing replica")?;
     ensure!(
         down["reason"] == "testability: forced unhealthy",
         "the DOWN replica's reason: {down}"
@@ -145,7 +158,8 @@ pub fn run(sh: &Shell, project: &Project) -> Result<()> {
         gone["lastStatus"] == "UP",
         "the vanished replica keeps its last state: {gone}"
     );
-    let (status, health) = get(viewer.addr, "/health")?;
+    // `GET /health` on the public port, the original's contract.
+    let (status, health) = get(viewer.server.addr, "/health")?;
     ensure!(
         status == 200,
         "the viewer's own health changed with its peers': {status} {health}"
@@ -153,7 +167,7 @@ pub fn run(sh: &Shell, project: &Project) -> Result<()> {
     let pretty = serde_json::to_string_pretty(&view)?;
     std::fs::write(out.join("fleet.json"), &pretty)?;
 
-    let url = format!("http://{}/status", viewer.addr);
+    let url = format!("http://{}/status", viewer.management);
     let rendered = Instant::now();
     let dom = wait::until(
         "the rendered status page to show the fleet",
@@ -162,7 +176,7 @@ pub fn run(sh: &Shell, project: &Project) -> Result<()> {
         || {
             let dom = Dom(browser.dump_dom(&url, RENDER_BUDGET)?);
             Ok(
-                match check_page(&dom, viewer.addr, failing.addr, vanished_addr) {
+                match check_page(&dom, viewer.management, failing.management, vanished_addr) {
                     Ok(()) => Poll::Ready(dom),
                     Err(error) => Poll::Pending(format!("{error:#}")),
                 },
@@ -184,12 +198,12 @@ pub fn run(sh: &Shell, project: &Project) -> Result<()> {
 
     // Stopped while forced unhealthy, the service drains and then exits 3 so that an
     // orchestrator's record says why; anything else is a failed shutdown.
-    let status = failing.stop(Duration::from_secs(10), false)?;
+    let status = failing.server.stop(Duration::from_secs(10), false)?;
     ensure!(
         status.code() == Some(3),
         "the replica stopped while forced unhealthy exited with {status}, not 3"
     );
-    viewer.stop(Duration::from_secs(10), true)?;
+    viewer.server.stop(Duration::from_secs(10), true)?;
     println!(
         "status-page: passed in {:.1} s; fleet JSON, DOM and screenshot in {}",
         started.elapsed().as_secs_f64(),
@@ -208,8 +222,9 @@ const VIEWING: Duration = Duration::from_secs(5);
 /// peers and when it answers from its cache, against `/health/live` on the same replica as the
 /// yardstick; then the rounds of asking the peers while [`VIEWERS`] ask at once (counted by the
 /// viewer's own `/health/history` requests in its `/metrics`, since it is one of its peers and
-/// nobody else asks it). Only the bound on rounds is checked; the timings are printed.
-fn measure_cost(client: &reqwest::blocking::Client, viewer: SocketAddr) -> Result<()> {
+/// nobody else asks it). Only the bound on rounds is checked; the timings, and the viewer's
+/// resident memory before and with the viewers' connections open, are printed.
+fn measure_cost(client: &reqwest::blocking::Client, viewer: SocketAddr, pid: u32) -> Result<()> {
     let interval = Duration::from_secs_f64(INTERVAL.parse()?);
     let time = |path: &str| -> Result<Duration> {
         let started = Instant::now();
@@ -255,6 +270,8 @@ fn measure_cost(client: &reqwest::blocking::Client, viewer: SocketAddr) -> Resul
     );
 
     let rounds_before = history_requests(client, viewer)?;
+    let rss_before = resident_kib(pid)?;
+    let mut rss_viewing = 0;
     let started = Instant::now();
     let viewers = reqwest::blocking::Client::builder()
         .no_proxy()
@@ -263,6 +280,14 @@ fn measure_cost(client: &reqwest::blocking::Client, viewer: SocketAddr) -> Resul
         .build()?;
     let url = format!("http://{viewer}/health/fleet");
     let results: Vec<Result<u64>> = std::thread::scope(|scope| {
+        let sampler = scope.spawn(|| -> Result<u64> {
+            let mut peak = 0;
+            while started.elapsed() < VIEWING {
+                peak = peak.max(resident_kib(pid)?);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Ok(peak)
+        });
         let handles: Vec<_> = (0..VIEWERS)
             .map(|_| {
                 let viewers = &viewers;
@@ -283,13 +308,19 @@ fn measure_cost(client: &reqwest::blocking::Client, viewer: SocketAddr) -> Resul
                 })
             })
             .collect();
-        handles
+        let results = handles
             .into_iter()
             .map(|h| {
                 h.join()
                     .unwrap_or_else(|_| Err(anyhow::anyhow!("a viewer panicked")))
             })
-            .collect()
+            .collect();
+        match sampler.join() {
+            Ok(Ok(peak)) => rss_viewing = peak,
+            Ok(Err(error)) => println!("cost: the viewer's memory could not be read: {error:#}"),
+            Err(_) => println!("cost: the memory sampler panicked"),
+        }
+        results
     });
     let elapsed = started.elapsed();
     let mut answered = 0;
@@ -304,11 +335,28 @@ fn measure_cost(client: &reqwest::blocking::Client, viewer: SocketAddr) -> Resul
         answered as f64 / elapsed.as_secs_f64(),
         rounds as f64 / intervals
     );
+    println!(
+        "cost: the viewer's resident memory {:.1} MiB before, at most {:.1} MiB with the viewers' connections open",
+        rss_before as f64 / 1024.0,
+        rss_viewing as f64 / 1024.0
+    );
     ensure!(
         rounds as f64 <= intervals.ceil() + 1.0,
         "{rounds} rounds in {intervals:.1} intervals: more than one per interval"
     );
     Ok(())
+}
+
+/// The resident memory of process `pid`, in KiB (`VmRSS` in `/proc/<pid>/status`).
+fn resident_kib(pid: u32) -> Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .with_context(|| format!("no VmRSS in {path}"))
 }
 
 /// `/health/history` requests the replica has answered, from its `/metrics`.
@@ -417,18 +465,28 @@ fn replica(view: &Value, address: SocketAddr) -> Option<&Value> {
         .find(|r| r["address"] == address.to_string())
 }
 
-/// Starts one replica on `address` with its own database and the whole fleet as peers.
+/// A replica of the fleet: its process (which knows its public address) and its management
+/// port's address, where the fleet view, the page, the switches and `/metrics` are.
+struct Replica {
+    server: Server,
+    management: SocketAddr,
+}
+
+/// Starts one replica on `public` and `management` with its own database and the whole fleet's
+/// management ports as peers, as the image runs it.
 fn start_replica(
     binary: &Path,
     dir: &Path,
     index: usize,
-    address: SocketAddr,
+    public: SocketAddr,
+    management: SocketAddr,
     peers: &str,
-) -> Result<Server> {
+) -> Result<Replica> {
     let mut command = Command::new(binary);
     command
         .current_dir(dir)
-        .args(["--bind", "127.0.0.1", "--port", &address.port().to_string()])
+        .args(["--bind", "127.0.0.1", "--port", &public.port().to_string()])
+        .args(["--management-port", &management.port().to_string()])
         .arg("--db-path")
         .arg(dir.join(format!("replica-{index}.db")))
         .args([
@@ -442,7 +500,8 @@ fn start_replica(
             "--log-filter",
             "warn,accountservice::startup=info",
         ]);
-    Server::spawn(&format!("replica {index}"), command, START_TIMEOUT)
+    let server = Server::spawn(&format!("replica {index}"), command, START_TIMEOUT)?;
+    Ok(Replica { server, management })
 }
 
 /// `count` loopback addresses with ports free right now: the peers must be known before the

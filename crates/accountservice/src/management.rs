@@ -3,8 +3,10 @@
 //!
 //! It is bound and serving before the database is opened and seeded, so a `startupProbe` sees
 //! the start-up's progress; once the service is built, [`Management::serve_routes`] swaps in the
-//! full set of routes. It has its own small limits ([`LIMITS`]): operator traffic is a few
-//! probes and scrapes, and a flood of it must not cost the memory the public port is sized for.
+//! full set of routes. It has its own limits ([`MAX_CONNECTIONS`], and
+//! `crate::router::MANAGEMENT_MAX_CONCURRENT_REQUESTS` on the testability switches): operator
+//! traffic is probes, scrapes and status pages, and a flood of it must not cost the memory the
+//! public port is sized for.
 
 use std::{
     convert::Infallible,
@@ -26,8 +28,12 @@ use tower::{Service, ServiceExt as _, util::Oneshot};
 
 use crate::server::{self, ServerLimits};
 
-/// Connections the management listener serves at once; more wait in its backlog.
-pub const MAX_CONNECTIONS: usize = 64;
+/// Connections the management listener serves at once; more wait in its backlog. A tenth of the
+/// public port's default, yet room for many status pages: each open page holds a keep-alive
+/// connection while it polls the fleet view, and were the cap a few dozen, a few operators'
+/// browsers would hold every connection and leave the orchestrator's probes waiting in the
+/// backlog until they time out.
+pub const MAX_CONNECTIONS: usize = 1024;
 
 /// How long the management listener's connections get to finish once it is told to stop, at
 /// most; past this they are closed. Idle keep-alive connections are closed sooner: at the end of

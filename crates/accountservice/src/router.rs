@@ -49,7 +49,9 @@ pub struct EndpointSettings {
 
 /// The complete service on one port: account routes, health endpoints, metrics and (if switched
 /// on) the testability and fleet routes, with JSON 404/405 answers, request limits, load
-/// shedding on the work routes (never on health or metrics), request metrics and tracing.
+/// shedding on the work routes (accounts and testability; never on health, metrics or the fleet
+/// view, which answers from its cache and asks the peers at most one round at a time), request
+/// metrics and tracing.
 pub fn app(state: AppState, endpoints: Endpoints) -> Router {
     let Endpoints {
         health,
@@ -61,9 +63,10 @@ pub fn app(state: AppState, endpoints: Endpoints) -> Router {
     } = endpoints;
     // The document is a constant of this instance: parse it once.
     let document = Arc::new(openapi::document(testability.is_some(), fleet.is_some()));
-    let work = operator_routes(testability, fleet).merge(api_routes(state));
+    let work = testability_routes(testability).merge(api_routes(state));
     let routes = work
         .layer(guard::ShedLayer::new(settings.max_concurrent_requests))
+        .merge(fleet_routes(fleet))
         .merge(health::http::router(health, settings.health))
         .route("/metrics", get(metrics::scrape).with_state(metrics.clone()))
         .route(
@@ -73,9 +76,12 @@ pub fn app(state: AppState, endpoints: Endpoints) -> Router {
     finish(routes).layer(guard::EdgeLayer::new(draining, Some(metrics)))
 }
 
-/// Operator routes (besides health and metrics) at once on the management port before new
-/// ones are shed (503): fleet views ask peers and may take up to the health timeout, and a
-/// flood of them must not hold every connection the management listener allows.
+/// Testability requests at once on the management port before new ones are shed (503): operator
+/// traffic is a few requests, and a flood of switches must not hold every connection the
+/// management listener allows. Health, metrics and the fleet view are exempt: their answers are
+/// cached, and the fleet view bounds its own cost (one round of asking the peers at a time, at
+/// most one per health interval, each under the health timeout), so its viewers wait for that
+/// round instead of being turned away.
 pub const MANAGEMENT_MAX_CONCURRENT_REQUESTS: usize = 16;
 
 /// The two routers of a service with a management port.
@@ -112,8 +118,9 @@ pub fn split(state: AppState, endpoints: Endpoints) -> Split {
             get(openapi::openapi_json).with_state(Arc::new(document)),
         );
     let public = finish(public).layer(guard::EdgeLayer::new(draining, Some(metrics.clone())));
-    let management = operator_routes(testability, fleet)
+    let management = testability_routes(testability)
         .layer(guard::ShedLayer::new(MANAGEMENT_MAX_CONCURRENT_REQUESTS))
+        .merge(fleet_routes(fleet))
         .merge(health_routes)
         .route("/metrics", get(metrics::scrape).with_state(metrics.clone()));
     let management =
@@ -121,16 +128,14 @@ pub fn split(state: AppState, endpoints: Endpoints) -> Split {
     Split { public, management }
 }
 
-/// The testability and fleet routes, each when it is on.
-fn operator_routes(testability: Option<Testability>, fleet: Option<Arc<Fleet>>) -> Router {
-    let mut routes = Router::new();
-    if let Some(testability) = testability {
-        routes = routes.merge(routes::testability::routes(testability));
-    }
-    if let Some(fleet) = fleet {
-        routes = routes.merge(fleet::routes(fleet));
-    }
-    routes
+/// The testability routes when they are on, else none.
+fn testability_routes(testability: Option<Testability>) -> Router {
+    testability.map_or_else(Router::new, routes::testability::routes)
+}
+
+/// The fleet routes when there are peers, else none.
+fn fleet_routes(fleet: Option<Arc<Fleet>>) -> Router {
+    fleet.map_or_else(Router::new, fleet::routes)
 }
 
 /// The account routes alone, finished: what handler unit tests drive over a mocked store.

@@ -47,8 +47,6 @@ where
     responses(
         (status = 200, description = "The fleet view, whatever the replicas' health",
             body = super::view::FleetView<'static>),
-        (status = 503, description = "Too many operator requests in progress (with \
-            Retry-After)", body = crate::error::ErrorBody),
     )
 ))]
 pub(crate) async fn fleet_json(State(fleet): State<Arc<Fleet>>) -> Response {
@@ -71,8 +69,6 @@ pub(crate) async fn fleet_json(State(fleet): State<Arc<Fleet>>) -> Response {
         (status = 200, description = "One self-contained HTML document that polls \
             `health/fleet` relative to itself", content_type = "text/html; charset=utf-8",
             body = String),
-        (status = 503, description = "Too many operator requests in progress (with \
-            Retry-After)", body = crate::error::ErrorBody),
     )
 ))]
 pub(crate) async fn status_page() -> Response {

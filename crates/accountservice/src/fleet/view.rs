@@ -65,13 +65,22 @@ impl FleetOptions {
 /// The fleet view of one replica. Asking the peers never touches this replica's own health.
 pub struct Fleet {
     options: FleetOptions,
-    /// The last rendered view and when its round started.
-    cached: RwLock<Option<(Instant, Bytes)>>,
+    /// The last rendered view.
+    cached: RwLock<Option<Cached>>,
     /// Held for a whole round: viewers arriving meanwhile wait for its result instead of
     /// starting rounds of their own.
     round: tokio::sync::Mutex<()>,
     roster: Mutex<Roster>,
     rounds: AtomicU64,
+}
+
+/// A rendered view and the round it came from.
+struct Cached {
+    /// When the round started: the view is fresh for an interval from then.
+    started: Instant,
+    /// When the round ended.
+    ended: Instant,
+    body: Bytes,
 }
 
 /// Every replica's health as one replica sees it, asked of the peers at most once per
@@ -130,26 +139,38 @@ impl Fleet {
     /// The view as JSON: the cached one if its round started less than an interval ago, else
     /// after a new round (shared with every viewer who asks meanwhile).
     pub async fn view(&self) -> Bytes {
-        if let Some(body) = self.fresh() {
+        if let Some(body) = self.fresh(None) {
             return body;
         }
+        let arrived = Instant::now();
         let _round = self.round.lock().await;
-        if let Some(body) = self.fresh() {
+        // A round that ended after this viewer arrived is as new as one it would start now.
+        // Taking it matters when a round outlasts the interval (peers timing out): viewers
+        // queued behind it share it instead of each asking the peers again, one after another.
+        if let Some(body) = self.fresh(Some(arrived)) {
             return body;
         }
         let started = Instant::now();
         let body = self.ask_peers().await;
-        *self.cached.write().unwrap_or_else(PoisonError::into_inner) =
-            Some((started, body.clone()));
+        *self.cached.write().unwrap_or_else(PoisonError::into_inner) = Some(Cached {
+            started,
+            ended: Instant::now(),
+            body: body.clone(),
+        });
         body
     }
 
-    fn fresh(&self) -> Option<Bytes> {
+    /// The cached view if its round started less than an interval ago, or ended after
+    /// `arrived`.
+    fn fresh(&self, arrived: Option<Instant>) -> Option<Bytes> {
         let cached = self.cached.read().unwrap_or_else(PoisonError::into_inner);
         cached
             .as_ref()
-            .filter(|(at, _)| at.elapsed() < self.options.interval)
-            .map(|(_, body)| body.clone())
+            .filter(|cached| {
+                cached.started.elapsed() < self.options.interval
+                    || arrived.is_some_and(|arrived| cached.ended >= arrived)
+            })
+            .map(|cached| cached.body.clone())
     }
 
     /// One round: look the peers up, ask each concurrently, record, render.

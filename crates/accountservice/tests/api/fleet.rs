@@ -265,6 +265,47 @@ async fn many_concurrent_viewers_cost_one_round_per_interval() {
 }
 
 #[tokio::test]
+async fn on_the_management_port_viewers_beyond_the_operator_limit_wait_for_one_slow_round() {
+    // A round that outlasts the interval: the peer hangs until the health timeout.
+    let (hang, accepted) = raw_peer(Behaviour::Hang).await;
+    let app = spawn_app_configured(|s| {
+        s.management_port = Some(0);
+        s.testability = true;
+        s.peers = Some(format!("{hang},{hang}").parse().expect("valid peers"));
+        s.health_timeout = PEER_TIMEOUT;
+    })
+    .await;
+    let management = app.management.expect("a management port");
+    // More than the operator limit, fewer than the management listener's connections.
+    let count = 3 * accountservice::router::MANAGEMENT_MAX_CONCURRENT_REQUESTS;
+    assert!(count < accountservice::management::MAX_CONNECTIONS);
+    let viewers: Vec<_> = (0..count)
+        .map(|_| {
+            let client = app.client.clone();
+            let url = format!("http://{management}/health/fleet");
+            tokio::spawn(async move { client.get(url).send().await.map(|r| r.status()) })
+        })
+        .collect();
+    for viewer in viewers {
+        assert_eq!(viewer.await.unwrap().unwrap(), StatusCode::OK);
+    }
+    // They shared the round they waited for (a viewer that came after it ended may start one).
+    let rounds = accepted.load(Ordering::SeqCst);
+    assert!(
+        (1..=2).contains(&rounds),
+        "{rounds} rounds for {count} viewers"
+    );
+    // The switches keep their limit; one at a time is well under it.
+    assert_eq!(
+        app.get_management("/testability/healthy/true")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn more_peers_than_the_cap_are_cut_and_the_view_says_so() {
     // Ports nobody listens on on 127.0.0.1 refuse at once; 300 of them exceed the cap of 256.
     let mut listeners = Vec::new();
