@@ -186,9 +186,17 @@ pub struct Settings {
     /// A second port for the operator endpoints (every health route, /metrics, the testability
     /// and fleet routes), served on a thread of its own so probes never wait behind public
     /// requests; the public port then keeps only /accounts/..., /openapi.json and GET /health.
-    /// Unset (the default), everything is served on --port. 0 picks a free port.
-    #[arg(long, env = "ACCOUNTSERVICE_MANAGEMENT_PORT")]
-    pub management_port: Option<u16>,
+    /// `off` (the default) or empty: no management port, everything is served on --port (how an
+    /// image that sets the variable is switched back to one port). 0 picks a free port.
+    // Spelled out in full so that clap takes the parser's `Option` as the value, not as "the
+    // flag may be left out": `off` must be a value it can parse.
+    #[arg(
+        long,
+        env = "ACCOUNTSERVICE_MANAGEMENT_PORT",
+        default_value = MANAGEMENT_PORT_OFF,
+        value_parser = parse_management_port
+    )]
+    pub management_port: std::option::Option<u16>,
 
     /// Address to bind the management listener to; defaults to --bind.
     #[arg(long, env = "ACCOUNTSERVICE_MANAGEMENT_BIND")]
@@ -319,6 +327,25 @@ impl std::fmt::Display for Release {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// The `--management-port` value that means "no management port" (an empty value means the
+/// same, for an image's variable set to nothing).
+pub const MANAGEMENT_PORT_OFF: &str = "off";
+
+/// Parses `--management-port`: a port number, or `off` (or nothing) for none.
+fn parse_management_port(text: &str) -> Result<Option<u16>, String> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() || trimmed.eq_ignore_ascii_case(MANAGEMENT_PORT_OFF) {
+        return Ok(None);
+    }
+    // clap's message names the value before this.
+    trimmed.parse().map(Some).map_err(|_| {
+        format!(
+            "expected a port number (0 to 65535), or `{MANAGEMENT_PORT_OFF}` (or nothing) for no \
+             management port"
+        )
+    })
 }
 
 /// Parses a non-negative number of seconds, fractions allowed (`10`, `0.5`).
@@ -493,6 +520,33 @@ mod tests {
             settings.management_address(),
             Some("[::1]:0".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn off_or_an_empty_value_means_no_management_port() {
+        for value in ["off", "OFF", "", " "] {
+            let settings = parse(&["--management-port", value]).unwrap();
+            assert_eq!(settings.management_address(), None, "{value:?}");
+        }
+        let settings = parse(&["--management-port", "6768"]).unwrap();
+        assert_eq!(settings.management_port, Some(6768));
+    }
+
+    #[test]
+    fn a_bad_management_port_is_refused_with_a_one_line_reason() {
+        for value in ["65536", "-1", "none", "6768x", "67\n68"] {
+            let error = parse_management_port(value).unwrap_err();
+            assert!(
+                error.contains("expected a port number"),
+                "{value:?}: {error}"
+            );
+            assert!(error.contains("`off`"), "{value:?}: {error}");
+            assert!(!error.contains('\n'), "{value:?}: {error}");
+            assert!(
+                parse(&["--management-port", value]).is_err(),
+                "{value:?} was accepted"
+            );
+        }
     }
 
     #[test]

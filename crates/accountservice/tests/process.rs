@@ -469,3 +469,37 @@ async fn the_startup_probe_shows_seeding_progress_on_the_management_port_then_pa
     service.terminate();
     assert_eq!(service.wait().code(), Some(0));
 }
+
+#[tokio::test]
+async fn an_empty_or_off_management_port_variable_means_one_port_and_a_bad_one_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    for value in ["", "off"] {
+        let mut one_port = command(dir.path(), &args("accounts.db", &[]));
+        one_port.env("ACCOUNTSERVICE_MANAGEMENT_PORT", value);
+        let mut service = Service::from_command(one_port);
+        let address = service.wait_until_listening();
+        // Every operator route is back on the one port.
+        let (status, body) = get(address, "/health/ready").await;
+        assert_eq!((status, &body["status"]), (200, &"UP".into()), "{value:?}");
+        service.terminate();
+        assert_eq!(service.wait().code(), Some(0), "{value:?}");
+        let log = service.rest_of_log().join("\n");
+        assert!(!log.contains("management endpoints"), "{value:?}: {log}");
+    }
+
+    for value in ["6768x", "65536", "none"] {
+        let mut refused = command(dir.path(), &args("other.db", &[]));
+        refused.env("ACCOUNTSERVICE_MANAGEMENT_PORT", value);
+        let mut service = Service::from_command(refused);
+        let status = service.wait();
+        let stderr = service.stderr();
+        assert_eq!(status.code(), Some(2), "{value:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{value:?}: {stderr}");
+        assert!(stderr.contains("--management-port"), "{stderr}");
+        assert!(stderr.contains("`off`"), "{value:?}: {stderr}");
+        assert!(
+            !dir.path().join("other.db").exists(),
+            "nothing may start before the arguments are checked"
+        );
+    }
+}
