@@ -28,15 +28,20 @@
 //!   also turns readiness 503 "draining") and the order of stopping
 //!   ([`lifecycle::Lifecycle::run`]: drain, stop the listeners and the refresher, close the
 //!   database once its last user lets go, [`lifecycle::Lent`]); [`server`]: the HTTP server
-//!   loop with its connection limits, driven by both; [`telemetry`]: logging.
+//!   loop with its connection limits, driven by both (HTTP/1.1 only on the public port, also
+//!   h2c on the management port); [`telemetry`]: logging.
 //! - [`management`]: with `--management-port`, the operator endpoints on a listener with a
 //!   runtime and thread of its own; [`router::split`] divides the routes between the ports.
+//! - [`grpc`]: gRPC health (`grpc.health.v1`, the `health` crate's service over the same
+//!   registry) on the management port only, with its bounds (request size and time, open
+//!   `Watch` calls); the management listener ends its `Watch` calls when it stops.
 
 pub mod checks;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod fleet;
+pub mod grpc;
 pub mod guard;
 pub mod lifecycle;
 pub mod management;

@@ -3,10 +3,15 @@
 //!
 //! It is bound and serving before the database is opened and seeded, so a `startupProbe` sees
 //! the start-up's progress; once the service is built, [`Management::serve_routes`] swaps in the
-//! full set of routes. It has its own limits ([`MAX_CONNECTIONS`], and
+//! full set of routes. It has its own limits ([`MAX_CONNECTIONS`], [`HTTP2`], and
 //! `crate::router::MANAGEMENT_MAX_CONCURRENT_REQUESTS` on the testability switches): operator
 //! traffic is probes, scrapes and status pages, and a flood of it must not cost the memory the
 //! public port is sized for.
+//!
+//! Besides HTTP/1.1 it speaks HTTP/2 with prior knowledge (h2c) on the same port
+//! ([`crate::server::serve_with_h2c`]), which is how Kubernetes' `grpc:` probes and
+//! `grpc-health-probe` ask gRPC health ([`crate::grpc`]). When it stops it first ends every
+//! gRPC `Watch` call ([`Management::watches_end`]), so that its connections can close.
 
 use std::{
     convert::Infallible,
@@ -19,6 +24,7 @@ use std::{
 };
 
 use axum::{Router, extract::Request, response::Response};
+use health::grpc::CancellationToken;
 use tokio::{
     net::TcpListener,
     sync::{oneshot, watch},
@@ -26,7 +32,7 @@ use tokio::{
 };
 use tower::{Service, ServiceExt as _, util::Oneshot};
 
-use crate::server::{self, ServerLimits};
+use crate::server::{self, Http2Limits, ServerLimits};
 
 /// Connections the management listener serves at once; more wait in its backlog. A tenth of the
 /// public port's default, yet room for many status pages: each open page holds a keep-alive
@@ -34,6 +40,17 @@ use crate::server::{self, ServerLimits};
 /// browsers would hold every connection and leave the orchestrator's probes waiting in the
 /// backlog until they time out.
 pub const MAX_CONNECTIONS: usize = 1024;
+
+/// HTTP/2 on the management port: a probe opens one stream on a connection of its own, and no
+/// route reads a request body beyond a gRPC service name, so a few streams and the protocol's
+/// smallest windows are plenty.
+pub const HTTP2: Http2Limits = Http2Limits {
+    max_concurrent_streams: 16,
+    stream_window: 16 * 1024,
+    connection_window: 64 * 1024,
+    keep_alive_interval: Duration::from_secs(10),
+    keep_alive_timeout: Duration::from_secs(10),
+};
 
 /// How long the management listener's connections get to finish once it is told to stop, at
 /// most; past this they are closed. Idle keep-alive connections are closed sooner: at the end of
@@ -44,6 +61,7 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 pub struct Management {
     local_addr: SocketAddr,
     routes: Arc<RwLock<Router>>,
+    watches_end: CancellationToken,
     /// Set, with the instant its close grace counts from, when the listener is to stop.
     stop: watch::Sender<Option<Instant>>,
     stopped: oneshot::Receiver<()>,
@@ -76,10 +94,12 @@ impl Management {
         let app = Router::new().fallback_service(Current(routes.clone()));
         let (stop, stop_signal) = watch::channel(None);
         let (stopped_sender, stopped) = oneshot::channel();
+        let watches_end = CancellationToken::new();
+        let ending = watches_end.clone();
         thread::Builder::new()
             .name("management".into())
             .spawn(move || {
-                runtime.block_on(serve(listener, app, limits, stop_signal));
+                runtime.block_on(serve(listener, app, limits, stop_signal, ending));
                 // Every connection task, and with them the routes and what they hold (the health
                 // registry, the store), is gone once the runtime is.
                 drop(runtime);
@@ -92,6 +112,7 @@ impl Management {
         Ok(Self {
             local_addr,
             routes,
+            watches_end,
             stop,
             stopped,
         })
@@ -102,14 +123,21 @@ impl Management {
         self.local_addr
     }
 
+    /// The token the listener cancels when it stops, before closing its connections: the gRPC
+    /// health service's, so that every open `Watch` call ends ([`crate::grpc::routes`]).
+    pub fn watches_end(&self) -> CancellationToken {
+        self.watches_end.clone()
+    }
+
     /// Serves `routes` from now on, on every connection, including open keep-alive ones.
     pub fn serve_routes(&self, routes: Router) {
         *self.routes.write().unwrap_or_else(PoisonError::into_inner) = routes;
     }
 
-    /// Stops accepting, gives idle keep-alive connections what is left of the close grace that
-    /// began at `grace_from` (when the public listener closed) and requests in progress at most
-    /// [`STOP_GRACE`], and returns once the thread has dropped everything it held.
+    /// Stops accepting, ends every gRPC `Watch` call, gives idle keep-alive connections what is
+    /// left of the close grace that began at `grace_from` (when the public listener closed) and
+    /// requests in progress at most [`STOP_GRACE`], and returns once the thread has dropped
+    /// everything it held.
     pub async fn stop(self, grace_from: Instant) {
         let Self { stop, stopped, .. } = self;
         // An error means the thread already ended.
@@ -121,12 +149,13 @@ impl Management {
     }
 }
 
-/// Serves until told to stop, then for at most [`STOP_GRACE`].
+/// Serves until told to stop, then ends the `Watch` calls and serves for at most [`STOP_GRACE`].
 async fn serve(
     listener: StdTcpListener,
     app: Router,
     limits: ServerLimits,
     stop: watch::Receiver<Option<Instant>>,
+    watches_end: CancellationToken,
 ) {
     let listener = match TcpListener::from_std(listener) {
         Ok(listener) => listener,
@@ -142,7 +171,17 @@ async fn serve(
             Err(_) => Instant::now(),
         }
     };
-    let serving = server::serve(listener, app, limits, stopped(stop.clone()));
+    let stopping = {
+        let stop = stop.clone();
+        async move {
+            let grace_from = stopped(stop).await;
+            // A Watch call lasts until its client hangs up; ended first, its connection can
+            // close.
+            watches_end.cancel();
+            grace_from
+        }
+    };
+    let serving = server::serve_with_h2c(listener, app, limits, HTTP2, stopping);
     tokio::pin!(serving);
     let bound = async {
         stopped(stop).await;

@@ -89,14 +89,18 @@ pub struct Split {
     /// What clients need: the account routes, `/openapi.json` (describing only those) and
     /// `GET /health`, the original's contract on its port. Everything else is 404.
     pub public: Router,
-    /// Every health route, `/metrics`, and the testability and fleet routes when they are on.
+    /// Every health route, `/metrics`, the testability and fleet routes when they are on, and
+    /// gRPC health.
     pub management: Router,
 }
 
-/// The routes of [`app`], divided between a public and a management listener. Both record into
-/// the same metrics; only the public one closes connections while draining (the management
-/// listener keeps answering probes until the public one has drained).
-pub fn split(state: AppState, endpoints: Endpoints) -> Split {
+/// The routes of [`app`], divided between a public and a management listener, with gRPC health
+/// (`grpc_health`, from [`crate::grpc::routes`]) on the management one only. Both record HTTP
+/// requests into the same metrics; only the public one closes connections while draining (the
+/// management listener keeps answering probes until the public one has drained). gRPC health
+/// is mounted outside the HTTP edge: its answers are gRPC statuses, never JSON, and a `Watch`
+/// call is a stream, not a request to time.
+pub fn split(state: AppState, endpoints: Endpoints, grpc_health: Router) -> Split {
     let Endpoints {
         health,
         metrics,
@@ -123,8 +127,10 @@ pub fn split(state: AppState, endpoints: Endpoints) -> Split {
         .merge(fleet_routes(fleet))
         .merge(health_routes)
         .route("/metrics", get(metrics::scrape).with_state(metrics.clone()));
-    let management =
-        finish(management).layer(guard::EdgeLayer::new(Draining::default(), Some(metrics)));
+    let management = finish(management)
+        .layer(guard::EdgeLayer::new(Draining::default(), Some(metrics)))
+        // Merged after the edge's layer, which therefore does not wrap it.
+        .merge(grpc_health);
     Split { public, management }
 }
 

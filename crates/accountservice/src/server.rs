@@ -1,5 +1,7 @@
-//! The HTTP/1.1 server loop: accepts connections under a cap, serves each with hyper under
-//! header-size and header-time limits, and drains gracefully.
+//! The server loop: accepts connections under a cap, serves each with hyper under header-size
+//! and header-time limits, and drains gracefully. [`serve`] speaks HTTP/1.1 only (the public
+//! port); [`serve_with_h2c`] also speaks HTTP/2 with prior knowledge (h2c) on the same port, for
+//! gRPC health (the management port).
 //!
 //! hyper is driven directly rather than through `axum::serve`, because `axum::serve` exposes
 //! none of the limits a service facing untrusted clients needs:
@@ -23,19 +25,45 @@
 //!   accepted are accepted and answered before the listener closes. The grace is one deadline
 //!   that the caller starts: the management listener, closed after the public one has drained,
 //!   counts it from when the public one closed, so a stop waits out one grace, not two.
+//!
+//! With h2c ([`serve_with_h2c`]) a connection's first bytes say which protocol it speaks
+//! (hyper-util's auto builder: the HTTP/2 preface, or HTTP/1.1), and HTTP/1.1 connections get
+//! exactly the limits above. HTTP/2 has no request head to time, so it is bounded otherwise
+//! ([`Http2Limits`]): streams per connection, the header list size (the same
+//! [`ServerLimits::max_header_bytes`]), small flow-control windows (no route reads a body of
+//! any size), keep-alive pings that close a connection whose peer stopped answering, and an
+//! idle timeout: a connection of either protocol with no request in progress (responses still
+//! being sent count, such as a gRPC `Watch` stream) for [`ServerLimits::header_read_timeout`] is
+//! closed gracefully (`GOAWAY`), and dropped if it has not closed within the same time again (an
+//! HTTP/2 close waits for the client to answer a ping). The same timer closes a connection that
+//! never sends its first bytes.
 
-use std::{future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    fmt::Display,
+    future::Future,
+    io,
+    net::SocketAddr,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+    time::Duration,
+};
 
 use axum::Router;
-use hyper::server::conn::http1;
+use hyper::{
+    Request, Response,
+    body::{Body, Frame, Incoming, SizeHint},
+    server::conn::http1,
+};
 use hyper_util::{
-    rt::{TokioIo, TokioTimer},
-    server::graceful::GracefulShutdown,
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::conn::auto,
     service::TowerToHyperService,
 };
+use pin_project_lite::pin_project;
 use tokio::{
     net::{TcpListener, TcpStream},
-    sync::{OwnedSemaphorePermit, Semaphore},
+    sync::{OwnedSemaphorePermit, Semaphore, watch},
     task::JoinSet,
     time::Instant,
 };
@@ -54,6 +82,24 @@ pub struct ServerLimits {
     pub close_grace: Duration,
 }
 
+/// How HTTP/2 connections are bounded where h2c is served ([`serve_with_h2c`]), besides the
+/// header list size ([`ServerLimits::max_header_bytes`]) and the idle timeout
+/// ([`ServerLimits::header_read_timeout`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Http2Limits {
+    /// Streams (requests) open at once on one connection; the protocol refuses more.
+    pub max_concurrent_streams: u32,
+    /// Bytes a client may send on one stream before the server has read them.
+    pub stream_window: u32,
+    /// Bytes a client may send on the whole connection before the server has read them.
+    pub connection_window: u32,
+    /// How long a connection may carry nothing before the server pings it.
+    pub keep_alive_interval: Duration,
+    /// How long the client has to answer that ping; no answer closes the connection, so a
+    /// vanished client does not hold a stream (a gRPC `Watch`) open.
+    pub keep_alive_timeout: Duration,
+}
+
 /// hyper's smallest allowed read buffer, which bounds the request head.
 pub const MIN_HEADER_BYTES: usize = 8192;
 
@@ -61,8 +107,8 @@ pub const MIN_HEADER_BYTES: usize = 8192;
 /// out of file descriptors.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
-/// Serves `app` on `listener` until `stop` completes, then stops accepting, asks every
-/// connection to finish its in-flight request and close, and returns when all have.
+/// Serves `app` over HTTP/1.1 on `listener` until `stop` completes, then stops accepting, asks
+/// every connection to finish its in-flight request and close, and returns when all have.
 ///
 /// `stop` completes with the instant the close grace counts from: the public listener's is the
 /// moment it stops; the management listener's is the moment the public one stopped, so that its
@@ -81,8 +127,81 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(MIN_HEADER_BYTES));
+    accept_loop(listener, limits, stop, move |stream, peer, closing| {
+        let service = TowerToHyperService::new(app.clone());
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        // hyper's header read timeout already closes idle connections.
+        drive(
+            connection,
+            |connection| connection.graceful_shutdown(),
+            closing,
+            std::future::pending(),
+            peer,
+        )
+    })
+    .await;
+}
+
+/// Like [`serve`], and also serves HTTP/2 with prior knowledge (h2c) on the same port: each
+/// connection's first bytes say which it speaks. HTTP/1.1 connections are served exactly as by
+/// [`serve`]; HTTP/2 ones under `http2`'s limits, and closed once idle (see the module docs).
+pub async fn serve_with_h2c(
+    listener: TcpListener,
+    app: Router,
+    limits: ServerLimits,
+    http2: Http2Limits,
+    stop: impl Future<Output = Instant>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(MIN_HEADER_BYTES));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(http2.max_concurrent_streams)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .initial_stream_window_size(http2.stream_window)
+        .initial_connection_window_size(http2.connection_window)
+        .keep_alive_interval(http2.keep_alive_interval)
+        .keep_alive_timeout(http2.keep_alive_timeout);
+    let idle_timeout = limits.header_read_timeout;
+    accept_loop(listener, limits, stop, move |stream, peer, closing| {
+        let (activity, quiet) = watch::channel(0);
+        let service = Tracked {
+            inner: TowerToHyperService::new(app.clone()),
+            activity: Arc::new(activity),
+        };
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        drive(
+            connection,
+            |connection| connection.graceful_shutdown(),
+            closing,
+            idle(quiet, idle_timeout),
+            peer,
+        )
+    })
+    .await;
+}
+
+/// The accept loop and the drain, for connections served by `connect` (given the stream, the
+/// peer's address and the signal to close).
+async fn accept_loop<F, C>(
+    listener: TcpListener,
+    limits: ServerLimits,
+    stop: impl Future<Output = Instant>,
+    connect: F,
+) where
+    F: Fn(TcpStream, SocketAddr, watch::Receiver<bool>) -> C,
+    C: Future<Output = ()> + Send + 'static,
+{
     let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let graceful = GracefulShutdown::new();
+    // Set once the drain is over: every connection still open finishes what it has and closes.
+    let (closing, _) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let spawn = |tasks: &mut JoinSet<()>,
                  stream: TcpStream,
@@ -92,13 +211,9 @@ pub async fn serve(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, %peer, "cannot set TCP_NODELAY");
         }
-        let service = TowerToHyperService::new(app.clone());
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let connection = connect(stream, peer, closing.subscribe());
         tasks.spawn(async move {
-            if let Err(error) = connection.await {
-                // Timeouts, resets and malformed requests are the client's business.
-                tracing::debug!(%error, %peer, "connection ended with an error");
-            }
+            connection.await;
             drop(permit);
         });
     };
@@ -120,6 +235,7 @@ pub async fn serve(
         }
     };
     let grace_ends = grace_from + limits.close_grace;
+
     // The kernel completes handshakes on its own, so a client may have connected and written a
     // request the loop has not accepted yet. Closing the listener would reset it unanswered;
     // accept it instead, and it is answered with `Connection: close` like everyone else.
@@ -166,7 +282,172 @@ pub async fn serve(
             () = &mut grace => break,
         }
     }
-    graceful.shutdown().await;
+    closing.send_replace(true);
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Serves one connection until it ends; once `closing` is set or `idle` completes, asks it to
+/// finish what it has and close (`close`: hyper's graceful shutdown of that connection). After
+/// `idle`, the connection gets the time `idle` gave to close, then it is dropped.
+async fn drive<C, E>(
+    connection: C,
+    close: impl FnOnce(Pin<&mut C>),
+    closing: watch::Receiver<bool>,
+    idle: impl Future<Output = Duration>,
+    peer: SocketAddr,
+) where
+    C: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    tokio::pin!(connection);
+    let ended = tokio::select! {
+        result = connection.as_mut() => Ok(result),
+        () = closed(closing) => Err(None),
+        bound = idle => Err(Some(bound)),
+    };
+    let result = match ended {
+        Ok(result) => result,
+        Err(bound) => {
+            close(connection.as_mut());
+            match bound {
+                // The server's own drain bounds this wait.
+                None => connection.await,
+                // An HTTP/2 close waits for the client to answer a ping; one that never does
+                // is cut off.
+                Some(bound) => match tokio::time::timeout(bound, connection).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        tracing::debug!(%peer, ?bound, "an idle connection did not close; dropped");
+                        return;
+                    }
+                },
+            }
+        }
+    };
+    if let Err(error) = result {
+        // Timeouts, resets and malformed requests are the client's business.
+        tracing::debug!(%error, %peer, "connection ended with an error");
+    }
+}
+
+/// Completes once `closing` is set (or its sender is gone).
+async fn closed(mut closing: watch::Receiver<bool>) {
+    let _ = closing.wait_for(|closing| *closing).await;
+}
+
+/// Completes, with `timeout`, once the connection has had no request in progress for
+/// `timeout` (`activity` is the number in progress; a response still being sent counts).
+async fn idle(mut activity: watch::Receiver<usize>, timeout: Duration) -> Duration {
+    loop {
+        let gone = activity
+            .wait_for(|in_progress| *in_progress == 0)
+            .await
+            .is_err();
+        if gone {
+            // The service, which holds the sender, went with the connection.
+            return std::future::pending().await;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(timeout) => return timeout,
+            changed = activity.changed() => if changed.is_err() {
+                return std::future::pending().await;
+            },
+        }
+    }
+}
+
+/// A connection's service that counts its requests in progress, each from the moment its head
+/// is read until its response body is dropped (sent, or abandoned with its stream).
+struct Tracked<S> {
+    inner: S,
+    activity: Arc<watch::Sender<usize>>,
+}
+
+impl<S, B> hyper::service::Service<Request<Incoming>> for Tracked<S>
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>>,
+{
+    type Response = Response<Guarded<B, Option<InProgress>>>;
+    type Error = S::Error;
+    type Future = TrackedFuture<S::Future>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        self.activity.send_modify(|in_progress| *in_progress += 1);
+        TrackedFuture {
+            inner: self.inner.call(request),
+            in_progress: Some(InProgress(self.activity.clone())),
+        }
+    }
+}
+
+/// One request in progress on a connection, until dropped.
+struct InProgress(Arc<watch::Sender<usize>>);
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.0
+            .send_modify(|in_progress| *in_progress = in_progress.saturating_sub(1));
+    }
+}
+
+pin_project! {
+    /// [`Tracked`]'s future: the inner one, whose response body then holds the request's
+    /// [`InProgress`].
+    struct TrackedFuture<F> {
+        #[pin]
+        inner: F,
+        in_progress: Option<InProgress>,
+    }
+}
+
+impl<F, B, E> Future for TrackedFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<Guarded<B, Option<InProgress>>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = ready!(this.inner.poll(cx))?;
+        let guard = this.in_progress.take();
+        Poll::Ready(Ok(response.map(|body| Guarded::new(body, guard))))
+    }
+}
+
+pin_project! {
+    /// A body that holds `guard` (a count, a permit) for as long as the body itself exists.
+    pub struct Guarded<B, G> {
+        #[pin]
+        body: B,
+        guard: G,
+    }
+}
+
+impl<B, G> Guarded<B, G> {
+    /// `body`, holding `guard` until dropped.
+    pub fn new(body: B, guard: G) -> Self {
+        Self { body, guard }
+    }
+}
+
+impl<B: Body, G> Body for Guarded<B, G> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        self.project().body.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// Waits for a free connection slot, then for a connection: at the cap the loop stops

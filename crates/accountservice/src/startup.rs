@@ -3,12 +3,12 @@
 //!
 //! The start-up, in order (each step logs one line):
 //! 1. bind the public port without listening yet, and with `--management-port` bind that port
-//!    and start serving it (503 "starting" until step 4), so a port in use is an error before
-//!    anything is served;
+//!    and start serving it (503 "starting", gRPC health `UNAVAILABLE`, until step 4), so a port
+//!    in use is an error before anything is served;
 //! 2. open the database (bounded wait for another process's lock);
 //! 3. seed the fake accounts that are missing;
 //! 4. run the health checks once, so the very first probe is answered truthfully; the
-//!    management port serves its routes from here on;
+//!    management port serves its routes and gRPC health from here on;
 //! 5. listen on the public port (the log gives the real address when port 0 was asked for);
 //! 6. serve until the `shutdown` future completes, then drain and close
 //!    ([`crate::lifecycle`] lists the order of stopping).
@@ -47,6 +47,7 @@ use crate::{
     checks,
     config::Settings,
     fleet::{Fleet, FleetOptions},
+    grpc,
     lifecycle::{Draining, Lent, Lifecycle},
     management::Management,
     metrics::Metrics,
@@ -218,10 +219,15 @@ impl Application {
 
         let state = AppState::new(serving, served_by);
         let public_routes = management.as_ref().map(|management| {
+            let grpc_health = grpc::routes(
+                health.clone(),
+                management.watches_end(),
+                settings.header_read_timeout,
+            );
             let Split {
                 public,
                 management: routes,
-            } = router::split(state.clone(), endpoints.clone());
+            } = router::split(state.clone(), endpoints.clone(), grpc_health);
             management.serve_routes(routes);
             public
         });
@@ -331,10 +337,12 @@ fn reserve(address: SocketAddr) -> io::Result<TcpSocket> {
 }
 
 /// What the management port answers before the health registry exists: the start-up state at
-/// `/health/started` and `/startupz` (503 with the progress, "seeding, 40% (…)"), 503 to every
-/// other path.
+/// `/health/started` and `/startupz` (503 with the progress, "seeding, 40% (…)"), gRPC health
+/// `UNAVAILABLE` with the same progress, 503 to every other path.
 fn starting_routes(startup: Startup) -> Router {
-    health::http::startup_router(startup).fallback(|| async { starting() })
+    health::http::startup_router(startup.clone())
+        .merge(grpc::starting(startup))
+        .fallback(|| async { starting() })
 }
 
 fn starting() -> Response {

@@ -3,6 +3,7 @@
 mod accounts;
 mod components;
 mod fleet;
+mod grpc;
 mod health;
 mod helpers;
 mod history;
