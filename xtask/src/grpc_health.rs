@@ -1,13 +1,18 @@
 //! `cargo xtask grpc-health`: the `health` crate's gRPC health service against a client we did
-//! not write, Python's `grpcio-health-checking` (its own `HealthStub`).
+//! not write, Python's `grpcio-health-checking` (its own `HealthStub`), in the example server
+//! and in the real service.
 //!
-//! Builds the example server (`crates/health/examples/grpc_health_server.rs`) and runs
-//! `grpc_health_client.py` next to this file, which starts it on a free port and asserts: `Check`
-//! of `""`, `liveness`, `readiness` and every component; `NOT_FOUND` for an unknown name and
-//! `SERVICE_UNKNOWN` when watching one; `List`; `Watch` seeing `SERVING` -> `NOT_SERVING` ->
-//! `SERVING` as a component fails and recovers; and every open `Watch` ending at shutdown, with
-//! the example exiting 0. The client packages come from PyPI, pinned below, installed with pip
-//! only when the installed versions differ.
+//! Builds the example server (`crates/health/examples/grpc_health_server.rs`) and the
+//! `accountservice` binary, and runs `grpc_health_client.py` next to this file. Against the
+//! example, started on a free port, it asserts: `Check` of `""`, `liveness`, `readiness` and
+//! every component; `NOT_FOUND` for an unknown name and `SERVICE_UNKNOWN` when watching one;
+//! `List`; `Watch` seeing `SERVING` -> `NOT_SERVING` -> `SERVING` as a component fails and
+//! recovers; and every open `Watch` ending at shutdown, with the example exiting 0. Against the
+//! service's management port (h2c next to HTTP/1.1): its names, `NOT_FOUND`, `List`, `Watch`
+//! across the testability switches (forced unhealthy and back, the database down and back,
+//! flipped over HTTP/1.1 on the same port), and SIGTERM with `Watch` calls open, the service
+//! exiting 0. The client packages come from PyPI, pinned below, installed with pip only when
+//! the installed versions differ.
 
 use anyhow::{Context, Result};
 use xshell::{Shell, cmd};
@@ -32,17 +37,21 @@ pub fn run(sh: &Shell, project: &Project) -> Result<()> {
     )
     .run()
     .context("building the example gRPC health server")?;
-    let example = project
-        .target_dir
-        .join("debug")
-        .join("examples")
-        .join("grpc_health_server");
+    cmd!(
+        sh,
+        "{cargo} build --package accountservice --bin accountservice"
+    )
+    .run()
+    .context("building the accountservice binary")?;
+    let debug = project.target_dir.join("debug");
+    let example = debug.join("examples").join("grpc_health_server");
+    let service = debug.join("accountservice");
     let client = project
         .root
         .join("xtask")
         .join("src")
         .join("grpc_health_client.py");
-    cmd!(sh, "python3 {client} {example}")
+    cmd!(sh, "python3 {client} {example} {service}")
         .run()
         .context("the gRPC health scenario failed (see above)")
 }

@@ -1,21 +1,30 @@
 """The health crate's gRPC health service against Python's grpcio-health-checking.
 
-Run by `cargo xtask grpc-health`: python3 grpc_health_client.py EXAMPLE_BINARY
+Run by `cargo xtask grpc-health`: python3 grpc_health_client.py EXAMPLE_BINARY SERVICE_BINARY
 
-Starts the example server (crates/health/examples/grpc_health_server.rs) on a free port, drives
-it with grpc_health.v1's own stub (Check, List, Watch), fails and recovers its components
-through the example's stdin, and shuts it down with open Watch calls. Every wait has a
-deadline; the first failed expectation exits 1 with one line saying what differed.
+First starts the example server (crates/health/examples/grpc_health_server.rs) on a free port,
+drives it with grpc_health.v1's own stub (Check, List, Watch), fails and recovers its components
+through the example's stdin, and shuts it down with open Watch calls. Then does the same with
+the real accountservice binary on its management port (h2c, next to HTTP/1.1 on that port):
+its names, a switch forced unhealthy and back and the database failed and back through the
+testability routes (asked over HTTP/1.1 on the same port), and SIGTERM with Watch calls open.
+Every wait has a deadline; the first failed expectation exits 1 with one line saying what
+differed.
 """
 
 import importlib.metadata
+import json
 import os
 import queue
 import select
+import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -223,20 +232,169 @@ def scenario(example):
     channel.close()
 
 
+class Service:
+    """The accountservice binary with a management port and the testability switches on; its
+    JSON log read by a thread, so the pipe never fills and each wait has a deadline."""
+
+    def __init__(self, binary, directory):
+        self.proc = subprocess.Popen(
+            [binary, "--bind", "127.0.0.1", "--port", "0", "--management-port", "0",
+             "--testability", "--db-path", os.path.join(directory, "accounts.db"),
+             "--seed-accounts", "100", "--log-format", "json"],
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+        self.lines = queue.Queue()
+        threading.Thread(target=self.read, daemon=True).start()
+        self.management = None
+        self.public = None
+        # The management port is announced first; "listening on" comes once the service is up.
+        while self.public is None:
+            message, fields = self.next_line()
+            if message.startswith("management endpoints"):
+                self.management = fields["address"]
+            elif message.startswith("listening on"):
+                self.public = fields["address"]
+        if self.management is None:
+            raise Failed("accountservice never announced its management port")
+
+    def read(self):
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def next_line(self):
+        try:
+            line = self.lines.get(timeout=STEP)
+        except queue.Empty:
+            raise Failed(f"accountservice logged nothing within {STEP}s")
+        if line is None:
+            raise Failed(f"accountservice exited ({self.proc.wait()}) before it was ready")
+        try:
+            fields = json.loads(line)
+        except json.JSONDecodeError:
+            return line.strip(), {}
+        return fields.get("message", ""), fields
+
+    def http(self, path):
+        """GET path on the management port over HTTP/1.1: the status and the body."""
+        url = f"http://{self.management}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=STEP) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def switch(self, path, expected):
+        status, body = self.http(path)
+        if (status, json.loads(body)) != (200, expected):
+            raise Failed(f"GET {path} answered {status} {body}, expected 200 {json.dumps(expected)}")
+        print(f"  HTTP/1.1 GET {path} -> {status} {body}")
+
+    def stop(self):
+        """SIGTERM; returns the exit code."""
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=STEP)
+        except subprocess.TimeoutExpired:
+            raise Failed(f"accountservice did not exit within {STEP}s of SIGTERM")
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def service_scenario(service):
+    channel = grpc.insecure_channel(service.management)
+    grpc.channel_ready_future(channel).result(timeout=STEP)
+    stub = health_pb2_grpc.HealthStub(channel)
+    print(f"accountservice: public port {service.public} (HTTP/1.1 only), "
+          f"management port {service.management} (HTTP/1.1 and gRPC)")
+
+    names = ["", "liveness", "readiness", "database"]
+    all_serving = {name: SERVING for name in names}
+    print("every name serving, and HTTP/1.1 on the same port:")
+    expect_checks(stub, all_serving)
+    expect_list(stub, all_serving)
+    status, body = service.http("/health/ready")
+    if status != 200:
+        raise Failed(f"GET /health/ready answered {status} {body}, expected 200")
+    print(f"  HTTP/1.1 GET /health/ready -> {status} {body}")
+
+    print("an unknown name:")
+    try:
+        check(stub, "no-such-component")
+        raise Failed("Check('no-such-component') answered, expected NOT_FOUND")
+    except grpc.RpcError as e:
+        if e.code() != grpc.StatusCode.NOT_FOUND:
+            raise Failed(f"Check('no-such-component') failed with {e.code()}, expected NOT_FOUND")
+        print(f"  Check('no-such-component') -> {e.code().name}: {e.details()}")
+
+    print("forced unhealthy and back (the testability switch), seen by Watch as it happens:")
+    overall = Watch(stub, "")
+    liveness = Watch(stub, "liveness")
+    overall.expect(SERVING)
+    liveness.expect(SERVING)
+    service.switch("/testability/healthy/false", {"healthy": False})
+    overall.expect(NOT_SERVING)
+    liveness.expect(NOT_SERVING)
+    expect_checks(stub, dict({name: NOT_SERVING for name in names}, database=SERVING,
+                             testability=NOT_SERVING))
+    service.switch("/testability/healthy/true", {"healthy": True})
+    overall.expect(SERVING)
+    liveness.expect(SERVING)
+    expect_checks(stub, all_serving)
+
+    print("the database fails and recovers (its real check, within one health interval):")
+    database = Watch(stub, "database")
+    database.expect(SERVING)
+    service.switch("/testability/database/down", {"database": "down"})
+    database.expect(NOT_SERVING)
+    overall.expect(NOT_SERVING)
+    expect_checks(stub, dict(all_serving, **{"": NOT_SERVING, "readiness": NOT_SERVING,
+                                             "database": NOT_SERVING}))
+    service.switch("/testability/database/up", {"database": "up"})
+    database.expect(SERVING)
+    overall.expect(SERVING)
+    expect_checks(stub, all_serving)
+
+    print("SIGTERM with Watch calls open:")
+    code = service.stop()
+    overall.expect(NOT_SERVING)
+    overall.expect_end(grpc.StatusCode.UNAVAILABLE)
+    liveness.expect(NOT_SERVING)
+    liveness.expect_end(grpc.StatusCode.UNAVAILABLE)
+    database.expect(NOT_SERVING)
+    database.expect_end(grpc.StatusCode.UNAVAILABLE)
+    if code != 0:
+        raise Failed(f"accountservice exited {code} after SIGTERM, expected 0")
+    print("  accountservice exited 0")
+    channel.close()
+
+
 def main():
-    if len(sys.argv) != 2:
-        print("usage: grpc_health_client.py EXAMPLE_BINARY", file=sys.stderr)
+    if len(sys.argv) != 3:
+        print("usage: grpc_health_client.py EXAMPLE_BINARY SERVICE_BINARY", file=sys.stderr)
         return 2
     versions = {p: importlib.metadata.version(p) for p in ("grpcio", "grpcio-health-checking", "protobuf")}
     print("client: " + ", ".join(f"{p} {v}" for p, v in versions.items()) + f", Python {sys.version.split()[0]}")
-    example = Example(sys.argv[1])
     try:
-        scenario(example)
+        example = Example(sys.argv[1])
+        try:
+            scenario(example)
+        finally:
+            example.kill()
+        with tempfile.TemporaryDirectory() as directory:
+            service = Service(sys.argv[2], directory)
+            try:
+                service_scenario(service)
+            finally:
+                service.kill()
     except Failed as e:
         print(f"grpc-health: FAILED: {e}", file=sys.stderr)
         return 1
-    finally:
-        example.kill()
     print("grpc-health: every expectation held")
     return 0
 

@@ -87,8 +87,9 @@ enum Task {
     Prometheus(prometheus::Options),
     /// Regenerates the committed gRPC health code from its .proto (--check: fails if it differs).
     Codegen(codegen::Options),
-    /// Runs the health crate's example gRPC server against Python's grpcio-health-checking
-    /// (installed from PyPI, pinned, if missing): Check, List, Watch, shutdown.
+    /// Runs the health crate's example gRPC server, then the service's management port, against
+    /// Python's grpcio-health-checking (installed from PyPI, pinned, if missing): Check, List,
+    /// Watch, shutdown.
     GrpcHealth,
 }
 
