@@ -260,14 +260,24 @@ mod tests {
     const OLD: &str = "0.1.0";
     const NEW: &str = "0.1.0+lab-next";
 
-    /// A sample at `ms` after `origin` with these (address, version, status) replicas live.
-    fn sample(origin: Instant, ms: u64, live: &[(&str, &str, &str)]) -> Sample {
+    /// A sample at `ms` after `origin`: the replicas named in `old` live on OLD, those in `new`
+    /// on NEW (names separated by spaces), each `UP` unless written `name:STATUS`.
+    fn sample(origin: Instant, ms: u64, old: &str, new: &str) -> Sample {
+        let replicas = |names: &str, version: &str| -> Vec<(String, (String, String))> {
+            names
+                .split_whitespace()
+                .map(|name| {
+                    let (address, status) = name.split_once(':').unwrap_or((name, "UP"));
+                    (address.to_owned(), (version.to_owned(), status.to_owned()))
+                })
+                .collect()
+        };
         Sample {
             at: origin + Duration::from_millis(ms),
             observer: "10.0.1.2".to_owned(),
-            live: live
-                .iter()
-                .map(|(a, v, s)| ((*a).to_owned(), ((*v).to_owned(), (*s).to_owned())))
+            live: replicas(old, OLD)
+                .into_iter()
+                .chain(replicas(new, NEW))
                 .collect(),
         }
     }
@@ -275,66 +285,14 @@ mod tests {
     /// A start-first update of three replicas as the view shows it, one turn at a time.
     fn rolling(origin: Instant) -> Vec<Sample> {
         vec![
-            sample(
-                origin,
-                0,
-                &[("a", OLD, "UP"), ("b", OLD, "UP"), ("c", OLD, "UP")],
-            ),
-            sample(
-                origin,
-                250,
-                &[
-                    ("a", OLD, "UP"),
-                    ("b", OLD, "UP"),
-                    ("c", OLD, "UP"),
-                    ("d", NEW, "UP"),
-                ],
-            ),
-            sample(
-                origin,
-                500,
-                &[
-                    ("a", OLD, "OUT_OF_SERVICE"),
-                    ("b", OLD, "UP"),
-                    ("c", OLD, "UP"),
-                    ("d", NEW, "UP"),
-                ],
-            ),
-            sample(
-                origin,
-                750,
-                &[("b", OLD, "UP"), ("c", OLD, "UP"), ("d", NEW, "UP")],
-            ),
-            sample(
-                origin,
-                1000,
-                &[
-                    ("b", OLD, "UP"),
-                    ("c", OLD, "UP"),
-                    ("d", NEW, "UP"),
-                    ("e", NEW, "UP"),
-                ],
-            ),
-            sample(
-                origin,
-                1250,
-                &[("c", OLD, "UP"), ("d", NEW, "UP"), ("e", NEW, "UP")],
-            ),
-            sample(
-                origin,
-                1500,
-                &[
-                    ("c", OLD, "UP"),
-                    ("d", NEW, "UP"),
-                    ("e", NEW, "UP"),
-                    ("f", NEW, "UP"),
-                ],
-            ),
-            sample(
-                origin,
-                1750,
-                &[("d", NEW, "UP"), ("e", NEW, "UP"), ("f", NEW, "UP")],
-            ),
+            sample(origin, 0, "a b c", ""),
+            sample(origin, 250, "a b c", "d"),
+            sample(origin, 500, "a:OUT_OF_SERVICE b c", "d"),
+            sample(origin, 750, "b c", "d"),
+            sample(origin, 1000, "b c", "d e"),
+            sample(origin, 1250, "c", "d e"),
+            sample(origin, 1500, "c", "d e f"),
+            sample(origin, 1750, "", "d e f"),
         ]
     }
 
@@ -366,16 +324,8 @@ mod tests {
         assert!(error.contains("several at once"), "{error}");
 
         let all_at_once = vec![
-            sample(
-                origin,
-                0,
-                &[("a", OLD, "UP"), ("b", OLD, "UP"), ("c", OLD, "UP")],
-            ),
-            sample(
-                origin,
-                250,
-                &[("d", NEW, "UP"), ("e", NEW, "UP"), ("f", NEW, "UP")],
-            ),
+            sample(origin, 0, "a b c", ""),
+            sample(origin, 250, "", "d e f"),
         ];
         let error = check(&all_at_once, OLD, NEW, 3).unwrap_err().to_string();
         assert!(error.contains("both versions at once"), "{error}");
