@@ -17,7 +17,9 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 
-use crate::helpers::{TestApp, spawn_app, spawn_app_configured};
+use crate::helpers::{
+    TestApp, free_addresses, listed, peer_list, spawn_app, spawn_app_configured, view_until,
+};
 
 /// The health timeout of the asking replica in these tests: how long a hanging peer may hold
 /// up a round.
@@ -106,11 +108,7 @@ async fn answer(mut stream: TcpStream, behaviour: Behaviour) {
 
 /// A service whose `--peers` lists `peers` (comma-separated, so each is one replica).
 async fn spawn_viewer(peers: &[SocketAddr]) -> TestApp {
-    let list = peers
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
+    let list = peer_list(peers);
     // One entry alone would be read as a DNS name; a trailing duplicate keeps it a list.
     let list = if peers.len() == 1 {
         format!("{list},{list}")
@@ -122,15 +120,6 @@ async fn spawn_viewer(peers: &[SocketAddr]) -> TestApp {
         s.health_timeout = PEER_TIMEOUT;
     })
     .await
-}
-
-fn replica<'a>(view: &'a Value, address: &SocketAddr) -> &'a Value {
-    view["replicas"]
-        .as_array()
-        .expect("a replicas array")
-        .iter()
-        .find(|r| r["address"] == address.to_string())
-        .unwrap_or_else(|| panic!("{address} is not listed: {view}"))
 }
 
 #[tokio::test]
@@ -175,12 +164,12 @@ async fn peers_that_hang_send_garbage_the_wrong_thing_or_too_much_are_listed_wit
     assert!(took < PEER_TIMEOUT * 4, "the view took {took:?}");
 
     let reason = |address| {
-        replica(&view, address)["reason"]
+        listed(&view, address)["reason"]
             .as_str()
             .unwrap_or("")
             .to_owned()
     };
-    assert_eq!(replica(&view, &hang)["status"], "UNREACHABLE");
+    assert_eq!(listed(&view, &hang)["status"], "UNREACHABLE");
     assert_eq!(reason(&hang), "no answer within 0.3s");
     assert!(
         reason(&not_http).starts_with("answered with something other than HTTP"),
@@ -193,7 +182,7 @@ async fn peers_that_hang_send_garbage_the_wrong_thing_or_too_much_are_listed_wit
     assert_eq!(reason(&not_json), "answered with something other than JSON");
     assert_eq!(reason(&flood), "answer longer than 256 KiB");
     assert_eq!(reason(&refused), "cannot connect: connection refused");
-    let up = replica(&view, &healthy);
+    let up = listed(&view, &healthy);
     assert_eq!(
         (&up["status"], &up["instance"]),
         (&"UP".into(), &"raw-1".into())
@@ -220,7 +209,7 @@ async fn a_peer_down_is_shown_down_with_its_reason_while_this_replica_stays_up()
     let app = spawn_viewer(&[down]).await;
     let (status, view) = app.get_json("/health/fleet").await;
     assert_eq!(status, 200);
-    let peer = replica(&view, &down);
+    let peer = listed(&view, &down);
     assert_eq!(peer["status"], "DOWN");
     assert_eq!(peer["reason"], "database: read failed");
     assert_eq!(peer["version"], "9.9.9");
@@ -365,42 +354,11 @@ async fn the_status_page_is_one_self_contained_document() {
     app.stop().await.unwrap();
 }
 
-/// Loopback addresses with ports free right now: the peers must be known before the replicas
-/// start, so port 0 cannot be used.
-fn free_addresses(count: usize) -> Vec<SocketAddr> {
-    let listeners: Vec<_> = (0..count)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("a bound address"))
-        .collect()
-}
-
-/// Polls `app`'s fleet view until `done` holds, for at most [`crate::helpers::TIMEOUT`].
-async fn view_until(app: &TestApp, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + crate::helpers::TIMEOUT;
-    loop {
-        let (status, view) = app.get_json("/health/fleet").await;
-        assert_eq!(status, 200, "{view}");
-        if done(&view) {
-            return view;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {view}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn replicas_see_each_other_one_that_fails_one_that_hangs_and_one_that_vanishes() {
     let (hang, _) = raw_peer(Behaviour::Hang).await;
     let addresses = free_addresses(3);
-    let mut listed: Vec<String> = addresses.iter().map(ToString::to_string).collect();
-    listed.push(hang.to_string());
-    let peers = listed.join(",");
+    let peers = format!("{},{hang}", peer_list(&addresses));
     let mut replicas = Vec::new();
     for address in &addresses {
         let peers = peers.clone();
@@ -419,7 +377,7 @@ async fn replicas_see_each_other_one_that_fails_one_that_hangs_and_one_that_vani
 
     let view = view_until(&viewer, "three replicas UP", |v| v["counts"]["UP"] == 3).await;
     for address in &addresses {
-        let replica = replica(&view, address);
+        let replica = listed(&view, address);
         assert_eq!(
             replica["instance"],
             viewer_instance(&viewer).await,
@@ -428,17 +386,17 @@ async fn replicas_see_each_other_one_that_fails_one_that_hangs_and_one_that_vani
         assert_eq!(replica["version"], env!("CARGO_PKG_VERSION"));
         assert!(replica["startedAt"].as_str().is_some(), "{view}");
     }
-    assert_eq!(replica(&view, &hang)["reason"], "no answer within 0.3s");
+    assert_eq!(listed(&view, &hang)["reason"], "no answer within 0.3s");
     assert_eq!(view["asked"], 4);
 
     let (status, _) = failing.get_json("/testability/healthy/false").await;
     assert_eq!(status, 200);
     let view = view_until(&viewer, "the failing replica DOWN", |v| {
-        replica(v, &failing.address)["status"] == "DOWN"
+        listed(v, &failing.address)["status"] == "DOWN"
     })
     .await;
     assert_eq!(
-        replica(&view, &failing.address)["reason"],
+        listed(&view, &failing.address)["reason"],
         "testability: forced unhealthy"
     );
     let forced = view["transitions"]
@@ -454,7 +412,7 @@ async fn replicas_see_each_other_one_that_fails_one_that_hangs_and_one_that_vani
     );
     // The same from another replica: any replica gives the view.
     let other = view_until(&vanishing, "the failing replica DOWN", |v| {
-        replica(v, &failing.address)["status"] == "DOWN"
+        listed(v, &failing.address)["status"] == "DOWN"
     })
     .await;
     assert_eq!(other["counts"]["UP"], 2);
@@ -462,10 +420,10 @@ async fn replicas_see_each_other_one_that_fails_one_that_hangs_and_one_that_vani
     let vanished = vanishing.address;
     vanishing.stop().await.unwrap();
     let view = view_until(&viewer, "the stopped replica UNREACHABLE", |v| {
-        replica(v, &vanished)["status"] == "UNREACHABLE"
+        listed(v, &vanished)["status"] == "UNREACHABLE"
     })
     .await;
-    let gone = replica(&view, &vanished);
+    let gone = listed(&view, &vanished);
     assert_eq!(gone["reason"], "cannot connect: connection refused");
     assert!(
         ["UP", "OUT_OF_SERVICE"].contains(&gone["lastStatus"].as_str().unwrap_or("")),
@@ -507,24 +465,17 @@ async fn with_management_ports_peers_are_asked_there_and_a_public_port_is_listed
         viewer.get("/health/fleet").await.status(),
         StatusCode::NOT_FOUND
     );
-    let deadline = Instant::now() + crate::helpers::TIMEOUT;
-    let view = loop {
-        let response = viewer.get_management("/health/fleet").await;
-        assert_eq!(response.status(), StatusCode::OK);
-        let view: Value = response.json().await.unwrap();
-        if view["counts"]["UP"] == 2 && view["counts"]["UNREACHABLE"] == 1 {
-            break view;
-        }
-        assert!(Instant::now() < deadline, "timed out: {view}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let view = view_until(&viewer, "two replicas UP and one UNREACHABLE", |v| {
+        v["counts"]["UP"] == 2 && v["counts"]["UNREACHABLE"] == 1
+    })
+    .await;
     for address in management {
-        assert_eq!(replica(&view, address)["status"], "UP", "{view}");
+        assert_eq!(listed(&view, address)["status"], "UP", "{view}");
     }
     // GET /health stays on the public port too (the original's contract).
     let (status, health) = other.get_json("/health").await;
     assert_eq!((status, &health["status"]), (200, &"UP".into()), "{health}");
-    let wrong = replica(&view, &public[1]);
+    let wrong = listed(&view, &public[1]);
     assert_eq!(
         wrong["reason"],
         "answered 404 Not Found to /health/history: is this its public port? With a \

@@ -1,15 +1,17 @@
-//! `spawn_app()` and the typed handle the API tests drive the service through.
+//! `spawn_app()` and the typed handle the API tests drive the service through, and the helpers
+//! of the tests that run several replicas (free addresses, a `--peers` list, the fleet view).
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use accountservice::{
     config::Settings,
     startup::{Application, StartupError, Stopped},
 };
+use serde_json::Value;
 use tokio::{sync::oneshot, task::JoinHandle};
 
 /// Upper bound for anything a test waits on.
@@ -52,6 +54,48 @@ pub fn free_addresses(count: usize) -> Vec<SocketAddr> {
         .iter()
         .map(|l| l.local_addr().expect("a bound address"))
         .collect()
+}
+
+/// `addresses` as a `--peers` list.
+pub fn peer_list(addresses: &[SocketAddr]) -> String {
+    addresses
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The replica at `address` in a fleet view; panics if the view does not list it.
+pub fn listed<'a>(view: &'a Value, address: &SocketAddr) -> &'a Value {
+    view["replicas"]
+        .as_array()
+        .expect("a replicas array")
+        .iter()
+        .find(|r| r["address"] == address.to_string())
+        .unwrap_or_else(|| panic!("{address} is not listed: {view}"))
+}
+
+/// Polls `app`'s fleet view (on its management port when it has one, where the view is then
+/// served) until `holds`, for at most [`TIMEOUT`]; returns that view.
+pub async fn view_until(app: &TestApp, what: &str, holds: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let response = match app.management {
+            Some(_) => app.get_management("/health/fleet").await,
+            None => app.get("/health/fleet").await,
+        };
+        let status = response.status();
+        let view: Value = response.json().await.expect("a JSON body");
+        assert_eq!(status, 200, "{view}");
+        if holds(&view) {
+            return view;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the view never showed {what}: {view}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Starts the service on a fresh temporary database.

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 
 use serde_json::Value;
 
-use crate::helpers::{TestApp, free_addresses, spawn_app_configured};
+use crate::helpers::{
+    TestApp, free_addresses, listed, peer_list, spawn_app_configured, view_until,
+};
 
 /// A replica on `address` that lists `peers`, with the release label `release` if any.
 async fn replica(address: SocketAddr, peers: &str, release: Option<&str>) -> TestApp {
@@ -19,36 +21,23 @@ async fn replica(address: SocketAddr, peers: &str, release: Option<&str>) -> Tes
     .await
 }
 
-/// The version the fleet view of `viewer` shows for the replica at `address`, once it has one.
+/// The version the fleet view of `viewer` shows for the replica at `address`, once it is UP.
 async fn version_in_view(viewer: &TestApp, address: SocketAddr) -> Value {
-    let deadline = std::time::Instant::now() + crate::helpers::TIMEOUT;
-    loop {
-        let (status, view) = viewer.get_json("/health/fleet").await;
-        assert_eq!(status, 200, "{view}");
-        let listed = view["replicas"]
+    let view = view_until(viewer, &format!("{address} UP"), |v| {
+        v["replicas"]
             .as_array()
             .expect("a replicas array")
             .iter()
-            .find(|r| r["address"] == address.to_string() && r["status"] == "UP");
-        if let Some(replica) = listed {
-            return replica["version"].clone();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{address} never UP in the view: {view}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+            .any(|r| r["address"] == address.to_string() && r["status"] == "UP")
+    })
+    .await;
+    listed(&view, &address)["version"].clone()
 }
 
 #[tokio::test]
 async fn a_release_label_is_the_versions_build_metadata_in_every_answer_and_in_the_fleet_view() {
     let addresses = free_addresses(2);
-    let peers = addresses
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
+    let peers = peer_list(&addresses);
     let new = replica(addresses[0], &peers, Some("v2")).await;
     let old = replica(addresses[1], &peers, None).await;
     let plain = env!("CARGO_PKG_VERSION");

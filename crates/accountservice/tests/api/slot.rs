@@ -4,9 +4,9 @@
 
 use std::net::SocketAddr;
 
-use serde_json::Value;
-
-use crate::helpers::{TIMEOUT, TestApp, free_addresses, spawn_app_configured};
+use crate::helpers::{
+    TestApp, free_addresses, listed, peer_list, spawn_app_configured, view_until,
+};
 
 /// A replica on `address` that lists `peers` and claims `slot`.
 async fn replica(address: SocketAddr, peers: &str, slot: u32) -> TestApp {
@@ -19,40 +19,10 @@ async fn replica(address: SocketAddr, peers: &str, slot: u32) -> TestApp {
     .await
 }
 
-fn listed(view: &Value, address: SocketAddr) -> &Value {
-    view["replicas"]
-        .as_array()
-        .expect("a replicas array")
-        .iter()
-        .find(|r| r["address"] == address.to_string())
-        .unwrap_or_else(|| panic!("{address} not in the view: {view}"))
-}
-
-/// Polls `viewer`'s fleet view until `holds`, and returns that view.
-async fn view_until(viewer: &TestApp, what: &str, holds: impl Fn(&Value) -> bool) -> Value {
-    let deadline = std::time::Instant::now() + TIMEOUT;
-    loop {
-        let (status, view) = viewer.get_json("/health/fleet").await;
-        assert_eq!(status, 200, "{view}");
-        if holds(&view) {
-            return view;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the view never showed {what}: {view}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn of_two_replicas_in_one_slot_the_view_shows_the_earlier_started_superseded() {
     let addresses = free_addresses(3);
-    let peers = addresses
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
+    let peers = peer_list(&addresses);
     let (stale_at, other_at, new_at) = (addresses[0], addresses[1], addresses[2]);
     let stale = replica(stale_at, &peers, 1).await;
     let other = replica(other_at, &peers, 2).await;
@@ -69,12 +39,12 @@ async fn of_two_replicas_in_one_slot_the_view_shows_the_earlier_started_supersed
     // Every replica's view, the stale one's included, says the same.
     for viewer in [&stale, &other, &new] {
         let view = view_until(viewer, "the stale replica superseded", |v| {
-            listed(v, stale_at)["status"] == "SUPERSEDED"
-                && listed(v, new_at)["status"] == "UP"
-                && listed(v, other_at)["status"] == "UP"
+            listed(v, &stale_at)["status"] == "SUPERSEDED"
+                && listed(v, &new_at)["status"] == "UP"
+                && listed(v, &other_at)["status"] == "UP"
         })
         .await;
-        let superseded = listed(&view, stale_at);
+        let superseded = listed(&view, &stale_at);
         assert_eq!(superseded["supersededBy"], new_at.to_string(), "{view}");
         assert_eq!(superseded["slot"], 1);
         assert_eq!(
@@ -82,7 +52,7 @@ async fn of_two_replicas_in_one_slot_the_view_shows_the_earlier_started_supersed
             format!("slot 1 is held by {new_at}, which started later")
         );
         assert_eq!(superseded["lastStatus"], "UP", "it still answers: {view}");
-        assert!(listed(&view, new_at).get("supersededBy").is_none());
+        assert!(listed(&view, &new_at).get("supersededBy").is_none());
         assert_eq!(
             (&view["counts"]["UP"], &view["counts"]["SUPERSEDED"]),
             (&2.into(), &1.into()),
@@ -96,11 +66,11 @@ async fn of_two_replicas_in_one_slot_the_view_shows_the_earlier_started_supersed
     // Once the later one stops answering, the slot is held by the one left.
     new.stop().await.unwrap();
     let view = view_until(&other, "the stale replica holding its slot again", |v| {
-        listed(v, new_at)["status"] == "UNREACHABLE" && listed(v, stale_at)["status"] == "UP"
+        listed(v, &new_at)["status"] == "UNREACHABLE" && listed(v, &stale_at)["status"] == "UP"
     })
     .await;
     assert!(
-        listed(&view, stale_at).get("supersededBy").is_none(),
+        listed(&view, &stale_at).get("supersededBy").is_none(),
         "{view}"
     );
     stale.stop().await.unwrap();
