@@ -14,7 +14,8 @@
 //!   Prometheus text or OpenMetrics by `Accept`); its [`metrics::RouteMetrics`] counts each
 //!   request as the edge finishes it.
 //! - [`fleet`]: with `--peers`, `/health/fleet` and `/status`: every replica's health, asked of
-//!   the peers' `/health/history` only while someone looks; knows nothing of this replica's
+//!   the peers' `/health/history` only while someone looks, and of two answering replicas that
+//!   claim one `--slot`, which holds it (the later started); knows nothing of this replica's
 //!   own health.
 //! - [`served_by`]: the instance name put in every account answer, computed once.
 //! - [`openapi`]: the OpenAPI document served at `/openapi.json`.

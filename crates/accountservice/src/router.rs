@@ -23,7 +23,8 @@ use crate::{
 /// switches, drain flag and fleet view), so the routers built from clones stay one instance.
 #[derive(Clone)]
 pub struct Endpoints {
-    /// The health registry behind `/health`, `/health/live`, `/health/ready`, `/livez`, `/readyz`.
+    /// The health registry behind every health route (`/health`, `/livez`, `/readyz`,
+    /// `/health/history`, ...).
     pub health: Health,
     /// The metrics behind `/metrics`, also fed by every request.
     pub metrics: Arc<Metrics>,

@@ -39,7 +39,10 @@
 //!   Kubernetes `startupProbe`.
 //! - **HTTP** (feature `axum`, on by default): [`http::router`] mounts `/health`,
 //!   `/health/live`, `/health/ready`, `/livez` and `/readyz` (GET and HEAD), answering
-//!   `application/json` or, on request, `application/health+json`.
+//!   `application/json` or, on request, `application/health+json`; also `/health/started` and
+//!   `/startupz`, `/health/{component}`, and `/health/history`: who this replica is
+//!   ([`http::Identity`]: instance, address, version, start time, slot), its status and its
+//!   last transitions, which a fleet view reads from each peer.
 //! - **OpenAPI** (feature `openapi`, off by default): `http::openapi` names the bodies the HTTP
 //!   endpoints write (`HealthBody`, `HealthJsonBody`, `HealthHistory`, `StartupBody`, ...) as
 //!   utoipa schemas, derived from the very types that serialize them, so a service's OpenAPI

@@ -8,8 +8,10 @@
 //! - [`peers`]: parsing `--peers` and looking the replicas up;
 //! - `client`: one bounded request to one peer; `history`: what its answer must hold;
 //! - `roster`: what is known of each replica, including those that stopped answering or
-//!   vanished (kept [`RETENTION`]);
-//! - `view`: [`Fleet`], the cached, single-flight rounds; `routes`: the HTTP surface.
+//!   vanished (kept [`RETENTION`]), and the slot rule: of two answering replicas that report
+//!   the same slot, the later started holds it and the other is [`SUPERSEDED`];
+//! - `view`: [`Fleet`], the cached, single-flight rounds; `routes`: the HTTP surface;
+//! - `time`: the RFC 3339 timestamps the view writes.
 //!
 //! This module knows nothing of this replica's own health: a peer's state never changes it.
 
