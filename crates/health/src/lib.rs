@@ -41,8 +41,8 @@
 //!   `/health/live`, `/health/ready`, `/livez` and `/readyz` (GET and HEAD), answering
 //!   `application/json` or, on request, `application/health+json`; also `/health/started` and
 //!   `/startupz`, `/health/{component}`, and `/health/history`: who this replica is
-//!   ([`http::Identity`]: instance, address, version, start time, slot), its status and its
-//!   last transitions, which a fleet view reads from each peer.
+//!   ([`http::Identity`]: instance, address, version, start time, slot), its overall status
+//!   since when, and its last status changes.
 //! - **OpenAPI** (feature `openapi`, off by default): `http::openapi` names the bodies the HTTP
 //!   endpoints write (`HealthBody`, `HealthJsonBody`, `HealthHistory`, `StartupBody`, ...) as
 //!   utoipa schemas, derived from the very types that serialize them, so a service's OpenAPI
