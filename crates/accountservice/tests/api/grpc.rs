@@ -4,21 +4,18 @@
 
 use std::{
     net::SocketAddr,
-    sync::Arc,
     time::{Duration, Instant},
 };
 
-use accountservice::{grpc::MAX_WATCHES, router, startup::Application};
-use axum::routing::get;
+use accountservice::grpc::MAX_WATCHES;
 use health::grpc::{HealthCheckRequest, HealthCheckResponse, HealthClient, ServingStatus};
 use reqwest::StatusCode;
-use tokio::{
-    io::{AsyncReadExt as _, AsyncWriteExt as _},
-    sync::Notify,
-};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tonic::{Code, Streaming, transport::Channel};
 
-use crate::helpers::{TIMEOUT, TestApp, settings, spawn_app_configured};
+use crate::helpers::{
+    SlowApp, TIMEOUT, TestApp, serve_with_slow_route, settings, spawn_app_configured,
+};
 
 /// A service with a management port and the testability switches.
 async fn spawn_with_management() -> TestApp {
@@ -187,23 +184,16 @@ async fn while_the_public_port_drains_watch_says_not_serving_then_ends_when_mana
     let dir = tempfile::tempdir().unwrap();
     let mut settings = settings(&dir.path().join("accounts.db"));
     settings.management_port = Some(0);
-    let application = Application::build(&settings).await.unwrap();
-    let address = application.local_addr();
-    let management = application.management_addr().unwrap();
-    // A public route that answers only when released, to hold the drain open.
-    let started = Arc::new(Notify::new());
-    let release = Arc::new(Notify::new());
-    let (handler_started, handler_release) = (started.clone(), release.clone());
-    let slow = get(move || async move {
-        handler_started.notify_one();
-        handler_release.notified().await;
-        "done"
-    });
-    let app = router::finish(router::api_routes(application.state().clone()).route("/slow", slow));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let mut server = tokio::spawn(application.serve(app, async move {
-        let _ = stopped.await;
-    }));
+    // A public route that answers only when released holds the drain open.
+    let SlowApp {
+        address,
+        management,
+        stop,
+        mut server,
+        started,
+        release,
+    } = serve_with_slow_route(&settings).await;
+    let management = management.expect("a management port");
     let mut client = client(management).await;
     let mut readiness = watch(&mut client, "readiness").await;
     let mut liveness = watch(&mut client, "liveness").await;

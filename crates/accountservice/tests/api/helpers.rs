@@ -1,18 +1,25 @@
 //! `spawn_app()` and the typed handle the API tests drive the service through, and the helpers
-//! of the tests that run several replicas (free addresses, a `--peers` list, the fleet view).
+//! of the tests that run several replicas (free addresses, a `--peers` list, the fleet view) or
+//! hold a drain open (a `/slow` route).
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use accountservice::{
     config::Settings,
+    router,
     startup::{Application, StartupError, Stopped},
 };
+use axum::routing::get;
 use serde_json::Value;
-use tokio::{sync::oneshot, task::JoinHandle};
+use tokio::{
+    sync::{Notify, oneshot},
+    task::JoinHandle,
+};
 
 /// Upper bound for anything a test waits on.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -212,5 +219,49 @@ impl TestApp {
             .await
             .expect("shutdown timed out")
             .expect("server task panicked")
+    }
+}
+
+/// The service with an extra `/slow` route whose handler reports when it starts and answers
+/// only when released (never, if `release` is never notified).
+pub struct SlowApp {
+    pub address: SocketAddr,
+    /// The management listener's address, with `--management-port`.
+    pub management: Option<SocketAddr>,
+    /// Sends the stop; the drain then waits for `/slow` to answer (up to the shutdown timeout).
+    pub stop: oneshot::Sender<()>,
+    pub server: JoinHandle<Result<Stopped, StartupError>>,
+    /// Notified when the `/slow` handler starts.
+    pub started: Arc<Notify>,
+    /// Notify once to let the `/slow` handler answer.
+    pub release: Arc<Notify>,
+}
+
+/// Starts `Application::serve` with the account routes plus `/slow` (and the management
+/// listener, if `settings` ask for one, with its usual routes).
+pub async fn serve_with_slow_route(settings: &Settings) -> SlowApp {
+    let application = Application::build(settings).await.expect("start-up failed");
+    let address = application.local_addr();
+    let management = application.management_addr();
+    let started = Arc::new(Notify::new());
+    let release = Arc::new(Notify::new());
+    let (handler_started, handler_release) = (started.clone(), release.clone());
+    let slow = get(move || async move {
+        handler_started.notify_one();
+        handler_release.notified().await;
+        "done"
+    });
+    let app = router::finish(router::api_routes(application.state().clone()).route("/slow", slow));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(application.serve(app, async move {
+        let _ = stopped.await;
+    }));
+    SlowApp {
+        address,
+        management,
+        stop,
+        server,
+        started,
+        release,
     }
 }

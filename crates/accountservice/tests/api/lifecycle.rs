@@ -1,19 +1,18 @@
 //! Start-up and shutdown of `Application`: seeding, restarts, locks, binding, draining.
 
-use std::{net::TcpListener, sync::Arc, time::Duration, time::Instant};
+use std::{net::TcpListener, time::Duration, time::Instant};
 
-use accountservice::router;
 use accountservice::{
     domain::{Account, AccountId},
     startup::{Application, StartupError, Stopped},
     store::{AccountStore as _, RedbStore, StoreError},
 };
-use axum::routing::get;
 use reqwest::StatusCode;
 use serde_json::Value;
-use tokio::sync::Notify;
 
-use crate::helpers::{TIMEOUT, settings, spawn_app, spawn_app_with};
+use crate::helpers::{
+    SlowApp, TIMEOUT, serve_with_slow_route, settings, spawn_app, spawn_app_with,
+};
 
 #[tokio::test]
 async fn shutdown_of_a_healthy_instance_returns_healthy_and_closes_the_database() {
@@ -136,44 +135,6 @@ async fn application_state_exposes_the_store_for_health_checks() {
     assert_eq!(state.store.get(&id).unwrap(), Some(Account::fake(1)));
 }
 
-/// The service with an extra `/slow` route whose handler reports when it starts and answers
-/// only when released (never, if `release` is never notified).
-struct SlowApp {
-    address: std::net::SocketAddr,
-    stop: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<Result<Stopped, StartupError>>,
-    started: Arc<Notify>,
-    release: Arc<Notify>,
-}
-
-/// Starts `Application::serve` with the account routes plus `/slow`.
-async fn serve_with_slow_route(settings: accountservice::config::Settings) -> SlowApp {
-    let application = Application::build(&settings)
-        .await
-        .expect("start-up failed");
-    let address = application.local_addr();
-    let started = Arc::new(Notify::new());
-    let release = Arc::new(Notify::new());
-    let (handler_started, handler_release) = (started.clone(), release.clone());
-    let slow = get(move || async move {
-        handler_started.notify_one();
-        handler_release.notified().await;
-        "done"
-    });
-    let app = router::finish(router::api_routes(application.state().clone()).route("/slow", slow));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(application.serve(app, async move {
-        let _ = stopped.await;
-    }));
-    SlowApp {
-        address,
-        stop,
-        server,
-        started,
-        release,
-    }
-}
-
 #[tokio::test]
 async fn an_in_flight_request_completes_during_the_drain() {
     let dir = tempfile::tempdir().unwrap();
@@ -183,7 +144,8 @@ async fn an_in_flight_request_completes_during_the_drain() {
         mut server,
         started,
         release,
-    } = serve_with_slow_route(settings(&dir.path().join("accounts.db"))).await;
+        ..
+    } = serve_with_slow_route(&settings(&dir.path().join("accounts.db"))).await;
     let client = reqwest::Client::builder()
         .no_proxy()
         .timeout(TIMEOUT)
@@ -227,7 +189,7 @@ async fn the_drain_gives_up_after_the_shutdown_timeout() {
         server,
         started,
         ..
-    } = serve_with_slow_route(short).await;
+    } = serve_with_slow_route(&short).await;
     let client = reqwest::Client::builder()
         .no_proxy()
         .timeout(TIMEOUT)

@@ -1,18 +1,15 @@
 //! The management port: which routes answer on which port with and without it, its
 //! configuration errors, and its part in the shutdown.
 
-use std::{net::SocketAddr, sync::Arc, time::Instant};
+use std::{net::SocketAddr, time::Instant};
 
-use accountservice::{
-    router,
-    startup::{Application, StartupError},
-};
-use axum::routing::get;
+use accountservice::startup::{Application, StartupError};
 use reqwest::StatusCode;
 use serde_json::Value;
-use tokio::sync::Notify;
 
-use crate::helpers::{TIMEOUT, TestApp, settings, spawn_app_configured};
+use crate::helpers::{
+    SlowApp, TIMEOUT, TestApp, serve_with_slow_route, settings, spawn_app_configured,
+};
 
 /// Every operator route, with testability and a fleet (of one unreachable peer) switched on.
 const OPERATOR_PATHS: [&str; 11] = [
@@ -193,23 +190,16 @@ async fn the_management_port_answers_draining_until_the_public_port_has_drained(
     let dir = tempfile::tempdir().unwrap();
     let mut settings = settings(&dir.path().join("accounts.db"));
     settings.management_port = Some(0);
-    let application = Application::build(&settings).await.unwrap();
-    let address = application.local_addr();
-    let management = application.management_addr().unwrap();
-    // A public route that answers only when released, to hold the drain open.
-    let started = Arc::new(Notify::new());
-    let release = Arc::new(Notify::new());
-    let (handler_started, handler_release) = (started.clone(), release.clone());
-    let slow = get(move || async move {
-        handler_started.notify_one();
-        handler_release.notified().await;
-        "done"
-    });
-    let app = router::finish(router::api_routes(application.state().clone()).route("/slow", slow));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let mut server = tokio::spawn(application.serve(app, async move {
-        let _ = stopped.await;
-    }));
+    // A public route that answers only when released holds the drain open.
+    let SlowApp {
+        address,
+        management,
+        stop,
+        mut server,
+        started,
+        release,
+    } = serve_with_slow_route(&settings).await;
+    let management = management.expect("a management port");
     let client = reqwest::Client::builder()
         .no_proxy()
         .timeout(TIMEOUT)
