@@ -1,12 +1,9 @@
 //! Seeding the fake accounts of the original service, in chunks, with progress output.
 //!
 //! Each chunk is one write transaction: a million accounts take ten commits instead of a
-//! million (the original did one BoltDB transaction per account). Progress goes to a bar when
-//! stderr is a terminal and to plain log lines otherwise, so container logs stay readable.
-
-use std::io::IsTerminal as _;
-
-use indicatif::{ProgressBar, ProgressStyle};
+//! million (the original did one BoltDB transaction per account). Progress is one log line per
+//! chunk (none when everything fits in one): readable in a terminal and in container logs alike,
+//! and no terminal-drawing code in a binary whose image has a size budget.
 
 use crate::{
     domain::Account,
@@ -36,7 +33,7 @@ pub fn seed_with_progress(
     on_progress: &dyn Fn(u64, u64),
 ) -> Result<SeedReport, StoreError> {
     let chunk_size = chunk_size.max(1);
-    let progress = Progress::new(count, chunk_size);
+    let log_progress = count > chunk_size;
     let mut report = SeedReport::default();
     let mut start = 0;
     while start < count {
@@ -45,56 +42,13 @@ pub fn seed_with_progress(
         // Marks the start of a write transaction, which a crash test waits for.
         tracing::debug!(start, end, "seeding accounts: writing {start}..{end}");
         report.add(store.seed(&chunk)?);
-        progress.advance_to(end);
+        if log_progress {
+            tracing::info!(done = end, total = count, "seeding accounts: {end}/{count}");
+        }
         on_progress(end, count);
         start = end;
     }
-    progress.finish();
     Ok(report)
-}
-
-/// Where progress is shown.
-enum Progress {
-    /// No output: everything fits in one transaction.
-    Quiet,
-    /// An interactive bar on stderr.
-    Bar(ProgressBar),
-    /// One log line per chunk.
-    Log { total: u64 },
-}
-
-impl Progress {
-    fn new(total: u64, chunk_size: u64) -> Self {
-        if total <= chunk_size {
-            Self::Quiet
-        } else if std::io::stderr().is_terminal() {
-            let bar = ProgressBar::new(total);
-            // The template is a constant known to be valid; fall back to the default style
-            // rather than fail seeding over cosmetics.
-            if let Ok(style) = ProgressStyle::with_template(
-                "seeding {bar:40} {human_pos}/{human_len} accounts ({per_sec}, eta {eta})",
-            ) {
-                bar.set_style(style);
-            }
-            Self::Bar(bar)
-        } else {
-            Self::Log { total }
-        }
-    }
-
-    fn advance_to(&self, done: u64) {
-        match self {
-            Self::Quiet => {}
-            Self::Bar(bar) => bar.set_position(done),
-            Self::Log { total } => tracing::info!(done, total, "seeding accounts: {done}/{total}"),
-        }
-    }
-
-    fn finish(self) {
-        if let Self::Bar(bar) = self {
-            bar.finish_and_clear();
-        }
-    }
 }
 
 #[cfg(test)]
