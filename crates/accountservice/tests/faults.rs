@@ -84,11 +84,8 @@ fn expect_account(address: std::net::SocketAddr, number: u64) {
     assert_eq!(answer.json()["name"], name.as_str());
 }
 
-/// Sends SIGTERM once the instance has answered a request, and expects exit code 0.
-///
-/// The answer matters: the service installs its SIGTERM handler only when it starts serving,
-/// after it has logged "listening", so a SIGTERM right after that line can still meet the
-/// default action and kill it (measured: 6 of 30 tries; reported as a service bug).
+/// Sends SIGTERM once the instance has answered a request, and expects exit code 0: the answer
+/// shows the instance serving, so the stop tested is a drain, not one during start-up.
 fn stop_cleanly(service: &mut Service, address: std::net::SocketAddr) {
     assert_eq!(get(address, "/health/live").status, 200);
     service.terminate();
@@ -135,7 +132,8 @@ fn require_root(why: &str) {
 
 // ---- 1. SIGKILL while seeding ---------------------------------------------------------------
 
-/// Three seeding transactions; a debug build writes one in about 3.5 s here.
+/// Three seeding transactions: a debug build takes seconds over each, so the kill, sent as the
+/// second begins, lands well before the last commits.
 const KILL_SEED: u64 = 3 * CHUNK;
 
 #[test]

@@ -16,8 +16,8 @@
 //!    `docker service ps` on the manager says `unhealthy container`.
 //!
 //! The nodes that lose power or get cut are never the first node: it holds the Raft leadership
-//! (losing the leader costs a re-election of about 20 s here, a different scenario) and the
-//! client container.
+//! (losing the leader costs a re-election, a different scenario; the README has its time) and
+//! the client container.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
