@@ -48,7 +48,7 @@ enum Task {
     /// Builds static release binaries of accountservice and healthchecker into target/dist/.
     Dist,
     /// Runs `dist`, then builds the `FROM scratch` image offline and tags it
-    /// accountservice:latest and accountservice:<version>-<commit>.
+    /// `accountservice:latest` and `accountservice:<version>-<commit>`.
     Image,
     /// Deploys the image to the local Swarm as copyall.sh did (swarm init if needed, overlay
     /// network my_network, service recreated).

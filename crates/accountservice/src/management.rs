@@ -136,7 +136,7 @@ impl Management {
 
     /// Stops accepting, ends every gRPC `Watch` call, gives idle keep-alive connections what is
     /// left of the close grace that began at `grace_from` (when the public listener closed) and
-    /// requests in progress at most [`STOP_GRACE`], and returns once the thread has dropped
+    /// requests in progress at most `STOP_GRACE`, and returns once the thread has dropped
     /// everything it held.
     pub async fn stop(self, grace_from: Instant) {
         let Self { stop, stopped, .. } = self;

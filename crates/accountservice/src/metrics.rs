@@ -4,8 +4,8 @@
 //!   `http_request_duration_seconds{method,route}`: every request, labelled by the route
 //!   template (`/accounts/{account_id}`), never the raw path, so label cardinality stays bounded
 //!   whatever clients send; requests no route takes count as `route="unmatched"`.
-//! - the health series ([`health_series`]), read from the health registry at scrape time;
-//! - the standard `process_*` series ([`process`]), read from `/proc` at scrape time;
+//! - the health series (`health_series`), read from the health registry at scrape time;
+//! - the standard `process_*` series (`process`), read from `/proc` at scrape time;
 //! - `accountservice_build_info{version,arch,profile} 1`.
 //!
 //! The answer is in the Prometheus text format (0.0.4), or in OpenMetrics when the scraper's

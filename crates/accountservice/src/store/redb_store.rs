@@ -365,7 +365,7 @@ impl AccountStore for RedbStore {
         Ok(report)
     }
 
-    /// Verifies the file on disk (see [`super::integrity`]) and records the outcome, which
+    /// Verifies the file on disk (see `store::integrity`) and records the outcome, which
     /// lookups then fail fast with too; then runs a read transaction, which reports the first
     /// fault recorded (a sticky one before a file one) instead, if there is any.
     fn check(&self) -> Result<u64, StoreError> {
