@@ -150,6 +150,17 @@ def expect_checks(stub, expected):
     print("  Check: " + ", ".join(f"{show(n)} {status_name(s)}" for n, s in expected.items()))
 
 
+def expect_not_found(stub, name):
+    """Check(name) must fail with NOT_FOUND (a name the server does not know)."""
+    try:
+        check(stub, name)
+        raise Failed(f"Check({name!r}) answered, expected NOT_FOUND")
+    except grpc.RpcError as e:
+        if e.code() != grpc.StatusCode.NOT_FOUND:
+            raise Failed(f"Check({name!r}) failed with {e.code()}, expected NOT_FOUND")
+        print(f"  Check({name!r}) -> {e.code().name}: {e.details()}")
+
+
 def expect_list(stub, expected):
     got = stub.List(health_pb2.HealthListRequest(), timeout=STEP)
     statuses = {name: response.status for name, response in got.statuses.items()}
@@ -173,13 +184,7 @@ def scenario(example):
     expect_list(stub, all_serving)
 
     print("an unknown name:")
-    try:
-        check(stub, "no-such-component")
-        raise Failed("Check('no-such-component') answered, expected NOT_FOUND")
-    except grpc.RpcError as e:
-        if e.code() != grpc.StatusCode.NOT_FOUND:
-            raise Failed(f"Check('no-such-component') failed with {e.code()}, expected NOT_FOUND")
-        print(f"  Check('no-such-component') -> {e.code().name}: {e.details()}")
+    expect_not_found(stub, "no-such-component")
     unknown = Watch(stub, "no-such-component")
     unknown.expect(SERVICE_UNKNOWN)
 
@@ -324,13 +329,7 @@ def service_scenario(service):
     print(f"  HTTP/1.1 GET /health/ready -> {status} {body}")
 
     print("an unknown name:")
-    try:
-        check(stub, "no-such-component")
-        raise Failed("Check('no-such-component') answered, expected NOT_FOUND")
-    except grpc.RpcError as e:
-        if e.code() != grpc.StatusCode.NOT_FOUND:
-            raise Failed(f"Check('no-such-component') failed with {e.code()}, expected NOT_FOUND")
-        print(f"  Check('no-such-component') -> {e.code().name}: {e.details()}")
+    expect_not_found(stub, "no-such-component")
 
     print("forced unhealthy and back (the testability switch), seen by Watch as it happens:")
     overall = Watch(stub, "")

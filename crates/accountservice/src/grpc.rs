@@ -180,24 +180,12 @@ mod tests {
             .unwrap()
     }
 
-    /// The status code and the message (percent-decoded, as the protocol sends it).
+    /// The status code as sent, and the message as tonic decodes it (the protocol
+    /// percent-encodes it).
     fn grpc_status(headers: &HeaderMap) -> (&str, String) {
         let code = headers["grpc-status"].to_str().unwrap();
-        let encoded = headers
-            .get("grpc-message")
-            .map(|m| m.as_bytes())
-            .unwrap_or_default();
-        let mut message = Vec::new();
-        let mut bytes = encoded.iter();
-        while let Some(&byte) = bytes.next() {
-            if byte == b'%' {
-                let hex: String = bytes.by_ref().take(2).map(|&b| char::from(b)).collect();
-                message.push(u8::from_str_radix(&hex, 16).unwrap());
-            } else {
-                message.push(byte);
-            }
-        }
-        (code, String::from_utf8(message).unwrap())
+        let status = tonic::Status::from_header_map(headers).unwrap();
+        (code, status.message().to_owned())
     }
 
     #[tokio::test]

@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tonic::{Code, Streaming, transport::Channel};
 
 use crate::helpers::{
-    SlowApp, TIMEOUT, TestApp, serve_with_slow_route, settings, spawn_app_configured,
+    SlowApp, TIMEOUT, TestApp, http_client, serve_with_slow_route, settings, spawn_app_configured,
 };
 
 /// A service with a management port and the testability switches.
@@ -185,30 +185,22 @@ async fn while_the_public_port_drains_watch_says_not_serving_then_ends_when_mana
     let mut settings = settings(&dir.path().join("accounts.db"));
     settings.management_port = Some(0);
     // A public route that answers only when released holds the drain open.
-    let SlowApp {
-        address,
-        management,
-        stop,
-        mut server,
-        started,
-        release,
-    } = serve_with_slow_route(&settings).await;
-    let management = management.expect("a management port");
+    let slow = serve_with_slow_route(&settings).await;
+    let management = slow.management.expect("a management port");
     let mut client = client(management).await;
     let mut readiness = watch(&mut client, "readiness").await;
     let mut liveness = watch(&mut client, "liveness").await;
     assert_eq!(next(&mut readiness).await, Ok(ServingStatus::Serving));
     assert_eq!(next(&mut liveness).await, Ok(ServingStatus::Serving));
 
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(TIMEOUT)
-        .build()
-        .unwrap();
-    let request = tokio::spawn(http.get(format!("http://{address}/slow")).send());
-    tokio::time::timeout(TIMEOUT, started.notified())
-        .await
-        .unwrap();
+    let http = http_client();
+    let request = slow.slow_request(&http).await;
+    let SlowApp {
+        stop,
+        mut server,
+        release,
+        ..
+    } = slow;
     stop.send(()).unwrap();
 
     // The registry says draining: readiness stops serving at once, on gRPC as on HTTP.

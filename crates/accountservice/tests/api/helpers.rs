@@ -139,11 +139,7 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
         address,
         management,
         db_path: settings.db_path,
-        client: reqwest::Client::builder()
-            .no_proxy()
-            .timeout(TIMEOUT)
-            .build()
-            .expect("cannot build the HTTP client"),
+        client: http_client(),
         stop: Some(stop),
         server,
         _dir: None,
@@ -235,6 +231,30 @@ pub struct SlowApp {
     pub started: Arc<Notify>,
     /// Notify once to let the `/slow` handler answer.
     pub release: Arc<Notify>,
+}
+
+/// The tests' HTTP client: no proxy, every request bounded by [`TIMEOUT`].
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(TIMEOUT)
+        .build()
+        .expect("cannot build the HTTP client")
+}
+
+impl SlowApp {
+    /// Sends `GET /slow` with `client` and returns once its handler has started: the request is
+    /// in flight, and answers `done` after [`SlowApp::release`] is notified.
+    pub async fn slow_request(
+        &self,
+        client: &reqwest::Client,
+    ) -> JoinHandle<reqwest::Result<reqwest::Response>> {
+        let request = tokio::spawn(client.get(format!("http://{}/slow", self.address)).send());
+        tokio::time::timeout(TIMEOUT, self.started.notified())
+            .await
+            .expect("the /slow handler never started");
+        request
+    }
 }
 
 /// Starts `Application::serve` with the account routes plus `/slow` (and the management

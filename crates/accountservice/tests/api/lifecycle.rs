@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::helpers::{
-    SlowApp, TIMEOUT, serve_with_slow_route, settings, spawn_app, spawn_app_with,
+    SlowApp, TIMEOUT, http_client, serve_with_slow_route, settings, spawn_app, spawn_app_with,
 };
 
 #[tokio::test]
@@ -138,23 +138,15 @@ async fn application_state_exposes_the_store_for_health_checks() {
 #[tokio::test]
 async fn an_in_flight_request_completes_during_the_drain() {
     let dir = tempfile::tempdir().unwrap();
+    let slow = serve_with_slow_route(&settings(&dir.path().join("accounts.db"))).await;
+    let request = slow.slow_request(&http_client()).await;
     let SlowApp {
         address,
         stop,
         mut server,
-        started,
         release,
         ..
-    } = serve_with_slow_route(&settings(&dir.path().join("accounts.db"))).await;
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(TIMEOUT)
-        .build()
-        .unwrap();
-    let request = tokio::spawn(client.get(format!("http://{address}/slow")).send());
-    tokio::time::timeout(TIMEOUT, started.notified())
-        .await
-        .unwrap();
+    } = slow;
 
     stop.send(()).unwrap();
     // Draining: the server waits for the request instead of returning.
@@ -183,22 +175,9 @@ async fn the_drain_gives_up_after_the_shutdown_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let mut short = settings(&dir.path().join("accounts.db"));
     short.shutdown_timeout = Duration::from_millis(300);
-    let SlowApp {
-        address,
-        stop,
-        server,
-        started,
-        ..
-    } = serve_with_slow_route(&short).await;
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(TIMEOUT)
-        .build()
-        .unwrap();
-    let _stuck = tokio::spawn(client.get(format!("http://{address}/slow")).send());
-    tokio::time::timeout(TIMEOUT, started.notified())
-        .await
-        .unwrap();
+    let slow = serve_with_slow_route(&short).await;
+    let _stuck = slow.slow_request(&http_client()).await;
+    let SlowApp { stop, server, .. } = slow;
 
     let begun = Instant::now();
     stop.send(()).unwrap();

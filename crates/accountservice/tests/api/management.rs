@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::helpers::{
-    SlowApp, TIMEOUT, TestApp, serve_with_slow_route, settings, spawn_app_configured,
+    SlowApp, TIMEOUT, TestApp, http_client, serve_with_slow_route, settings, spawn_app_configured,
 };
 
 /// Every operator route, with testability and a fleet (of one unreachable peer) switched on.
@@ -191,24 +191,18 @@ async fn the_management_port_answers_draining_until_the_public_port_has_drained(
     let mut settings = settings(&dir.path().join("accounts.db"));
     settings.management_port = Some(0);
     // A public route that answers only when released holds the drain open.
+    let slow = serve_with_slow_route(&settings).await;
+    let client = http_client();
+    let request = slow.slow_request(&client).await;
     let SlowApp {
         address,
         management,
         stop,
         mut server,
-        started,
         release,
-    } = serve_with_slow_route(&settings).await;
+        ..
+    } = slow;
     let management = management.expect("a management port");
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(TIMEOUT)
-        .build()
-        .unwrap();
-    let request = tokio::spawn(client.get(format!("http://{address}/slow")).send());
-    tokio::time::timeout(TIMEOUT, started.notified())
-        .await
-        .unwrap();
     stop.send(()).unwrap();
 
     // While the public port drains, the management port says so.
