@@ -105,16 +105,83 @@ impl Lab {
     }
 
     /// Running containers of the service on each node's own engine.
-    fn running_containers(&self) -> Result<Vec<(usize, String)>> {
+    fn running_containers(&self) -> Result<Vec<RunningContainer>> {
         let filter = format!("label=com.docker.swarm.service.name={SERVICE}");
+        let format = r#"{{.ID}} {{.Label "com.docker.swarm.task.name"}}"#;
         let mut found = Vec::new();
-        for (index, node) in self.nodes.iter().enumerate() {
-            let ids = cmd!(node.sh, "docker ps --quiet --no-trunc --filter {filter}")
-                .quiet()
-                .read()?;
-            found.extend(ids.lines().map(|id| (index, id.to_owned())));
+        for (node, lab_node) in self.nodes.iter().enumerate() {
+            let lines = cmd!(
+                lab_node.sh,
+                "docker ps --no-trunc --filter {filter} --format {format}"
+            )
+            .quiet()
+            .read()?;
+            for line in lines.lines() {
+                let (container, task) = line.split_once(' ').unwrap_or((line, ""));
+                found.push(RunningContainer {
+                    node,
+                    container: container.to_owned(),
+                    task: task.to_owned(),
+                });
+            }
         }
         Ok(found)
+    }
+
+    /// Waits until exactly [`REPLICAS`] containers of the service run across the lab and returns
+    /// them. Right after a node comes back, Swarm may briefly run more than it asked for (a stale
+    /// task not yet told to stop, a task the new leader re-creates) and then shuts the surplus
+    /// down: each surplus container seen on the way is printed, as part of what happened.
+    fn wait_only_replicas(&self, what: &str) -> Result<Vec<RunningContainer>> {
+        let mut surplus: BTreeMap<String, String> = BTreeMap::new();
+        let running = wait::until(what, CONVERGE, swarm::POLL, || {
+            let running = self.running_containers()?;
+            if running.len() == REPLICAS {
+                return Ok(Poll::Ready(running));
+            }
+            let described: Vec<String> = running
+                .iter()
+                .map(|container| container.describe(&self.nodes))
+                .collect();
+            if running.len() > REPLICAS {
+                for (container, text) in running.iter().zip(&described) {
+                    surplus.insert(container.container.clone(), text.clone());
+                }
+            }
+            Ok(Poll::Pending(format!(
+                "{} running: {}",
+                running.len(),
+                described.join(", ")
+            )))
+        })?;
+        let kept: BTreeSet<&str> = running.iter().map(|c| c.container.as_str()).collect();
+        for (container, text) in &surplus {
+            if !kept.contains(container.as_str()) {
+                println!("    on the way, a surplus container that Swarm then stopped: {text}");
+            }
+        }
+        Ok(running)
+    }
+}
+
+/// A running container of the service, as a lab node's engine lists it.
+#[derive(Debug)]
+struct RunningContainer {
+    /// The index of its node in the lab.
+    node: usize,
+    container: String,
+    /// Swarm's task name for it: `<service>.<slot>.<task id>`.
+    task: String,
+}
+
+impl RunningContainer {
+    /// `accountservice.2.abc… on aslab-node3 (container 1234abcd)`, for messages.
+    fn describe(&self, nodes: &[Node]) -> String {
+        let node = nodes
+            .get(self.node)
+            .map_or("an unknown node", |node| node.name.as_str());
+        let short = &self.container[..self.container.len().min(12)];
+        format!("{} on {node} (container {short})", self.task)
     }
 }
 
@@ -387,31 +454,51 @@ fn spread(lab: &mut Lab) -> Result<Vec<Timing>> {
     Ok(timings)
 }
 
-/// Waits until the fleet view of the replica at `observer` shows every address of `gone` as
-/// `GONE` and every address of `up` as `UP`; prints it.
-fn wait_fleet(
-    lab: &Lab,
-    observer: &str,
-    gone: &BTreeSet<String>,
-    up: &BTreeSet<String>,
-) -> Result<()> {
-    let view = wait::until(
-        "the fleet view to show the lost replicas GONE and their replacements UP",
+/// Waits until the fleet view shows every address of `lost` that no task serves any more as
+/// `GONE` and every serving replica as `UP`; prints it.
+///
+/// The view is asked of `preferred` while it serves, else of any serving replica, and which
+/// replicas serve is read anew at each look: after a node comes back Swarm may re-elect its
+/// leader and move tasks again (and reuse a freed address), and a question to a manager or a
+/// replica that fails meanwhile is waited out like any other not-yet. A replica asked instead of
+/// `preferred` may have started after the lost ones went, and so never have known them: it may
+/// leave them out, but never show them UP.
+fn wait_fleet(lab: &Lab, preferred: &str, lost: &BTreeSet<String>) -> Result<()> {
+    let (view, knew_them) = swarm::until(
+        "the fleet view to show the lost replicas GONE and the serving ones UP",
         Duration::from_secs(30),
-        swarm::POLL,
         || {
+            let up = fleet::ips(&swarm::serving(lab.manager())?);
+            let knew_them = up.contains(preferred);
+            let observer = if knew_them {
+                preferred
+            } else {
+                up.first()
+                    .map(String::as_str)
+                    .context("no serving replica")?
+            };
             let view = fleet::ask(&lab.client, observer)?;
+            let shown_gone = |ip: &String| match view.status_of(ip) {
+                Some(status) => status == "GONE",
+                None => !knew_them,
+            };
             Ok(
-                if gone.iter().all(|ip| view.status_of(ip) == Some("GONE"))
+                if lost.difference(&up).all(shown_gone)
                     && up.iter().all(|ip| view.status_of(ip) == Some("UP"))
                 {
-                    Poll::Ready(view)
+                    Poll::Ready((view, knew_them))
                 } else {
                     Poll::Pending(format!("{:?}", view.replicas))
                 },
             )
         },
     )?;
+    if !knew_them {
+        println!(
+            "    {preferred} no longer serves (Swarm replaced it after the fault): the view is \
+             asked of a replica that may not have known the lost ones"
+        );
+    }
     let listing: Vec<String> = view
         .replicas
         .iter()
@@ -539,7 +626,7 @@ fn power_loss(lab: &mut Lab) -> Result<Vec<Timing>> {
         .first()
         .and_then(|task| task.addresses.first().cloned())
         .context("no serving replica")?;
-    wait_fleet(lab, &observer, &fleet::ips(&lost), &fleet::ips(&now))?;
+    wait_fleet(lab, &observer, &fleet::ips(&lost))?;
     timings.push(Timing::print(
         "power loss to the fleet view showing the lost replica GONE, the new one UP",
         start.elapsed(),
@@ -552,16 +639,22 @@ fn power_loss(lab: &mut Lab) -> Result<Vec<Timing>> {
         format!("power on to {name} ready in the swarm again"),
         power_on.elapsed(),
     ));
-    let stale = lab.running_containers()?;
+    let running = lab.wait_only_replicas(&format!(
+        "{REPLICAS} containers of the service to run after {name} came back"
+    ))?;
+    let again: Vec<String> = running
+        .iter()
+        .filter(|container| container.node == victim)
+        .map(|container| container.describe(&lab.nodes))
+        .collect();
     ensure!(
-        stale.iter().all(|(index, _)| *index != victim),
-        "{name} runs containers of the service again after power on: {stale:?}"
+        again.is_empty(),
+        "{name} runs containers of the service again after power on: {again:?}"
     );
-    ensure!(
-        stale.len() == REPLICAS,
-        "{} containers of the service run, expected {REPLICAS}",
-        stale.len()
-    );
+    timings.push(Timing::print(
+        format!("power on to {REPLICAS} containers of the service running, none on {name}"),
+        power_on.elapsed(),
+    ));
     Ok(timings)
 }
 
@@ -654,19 +747,21 @@ fn network_cut(lab: &mut Lab) -> Result<Vec<Timing>> {
         format!("heal to {name} ready in the swarm again"),
         healed.elapsed(),
     ));
-    let running = lab.running_containers()?;
-    ensure!(
-        running.len() == REPLICAS,
-        "{} containers of the service run after the heal, expected {REPLICAS}: {running:?}",
-        running.len()
-    );
-    let serving = swarm::serving(lab.manager())?;
-    wait_fleet(
-        lab,
-        &observer,
-        &fleet::ips(&cut_tasks),
-        &fleet::ips(&serving),
+    lab.wait_only_replicas(&format!(
+        "{REPLICAS} containers of the service to run after the heal"
+    ))?;
+    timings.push(Timing::print(
+        format!("heal to {REPLICAS} containers of the service running"),
+        healed.elapsed(),
+    ));
+    swarm::wait_full_strength(
+        lab.manager(),
+        "3/3 healthy after the heal",
+        CONVERGE,
+        |_| true,
     )?;
+    timings.push(Timing::print("heal to 3/3 healthy", healed.elapsed()));
+    wait_fleet(lab, &observer, &fleet::ips(&cut_tasks))?;
     let watched = watch.finish()?;
     let window = match (watched.first_duplicate, watched.last_duplicate) {
         (Some(first), Some(last)) => format!(
