@@ -38,7 +38,6 @@ use crate::server::{self, Server};
 const BASE_ACCOUNTS: u64 = 100;
 /// The first seeded id (`Person_0` is account `10000`).
 const FIRST_ID: u64 = 10_000;
-const CONNECTION_COUNTS: [u32; 3] = [10, 100, 1000];
 /// Open files each process needs for the held connections, with room to spare.
 const FILES_NEEDED: u64 = 11_000;
 /// Pause after a server starts before it is measured.
@@ -190,10 +189,9 @@ impl Lab {
         let taskset = cmd!(sh, "taskset -a -p -c {load} {pid}");
         taskset.quiet().ignore_stdout().run()?;
         let work = tempfile::Builder::new().prefix("xtask-bench-").tempdir()?;
-        let big = plan.scale_accounts;
         for (name, path, spread) in [
             (ACCOUNTS, "/accounts/", Some((FIRST_ID, BASE_ACCOUNTS))),
-            (BIG, "/accounts/", Some((FIRST_ID, big))),
+            (BIG, "/accounts/", Some((FIRST_ID, plan.scale_accounts))),
             (HEALTH, "/health", None),
             (READY, "/health/ready", None),
         ] {
@@ -206,7 +204,6 @@ impl Lab {
         Ok(Self { r, bin, cpus, work })
     }
 
-    /// Every phase, in order; the results.
     fn measure(mut self) -> Result<Results> {
         let (mut servers, management_port) = self.start_servers()?;
         self.main_rounds(&mut servers)?;
@@ -221,7 +218,7 @@ impl Lab {
         let line = format!("taskset -c {load} healthchecker -port=PORT   # {what}");
         self.record(line);
 
-        for connections in CONNECTION_COUNTS {
+        for connections in [10, 100, 1000] {
             let loads = [(YARDSTICK, ACCOUNTS), (BASE, ACCOUNTS)];
             let [yardstick, accounts] = self.rounds(&mut servers, loads, connections, 0)?;
             self.r.curve.push(CurvePoint {
@@ -388,7 +385,6 @@ impl Lab {
         Ok(server)
     }
 
-    /// [`Lab::start`] for the service with [`Lab::service_args`].
     fn start_service(&mut self, name: &str, accounts: u64, flags: &[&str]) -> Result<Server> {
         let args = self.service_args(name, accounts, flags);
         self.start(name, &self.bin.service.clone(), &args)
@@ -441,13 +437,11 @@ impl Lab {
         })
     }
 
-    /// Notes the errors of a wrk run, if any.
     fn problem(&mut self, outcome: &Outcome, what: &str) {
         let (errors, kinds) = (outcome.errors, &outcome.error_kinds);
         self.note(errors > 0, format!("{what}: {errors} errors ({kinds})"));
     }
 
-    /// Notes a problem, if `seen`.
     fn note(&mut self, seen: bool, problem: String) {
         if seen {
             self.r.problems.push(problem);

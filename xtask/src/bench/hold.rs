@@ -21,8 +21,7 @@ pub fn hold(server: &mut Server, count: usize) -> Result<Held> {
     server.ensure_alive()?;
     let (started, name) = (Instant::now(), server.name.clone());
     let mut streams = Vec::with_capacity(count);
-    while streams.len() < count {
-        let first = streams.len();
+    for first in (0..count).step_by(500) {
         for index in first..count.min(first + 500) {
             let stream = connect(server.addr);
             streams.push(stream.with_context(|| format!("connection {index} to {name}"))?);

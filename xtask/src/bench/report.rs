@@ -7,7 +7,6 @@ use minijinja::{Environment, UndefinedBehavior, syntax::SyntaxConfig};
 
 use super::results::Results;
 
-const TEMPLATE: &str = include_str!("BENCHMARKS.md.jinja");
 /// Start and end markers of the hand-written part of `BENCHMARKS.md`.
 const NOTES_START: &str = "<!-- notes: written by hand, kept by `cargo xtask bench` -->";
 const NOTES_END: &str = "<!-- /notes -->";
@@ -49,10 +48,10 @@ pub fn render(results: &Results, notes: Option<&str>) -> Result<String> {
         notes_start => NOTES_START,
         notes_end => NOTES_END,
         target => crate::dist::TARGET,
-        floor_flags => super::probe::FLOOR_FLAGS.split_whitespace().collect::<Vec<_>>().join(" "),
+        floor_flags => super::probe::FLOOR_FLAGS,
         script => super::wrk::script("/accounts/", Some((super::FIRST_ID, super::BASE_ACCOUNTS))),
     };
-    Ok(env.render_str(TEMPLATE, context)?)
+    Ok(env.render_str(include_str!("BENCHMARKS.md.jinja"), context)?)
 }
 
 /// A latency in µs below a millisecond, else in ms or s.

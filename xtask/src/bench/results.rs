@@ -2,7 +2,7 @@
 //! those fields: what goes to `target/bench/results.json` and what the template of
 //! `BENCHMARKS.md` reads. Times are in seconds, sizes in bytes, rates in requests per second.
 //! To add a measurement: a field here, the phase that fills it, a line in the template, and, if
-//! it has one, its target in [`TARGETS`].
+//! it has one, its target in [`Results::finish`].
 
 use serde::{Deserialize, Serialize};
 
@@ -33,7 +33,7 @@ pub struct Results {
     pub instructions: Option<Instructions>,
     pub total: f64,
     pub problems: Vec<String>,
-    /// [`TARGETS`] against this run (filled by [`Results::finish`]).
+    /// The targets against this run (filled by [`Results::finish`]).
     pub checks: Vec<Check>,
 }
 
@@ -246,88 +246,62 @@ pub fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
     Some(f64::midpoint(sorted[(sorted.len() - 1) / 2], upper))
 }
 
-/// How a figure is shown.
-#[derive(Debug, Clone, Copy, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Unit {
-    Ratio,
-    Seconds,
-    Bytes,
-    Count,
-}
-
-/// The limit a figure must stay on the right side of.
-#[derive(Debug, Clone, Copy)]
-pub enum Bound {
-    AtLeast(f64),
-    AtMost(f64),
-}
-
-/// A target: a figure of [`Results`], read by a function (`None` when the run did not measure
-/// it), and its limit.
-pub struct Target(&'static str, Bound, Unit, fn(&Results) -> Option<f64>);
-
-use Bound::{AtLeast, AtMost};
-use Unit::{Bytes, Count, Ratio, Seconds};
-
-/// The performance targets the service was rebuilt to meet.
-#[rustfmt::skip]
-pub const TARGETS: &[Target] = &[
-    Target("`/accounts/{id}` requests/s ÷ yardstick", AtLeast(0.80), Ratio, |r| r.main.accounts.rate_ratio),
-    Target("`/health` requests/s ÷ yardstick", AtLeast(0.95), Ratio, |r| r.main.health.rate_ratio),
-    Target("`/accounts/{id}` p99 ÷ yardstick's p99", AtMost(2.0), Ratio, |r| r.main.accounts.p99_ratio),
-    Target("`/health` p99 ÷ yardstick's p99", AtMost(2.0), Ratio, |r| r.main.health.p99_ratio),
-    Target("`/health/ready` p99 ÷ yardstick's p99", AtMost(2.0), Ratio, |r| r.main.ready.p99_ratio),
-    Target("`/accounts/{id}` requests/s with `--management-port` ÷ without (same rounds)", AtLeast(0.97), Ratio,
-        |r| r.management_port.rate_ratio),
-    Target("probe wall time ÷ static do-nothing binary (medians)", AtMost(1.3), Ratio, |r| Some(r.probe.ratio)),
-    Target("probe binary, static", AtMost(1.2e6), Bytes, |r| Some(r.sizes.probe as f64)),
-    Target("idle RSS", AtMost(4e6), Bytes, |r| Some(r.memory.idle.service.rss as f64)),
-    Target("peak RSS under 50 connections", AtMost(16e6), Bytes, |r| Some(r.memory.after_50.service.hwm as f64)),
-    Target("lookups/s with the big database ÷ with 100 accounts", AtLeast(0.90), Ratio, |r| r.scale.lookups.rate_ratio),
-    Target("seeding the big database", AtMost(10.0), Seconds, |r| Some(r.scale.seeding)),
-    Target("`/health` p99 while `/accounts` is saturated, separate keep-alive client", AtMost(0.050), Seconds,
-        |r| Some(r.saturated.service.health.p99)),
-    Target("the same, healthchecker (a new process and connection each), p99", AtMost(0.050), Seconds,
-        |r| (r.saturated.service.probes.count > 0).then_some(r.saturated.service.probes.p99)),
-    Target("`/health` p99 on the management port while the public port's `/accounts` is saturated", AtMost(0.010), Seconds,
-        |r| (r.saturated.management.health.requests > 0).then_some(r.saturated.management.health.p99)),
-    Target("the same, healthchecker against the management port, p99", AtMost(0.010), Seconds,
-        |r| (r.saturated.management.probes.count > 0).then_some(r.saturated.management.probes.p99)),
-    Target("errors (every run), failed probes, crashes, unclean exit", AtMost(0.0), Count,
-        |r| Some(r.problems.len() as f64)),
-];
-
-/// One target against one run; `bound` is `≥` or `≤`.
+/// One target against one run.
 #[derive(Debug, Serialize)]
 pub struct Check {
     pub figure: &'static str,
     pub bound: &'static str,
     pub limit: f64,
-    pub unit: Unit,
+    pub unit: &'static str,
     pub measured: Option<f64>,
     pub met: bool,
 }
 
 impl Results {
-    /// Checks the figures against [`TARGETS`].
+    /// Checks the figures against the performance targets the service was rebuilt to meet: each
+    /// a figure, the bound it must stay within (`≥` or `≤` a limit), the unit the template shows
+    /// it in (`ratio`, `seconds`, `bytes` or `count`), and its value in this run (`None` when the
+    /// run did not measure it).
     pub fn finish(&mut self) {
-        let checks = TARGETS.iter().map(|&Target(figure, bound, unit, value)| {
-            let measured = value(self);
-            let (bound, limit, met) = match bound {
-                AtLeast(limit) => ("≥", limit, measured.is_some_and(|v| v >= limit)),
-                AtMost(limit) => ("≤", limit, measured.is_some_and(|v| v <= limit)),
-            };
-            Check {
+        let r = &*self;
+        #[rustfmt::skip]
+        let targets = [
+            ("`/accounts/{id}` requests/s ÷ yardstick", ("≥", 0.80), "ratio", r.main.accounts.rate_ratio),
+            ("`/health` requests/s ÷ yardstick", ("≥", 0.95), "ratio", r.main.health.rate_ratio),
+            ("`/accounts/{id}` p99 ÷ yardstick's p99", ("≤", 2.0), "ratio", r.main.accounts.p99_ratio),
+            ("`/health` p99 ÷ yardstick's p99", ("≤", 2.0), "ratio", r.main.health.p99_ratio),
+            ("`/health/ready` p99 ÷ yardstick's p99", ("≤", 2.0), "ratio", r.main.ready.p99_ratio),
+            ("`/accounts/{id}` requests/s with `--management-port` ÷ without (same rounds)", ("≥", 0.97), "ratio",
+                r.management_port.rate_ratio),
+            ("probe wall time ÷ static do-nothing binary (medians)", ("≤", 1.3), "ratio", Some(r.probe.ratio)),
+            ("probe binary, static", ("≤", 1.2e6), "bytes", Some(r.sizes.probe as f64)),
+            ("idle RSS", ("≤", 4e6), "bytes", Some(r.memory.idle.service.rss as f64)),
+            ("peak RSS under 50 connections", ("≤", 16e6), "bytes", Some(r.memory.after_50.service.hwm as f64)),
+            ("lookups/s with the big database ÷ with 100 accounts", ("≥", 0.90), "ratio", r.scale.lookups.rate_ratio),
+            ("seeding the big database", ("≤", 10.0), "seconds", Some(r.scale.seeding)),
+            ("`/health` p99 while `/accounts` is saturated, separate keep-alive client", ("≤", 0.050), "seconds",
+                Some(r.saturated.service.health.p99)),
+            ("the same, healthchecker (a new process and connection each), p99", ("≤", 0.050), "seconds",
+                (r.saturated.service.probes.count > 0).then_some(r.saturated.service.probes.p99)),
+            ("`/health` p99 on the management port while the public port's `/accounts` is saturated", ("≤", 0.010), "seconds",
+                (r.saturated.management.health.requests > 0).then_some(r.saturated.management.health.p99)),
+            ("the same, healthchecker against the management port, p99", ("≤", 0.010), "seconds",
+                (r.saturated.management.probes.count > 0).then_some(r.saturated.management.probes.p99)),
+            ("errors (every run), failed probes, crashes, unclean exit", ("≤", 0.0), "count",
+                Some(r.problems.len() as f64)),
+        ];
+        for (figure, (bound, limit), unit, measured) in targets {
+            let at_least = bound == "≥";
+            let met = measured.is_some_and(|v| if at_least { v >= limit } else { v <= limit });
+            self.checks.push(Check {
                 figure,
                 bound,
                 limit,
                 unit,
                 measured,
                 met,
-            }
-        });
-        self.checks = checks.collect();
+            });
+        }
     }
 }
 
@@ -395,5 +369,18 @@ mod tests {
         );
         assert_eq!(check("`/health` p99 while"), (Some(0.2), false));
         assert_eq!(check("errors"), (Some(0.0), true));
+    }
+
+    #[test]
+    fn every_target_has_a_bound_and_a_unit_the_template_knows() {
+        let mut results = Results::default();
+        results.finish();
+        for c in &results.checks {
+            assert!(["≥", "≤"].contains(&c.bound), "{c:?}");
+            assert!(
+                ["ratio", "seconds", "bytes", "count"].contains(&c.unit),
+                "{c:?}"
+            );
+        }
     }
 }
