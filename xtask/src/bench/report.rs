@@ -22,8 +22,10 @@ pub fn render(results: &Results, notes: Option<&str>) -> Result<String> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     let mut syntax = SyntaxConfig::builder();
-    syntax.trim_blocks(true).lstrip_blocks(true);
-    syntax.keep_trailing_newline(true);
+    syntax
+        .trim_blocks(true)
+        .lstrip_blocks(true)
+        .keep_trailing_newline(true);
     env.set_syntax(syntax.build()?);
     env.add_filter("thousands", thousands);
     env.add_filter("time", time);
