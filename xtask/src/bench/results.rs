@@ -268,9 +268,9 @@ pub struct Check {
 
 impl Results {
     /// Checks the figures against the performance targets the service was rebuilt to meet: each
-    /// a figure, the bound it must stay within (at least or at most a limit), the unit the template shows
-    /// it in (`ratio`, `seconds`, `bytes` or `count`), and its value in this run (`None` when the
-    /// run did not measure it).
+    /// a figure, the bound it must stay within (at least or at most a limit), the unit the
+    /// template shows it in (`ratio`, `seconds`, `bytes` or `count`), and its value in this run
+    /// (`None` when the run did not measure it).
     pub fn finish(&mut self) {
         use Bound::{AtLeast, AtMost};
         let r = &*self;
@@ -300,20 +300,18 @@ impl Results {
             ("errors (every run), failed probes, crashes, unclean exit", (AtMost, 0.0), "count",
                 Some(r.problems.len() as f64)),
         ];
-        for (figure, (bound, limit), unit, measured) in targets {
-            let met = measured.is_some_and(|v| match bound {
+        let check = |(figure, (bound, limit), unit, measured)| Check {
+            figure,
+            bound,
+            limit,
+            unit,
+            measured,
+            met: measured.is_some_and(|v| match bound {
                 AtLeast => v >= limit,
                 AtMost => v <= limit,
-            });
-            self.checks.push(Check {
-                figure,
-                bound,
-                limit,
-                unit,
-                measured,
-                met,
-            });
-        }
+            }),
+        };
+        self.checks = targets.into_iter().map(check).collect();
     }
 }
 
