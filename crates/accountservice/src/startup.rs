@@ -48,7 +48,7 @@ use crate::{
     config::Settings,
     fleet::{Fleet, FleetOptions},
     grpc,
-    lifecycle::{Draining, Lent, Lifecycle},
+    lifecycle::{BudgetError, Draining, Lent, Lifecycle, StopBudget},
     management::Management,
     metrics::Metrics,
     router::{self, EndpointSettings, Endpoints, Split},
@@ -94,6 +94,9 @@ pub enum StartupError {
     /// The health registry could not be built from the settings.
     #[error("invalid health check settings")]
     Health(#[from] health::BuildError),
+    /// The phases of a stop do not fit the orchestrator's grace.
+    #[error(transparent)]
+    StopBudget(#[from] BudgetError),
     /// A background task panicked or was cancelled.
     #[error("a start-up task did not complete")]
     Task(#[from] JoinError),
@@ -116,6 +119,8 @@ impl Application {
     /// Runs start-up steps 1 to 5 for `settings`.
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
         let started_at = SystemTime::now();
+        // Before anything starts: settings whose stop cannot fit the grace are refused.
+        let budget = StopBudget::of(settings)?;
         let version = settings.version();
         tracing::info!(
             version,
@@ -243,7 +248,7 @@ impl Application {
             public_routes,
             state,
             endpoints,
-            lifecycle: Lifecycle::new(health, draining, management, claim, settings),
+            lifecycle: Lifecycle::new(health, draining, management, claim, budget),
         })
     }
 
@@ -280,7 +285,18 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<Stopped, StartupError> {
-        self.serve_router(None, shutdown).await
+        self.serve_router(None, shutdown, std::future::pending())
+            .await
+    }
+
+    /// Like [`Application::run_until`], and the stop is cut short (every remaining wait
+    /// skipped) when `hurry` completes: the binary's second SIGTERM or Ctrl-C.
+    pub async fn run_until_hurried(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+        hurry: impl Future<Output = ()> + Send,
+    ) -> Result<Stopped, StartupError> {
+        self.serve_router(None, shutdown, hurry).await
     }
 
     /// Like [`Application::run_until`] with a router of the caller's making (built over
@@ -290,13 +306,15 @@ impl Application {
         app: Router,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<Stopped, StartupError> {
-        self.serve_router(Some(app), shutdown).await
+        self.serve_router(Some(app), shutdown, std::future::pending())
+            .await
     }
 
     async fn serve_router(
         self,
         app: Option<Router>,
         shutdown: impl Future<Output = ()> + Send,
+        hurry: impl Future<Output = ()> + Send,
     ) -> Result<Stopped, StartupError> {
         tracing::info!(
             address = %self.local_addr,
@@ -305,7 +323,7 @@ impl Application {
             self.local_addr
         );
         let (listener, app, limits, lifecycle) = self.into_serving(app);
-        lifecycle.run(listener, app, limits, shutdown).await
+        lifecycle.run(listener, app, limits, shutdown, hurry).await
     }
 
     /// What serving needs: the listener, the public router (`app`, else the one built at

@@ -93,7 +93,7 @@ async fn health_transitions_are_counted_by_component_and_new_status() {
 
 /// The series `/metrics` shows now: each sample line's name and labels, without its value.
 async fn series(app: &crate::helpers::TestApp) -> std::collections::BTreeSet<String> {
-    let text = app.get("/metrics").await.text().await.unwrap();
+    let text = app.get("/metrics").await.text().await.expect("a text body");
     text.lines()
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
         .map(|line| {
@@ -188,7 +188,9 @@ fn hostile_requests(values: &mut Hostile) -> Vec<String> {
 /// many answers came back.
 async fn send_all(address: std::net::SocketAddr, requests: &[String]) -> usize {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("cannot connect");
     let mut bytes = Vec::new();
     for (i, request) in requests.iter().enumerate() {
         let request = if i + 1 == requests.len() {
@@ -207,8 +209,9 @@ async fn send_all(address: std::net::SocketAddr, requests: &[String]) -> usize {
         },
         tokio::time::timeout(crate::helpers::TIMEOUT, reader.read_to_end(&mut answers))
     );
-    written.unwrap();
-    read.expect("the answers did not arrive in time").unwrap();
+    written.expect("cannot send the requests");
+    read.expect("the answers did not arrive in time")
+        .expect("cannot read the answers");
     // A status line is the only place a space follows `HTTP/1.1`: no path or body has one.
     String::from_utf8_lossy(&answers)
         .matches("HTTP/1.1 ")
