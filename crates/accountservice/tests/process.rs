@@ -630,3 +630,62 @@ fn settings_whose_stop_cannot_fit_the_grace_or_out_of_range_exit_2_with_one_line
         );
     }
 }
+
+#[test]
+fn a_store_outage_under_load_logs_its_error_once_then_how_many_were_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut service = Service::start(dir.path(), &args("accounts.db", &["--testability"]));
+    let address = service.wait_until_listening();
+    assert_eq!(
+        support::get(address, "/testability/database/down").status,
+        200
+    );
+    let mut client = Connection::open(address).unwrap();
+    let failures = 2000;
+    for _ in 0..failures {
+        assert_eq!(client.get("/accounts/10000").unwrap().status, 503);
+    }
+    // Past the 10 s window the next failure comes after the count of those left out (polled,
+    // bounded).
+    let started = Instant::now();
+    let summary = loop {
+        assert_eq!(client.get("/accounts/10000").unwrap().status, 503);
+        if let Some(line) = service
+            .drain_log()
+            .iter()
+            .find(|line| line.contains("more like"))
+        {
+            break line.clone();
+        }
+        assert!(started.elapsed() < TIMEOUT, "no summary line");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let log = service.drain_log().to_vec();
+    let errors: Vec<&String> = log
+        .iter()
+        .filter(|line| line.contains("account store failed"))
+        .collect();
+    println!(
+        "{failures} failed lookups and more: {} lines, then {summary}",
+        errors.len()
+    );
+    assert!(summary.contains("WARN"), "{summary}");
+    // The first in full, the summary, the first of the next window.
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+    assert!(
+        errors[0].contains("ERROR") && errors[0].contains("fault injected"),
+        "{}",
+        errors[0]
+    );
+    assert!(errors[1].contains("more like"), "{}", errors[1]);
+    let left_out: u64 = errors[1]
+        .split("... ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .map(|count| count.replace(',', ""))
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {}", errors[1]));
+    assert!(left_out >= failures - 1, "{}", errors[1]);
+    service.terminate();
+    assert_eq!(service.wait().code(), Some(3));
+}
