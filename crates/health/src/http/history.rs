@@ -29,8 +29,7 @@ pub struct HistoryBody<'a> {
     status: Status,
     /// Why it is not UP (as `/health` says it).
     reason: Option<String>,
-    /// The last change of the overall status, however many component changes came after it
-    /// (`startedAt` if none).
+    /// The last change of the overall status, whatever changed after it (`startedAt` if none).
     since: String,
     /// The last changes, newest first; at details level `never` only the scopes'.
     transitions: Vec<TransitionBody<'a>>,
