@@ -83,6 +83,7 @@ pub fn run(sh: &Shell, project: &Project, options: &Options) -> Result<()> {
     remove_previous(sh)?;
 
     let swarm_before = docker::swarm_state(sh)?;
+    let gwbridge_before = docker::network_exists(sh, GWBRIDGE)?;
     let swarm = Swarm::join(sh)?;
     if swarm.initialised() {
         println!(
@@ -98,10 +99,12 @@ pub fn run(sh: &Shell, project: &Project, options: &Options) -> Result<()> {
     let total = started.elapsed();
 
     if options.keep && result.is_ok() {
-        let leave = if swarm.initialised() {
-            " && docker swarm leave --force"
-        } else {
-            ""
+        let leave = match (swarm.initialised(), gwbridge_before) {
+            (false, _) => String::new(),
+            (true, true) => " && docker swarm leave --force".to_owned(),
+            (true, false) => {
+                format!(" && docker swarm leave --force && docker network rm {GWBRIDGE}")
+            }
         };
         // Kept on purpose: the guards would remove the fleet and leave the swarm.
         std::mem::forget(fleet);
@@ -254,7 +257,6 @@ fn story(sh: &Shell) -> Result<()> {
         probe.output
     );
 
-    step(5, "Swarm replaces it");
     step(5, "Swarm replaces it");
     let replaced = watch(
         "Swarm to replace the unhealthy replica",

@@ -122,7 +122,11 @@ fn broken_links(root: &Path) -> Vec<String> {
         .collect();
     let mut broken = Vec::new();
     for (file, page) in &pages {
-        let shown = file.strip_prefix(root).unwrap_or(file).display().to_string();
+        let shown = file
+            .strip_prefix(root)
+            .unwrap_or(file)
+            .display()
+            .to_string();
         for (link, line) in &page.links {
             if is_external(link) {
                 continue;
@@ -153,7 +157,9 @@ fn broken_links(root: &Path) -> Vec<String> {
                 continue;
             };
             if !target_page.anchors.contains(fragment) {
-                broken.push(format!("{shown}:{line}: {link}: no heading with that anchor"));
+                broken.push(format!(
+                    "{shown}:{line}: {link}: no heading with that anchor"
+                ));
             }
         }
     }
