@@ -20,12 +20,16 @@ fn root() -> PathBuf {
 /// Every `.md` file of the repository, outside build output and hidden directories.
 fn markdown_files(dir: &Path, found: &mut Vec<PathBuf>) {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
+        .unwrap_or_else(|err| panic!("{}: {err}", dir.display()))
+        .map(|entry| entry.expect("a directory entry").path())
         .collect();
     entries.sort();
     for path in entries {
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let name = path
+            .file_name()
+            .expect("a listed entry has a name")
+            .to_string_lossy()
+            .into_owned();
         if path.is_dir() {
             if !name.starts_with('.') && name != "target" {
                 markdown_files(&path, found);
@@ -57,7 +61,8 @@ struct Page {
 }
 
 fn read_page(path: &Path) -> Page {
-    let text = std::fs::read_to_string(path).unwrap();
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
     let mut anchors = BTreeSet::new();
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     let mut links = Vec::new();

@@ -29,7 +29,7 @@ fn repository_file(path: &str) -> PathBuf {
 fn keep_in_step(path: &str, generated: &str) {
     let file = repository_file(path);
     if std::env::var_os("UPDATE_DOCS").is_some() {
-        std::fs::write(&file, generated).unwrap();
+        std::fs::write(&file, generated).unwrap_or_else(|err| panic!("{}: {err}", file.display()));
         return;
     }
     let committed = std::fs::read_to_string(&file).unwrap_or_default();
@@ -49,7 +49,8 @@ fn cell(text: &str) -> String {
 
 /// `ENV` lines of `deploy/Dockerfile`: what the image sets.
 fn image_environment() -> BTreeMap<String, String> {
-    let dockerfile = std::fs::read_to_string(repository_file("deploy/Dockerfile")).unwrap();
+    let dockerfile = std::fs::read_to_string(repository_file("deploy/Dockerfile"))
+        .expect("deploy/Dockerfile is readable");
     dockerfile
         .lines()
         .filter_map(|line| line.strip_prefix("ENV "))
@@ -224,7 +225,8 @@ async fn the_committed_endpoint_table_is_what_the_routes_answer() {
     }
 
     let page_path = "docs/endpoints.md";
-    let committed = std::fs::read_to_string(repository_file(page_path)).unwrap();
+    let committed =
+        std::fs::read_to_string(repository_file(page_path)).expect("docs/endpoints.md is readable");
     let (before, rest) = committed
         .split_once(BEGIN)
         .unwrap_or_else(|| panic!("{page_path} has no line {BEGIN}"));
