@@ -20,6 +20,8 @@
 //! prints what it sees while it waits.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -94,8 +96,19 @@ pub fn run(sh: &Shell, project: &Project, options: &Options) -> Result<()> {
             "swarm: this engine is already a swarm manager; the demo leaves the swarm as it is"
         );
     }
+    // Ctrl-C (or SIGTERM, SIGHUP) ends the current wait with an error instead of the process, so
+    // the guards below still remove the fleet and leave the swarm as it was.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for signal in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(signal, Arc::clone(&interrupted))
+            .context("installing the signal handlers")?;
+    }
     let fleet = Fleet::create(sh)?;
-    let result = story(sh);
+    let result = story(sh, &interrupted);
     let total = started.elapsed();
 
     if options.keep && result.is_ok() {
@@ -139,20 +152,25 @@ pub fn run(sh: &Shell, project: &Project, options: &Options) -> Result<()> {
 
 /// The steps after the deployment was created: healthy, flipped, detected, replaced, recorded,
 /// seen by the fleet.
-fn story(sh: &Shell) -> Result<()> {
+fn story(sh: &Shell, interrupted: &AtomicBool) -> Result<()> {
     let http = Http::new()?;
 
     step(2, "two replicas turn healthy");
     let created = Instant::now();
-    let tasks = watch("both replicas healthy", CONVERGE_DEADLINE, || {
-        let tasks = docker::service_tasks(sh, SERVICE)?;
-        let serving: Vec<Task> = tasks.iter().filter(|t| t.is_serving()).cloned().collect();
-        Ok(if serving.len() == REPLICAS {
-            Poll::Ready(serving)
-        } else {
-            Poll::Pending(describe(&tasks))
-        })
-    })?;
+    let tasks = watch(
+        interrupted,
+        "both replicas healthy",
+        CONVERGE_DEADLINE,
+        || {
+            let tasks = docker::service_tasks(sh, SERVICE)?;
+            let serving: Vec<Task> = tasks.iter().filter(|t| t.is_serving()).cloned().collect();
+            Ok(if serving.len() == REPLICAS {
+                Poll::Ready(serving)
+            } else {
+                Poll::Pending(describe(&tasks))
+            })
+        },
+    )?;
     println!(
         "{REPLICAS}/{REPLICAS} healthy {} after `docker service create`",
         secs(created.elapsed())
@@ -182,6 +200,7 @@ fn story(sh: &Shell) -> Result<()> {
     // it sees the flipped replica DOWN before Swarm's DNS stops listing it.
     let fleet_url = format!("{}/health/fleet", survivor.management);
     let view = watch(
+        interrupted,
         "the fleet view to list both replicas UP",
         DETECT_DEADLINE,
         || {
@@ -226,6 +245,7 @@ fn story(sh: &Shell) -> Result<()> {
         Ok(())
     };
     let state = watch(
+        interrupted,
         "Docker to mark the container unhealthy",
         DETECT_DEADLINE,
         || {
@@ -259,6 +279,7 @@ fn story(sh: &Shell) -> Result<()> {
 
     step(5, "Swarm replaces it");
     let replaced = watch(
+        interrupted,
         "Swarm to replace the unhealthy replica",
         CONVERGE_DEADLINE,
         || {
@@ -312,6 +333,7 @@ fn story(sh: &Shell) -> Result<()> {
 
     step(7, "the fleet, seen from a replica");
     let view = watch(
+        interrupted,
         "the fleet view to list the old replica GONE and two UP",
         CONVERGE_DEADLINE,
         || {
@@ -577,13 +599,22 @@ fn shell(sh: &Shell, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// [`wait::until`] that shows progress: what it sees, when that changes or every few seconds.
-fn watch<T>(what: &str, timeout: Duration, mut look: impl FnMut() -> Result<Poll<T>>) -> Result<T> {
+/// [`wait::until`] that shows progress (what it sees, when that changes or every few seconds) and
+/// ends at once when the demo is interrupted.
+fn watch<T>(
+    interrupted: &AtomicBool,
+    what: &str,
+    timeout: Duration,
+    mut look: impl FnMut() -> Result<Poll<T>>,
+) -> Result<T> {
     let start = Instant::now();
     let mut shown = String::new();
     let mut shown_at = start;
     println!("waiting for {what} (at most {})", secs(timeout));
     wait::until(what, timeout, Duration::from_millis(250), || {
+        if interrupted.load(Ordering::Relaxed) {
+            bail!("interrupted while waiting for {what}");
+        }
         let poll = look()?;
         if let Poll::Pending(seen) = &poll
             && (*seen != shown || shown_at.elapsed() >= Duration::from_secs(5))
