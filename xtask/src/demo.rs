@@ -14,9 +14,10 @@
 //! `--endpoint-mode dnsrr`: without IPVS in the kernel (this machine, CI) the routing mesh and
 //! virtual IPs do not work.
 //!
-//! Everything the demo creates is removed at the end, and the engine's Swarm is left as it was
-//! (initialised only if inactive, left only if the demo initialised it), unless `--keep` asks to
-//! leave the fleet running; the demo then prints how to remove it. Every wait has a deadline and
+//! Everything the demo creates is removed at the end, also when it fails or is interrupted with
+//! Ctrl-C, and the engine's Swarm is left as it was (initialised only if inactive, left only if the
+//! demo initialised it), unless `--keep` asks to leave the fleet running; the demo then prints how
+//! to remove it. Every wait has a deadline and
 //! prints what it sees while it waits.
 
 use std::collections::HashMap;
