@@ -93,7 +93,7 @@ pub struct ReplicaView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slot: Option<u32>,
     /// Its own status while it answers and holds its slot (or claims none), else
-    /// `SUPERSEDED`, `UNREACHABLE` or `GONE`.
+    /// `SUPERSEDED`, `NOT_ASKED`, `UNREACHABLE` or `GONE`.
     pub status: &'static str,
     /// While `SUPERSEDED`: the address (as listed) of the replica holding its slot.
     #[serde(skip_serializing_if = "Option::is_none")]
