@@ -174,16 +174,23 @@ impl PeerTransition {
     }
 }
 
-/// `text` cut to at most [`MAX_TEXT`] bytes on a character boundary, with `…` when cut.
+/// `text` cut to at most [`MAX_TEXT`] bytes on a character boundary, with `…` when cut, and
+/// control characters written `?`: shown as JSON, a kept string then grows at most twice (a
+/// quote or backslash escaped), never six times (`\u0000`).
 pub fn cut(text: &str) -> String {
-    if text.len() <= MAX_TEXT {
-        return text.to_owned();
-    }
-    let mut end = MAX_TEXT;
+    let mut end = text.len().min(MAX_TEXT);
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}…", &text[..end])
+    let mut kept: String = text[..end]
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if end < text.len() {
+        kept.push('…');
+    }
+    kept.shrink_to_fit();
+    kept
 }
 
 #[cfg(test)]
@@ -229,6 +236,7 @@ mod tests {
         let history = PeerHistory::parse(body.as_bytes()).unwrap();
         assert!(history.instance.len() <= MAX_TEXT + "…".len());
         assert!(history.instance.ends_with('…'));
+        assert_eq!(cut("a\u{0}b\nc\u{7f}"), "a?b?c?");
     }
 
     #[test]

@@ -358,4 +358,30 @@ mod tests {
             "{error}"
         );
     }
+
+    #[tokio::test]
+    async fn the_names_of_a_list_are_looked_up_together_and_each_answer_lands_on_its_own_name() {
+        let peers: Peers = "no-such-host.invalid:2,localhost:1,127.0.0.1:3"
+            .parse()
+            .unwrap();
+        let resolved = peers.resolve(Duration::from_secs(5)).await;
+        let connect: Vec<(&str, Option<u16>)> = resolved
+            .targets
+            .iter()
+            .map(|t| (t.listed.as_str(), t.connect.map(|a| a.port())))
+            .collect();
+        assert_eq!(
+            connect,
+            [
+                ("127.0.0.1:3", Some(3)),
+                ("localhost:1", Some(1)),
+                ("no-such-host.invalid:2", None)
+            ]
+        );
+        let error = resolved.error.expect("the failed name is named");
+        assert!(
+            error.starts_with("lookup of no-such-host.invalid:2 failed"),
+            "{error}"
+        );
+    }
 }

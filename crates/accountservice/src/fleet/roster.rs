@@ -695,17 +695,24 @@ mod tests {
         );
     }
 
-    /// An answer from `instance` with `transitions` transitions of long reasons.
-    fn heavy(instance: &str, transitions: usize) -> Outcome {
-        let one = format!(
-            r#"{{"at":"2026-12-02T13:00:00Z","component":"database","from":"UP","to":"DOWN","reason":"{}"}}"#,
-            "x".repeat(190)
-        );
-        let body = format!(
-            r#"{{"instance":"{instance}","status":"UP","since":"2026-12-02T13:00:00Z","transitions":[{}]}}"#,
-            vec![one; transitions].join(",")
-        );
-        Ok(PeerHistory::parse(body.as_bytes()).unwrap())
+    /// An answer from `instance` with 256 transitions of long reasons, far past a replica's
+    /// bytes (parsed once: a debug build parses slowly).
+    fn heavy(instance: &str) -> Outcome {
+        static TEMPLATE: std::sync::OnceLock<PeerHistory> = std::sync::OnceLock::new();
+        let template = TEMPLATE.get_or_init(|| {
+            let one = format!(
+                r#"{{"at":"2026-12-02T13:00:00Z","component":"database","from":"UP","to":"DOWN","reason":"{}"}}"#,
+                "x".repeat(190)
+            );
+            let body = format!(
+                r#"{{"instance":"x","status":"UP","since":"2026-12-02T13:00:00Z","transitions":[{}]}}"#,
+                vec![one; 256].join(",")
+            );
+            PeerHistory::parse(body.as_bytes()).unwrap()
+        });
+        let mut answer = template.clone();
+        answer.instance = instance.to_owned();
+        Ok(answer)
     }
 
     #[test]
@@ -757,7 +764,7 @@ mod tests {
     #[test]
     fn no_replica_keeps_more_than_its_bytes_and_keeps_its_newest_transitions() {
         let mut roster = Roster::default();
-        round(&mut roster, vec![("10.0.0.1:6767", heavy("a", 256))], at(0));
+        round(&mut roster, vec![("10.0.0.1:6767", heavy("a"))], at(0));
         let kept = roster.bytes();
         assert!(
             kept <= MAX_REPLICA_BYTES + size_of::<Roster>() + 64,
@@ -780,7 +787,7 @@ mod tests {
             let instance = format!("identity-{n}");
             round(
                 &mut roster,
-                vec![("10.0.0.1:6767", heavy(&instance, 256))],
+                vec![("10.0.0.1:6767", heavy(&instance))],
                 at(0) + Duration::from_millis(n),
             );
             peak = peak.max(roster.bytes());
@@ -813,9 +820,9 @@ mod tests {
             let passing = format!("10.0.1.{}:6767", n % 250);
             let mut answers: Vec<(&str, Outcome)> = steady
                 .iter()
-                .map(|address| (address.as_str(), heavy(address, 256)))
+                .map(|address| (address.as_str(), heavy(address)))
                 .collect();
-            answers.push((&passing, heavy(&passing, 256)));
+            answers.push((&passing, heavy(&passing)));
             round(&mut roster, answers, at(0) + Duration::from_millis(n));
             assert!(
                 roster.bytes() <= budget.total,
