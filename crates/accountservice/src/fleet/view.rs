@@ -59,7 +59,7 @@ pub struct FleetOptions {
     pub max_body: usize,
     /// See [`ROUND_BYTES`]; raised to `max_body` when below.
     pub round_bytes: usize,
-    /// See [`MAX_REPLICA_BYTES`] and [`MAX_KEPT_BYTES`]; the total is raised to `max_peers`
+    /// See [`MAX_REPLICA_BYTES`] and [`MAX_KEPT_BYTES`]; the total is raised to `max_peers + 1`
     /// times the per-replica bytes when below, so the replicas answering always fit.
     pub budget: Budget,
 }
@@ -89,7 +89,7 @@ impl FleetOptions {
         self.budget.total = self
             .budget
             .total
-            .max(self.max_peers.saturating_mul(self.budget.per_replica));
+            .max((self.max_peers.saturating_add(1)).saturating_mul(self.budget.per_replica));
         self
     }
 }

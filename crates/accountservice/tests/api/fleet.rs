@@ -580,7 +580,8 @@ async fn hostile_peers_over_hundreds_of_rounds_never_grow_the_view_past_its_boun
     }
     let budget = accountservice::fleet::Budget {
         per_replica: accountservice::fleet::MAX_REPLICA_BYTES,
-        total: 12 * accountservice::fleet::MAX_REPLICA_BYTES,
+        // The least the fleet accepts for 12 peers asked: the answering ones and one more.
+        total: 13 * accountservice::fleet::MAX_REPLICA_BYTES,
     };
     let mut options = accountservice::fleet::FleetOptions::new(
         peer_list(&peers).parse().expect("valid peers"),
@@ -592,6 +593,11 @@ async fn hostile_peers_over_hundreds_of_rounds_never_grow_the_view_past_its_boun
     options.budget = budget;
     options.round_bytes = 512 * 1024;
     let fleet = accountservice::fleet::Fleet::new(options);
+    assert_eq!(
+        fleet.options().budget,
+        budget,
+        "the budget is taken as given"
+    );
 
     let rss_before = resident_bytes();
     let (mut peak_kept, mut peak_rss, mut peak_body) = (0, rss_before, 0);
@@ -681,4 +687,42 @@ async fn a_viewer_that_hangs_up_mid_round_does_not_cancel_it_for_another() {
         "one round, not cancelled"
     );
     assert_eq!(fleet.rounds(), 1);
+}
+
+#[tokio::test]
+async fn over_http_a_viewer_that_disconnects_mid_round_leaves_the_round_to_the_next() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let (peer, accepted) = raw_peer(Behaviour::Gated(gate.clone())).await;
+    let app = spawn_app_configured(|s| {
+        s.peers = Some(format!("{peer},{peer}").parse().expect("valid peers"));
+        // Long enough that whoever looks after the round gets its result, never a new round.
+        s.health_interval = Duration::from_secs(60);
+        s.health_timeout = Duration::from_secs(10);
+    })
+    .await;
+    let mut leaving = TcpStream::connect(app.address).await.unwrap();
+    leaving
+        .write_all(b"GET /health/fleet HTTP/1.1\r\nhost: fleet\r\n\r\n")
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while accepted.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the round never asked the peer");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(leaving);
+    let staying = tokio::spawn({
+        let client = app.client.clone();
+        let url = app.url("/health/fleet");
+        async move { client.get(url).send().await.unwrap().json::<Value>().await }
+    });
+    gate.add_permits(100);
+    let view = staying.await.unwrap().unwrap();
+    assert_eq!(listed(&view, &peer)["instance"], "gated", "{view}");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "one round, not cancelled"
+    );
+    app.stop().await.unwrap();
 }
