@@ -28,7 +28,7 @@ use super::render::{ReplicaView, TransitionView};
 use super::roster::{Budget, MAX_KEPT_BYTES, MAX_REPLICA_BYTES, Roster};
 use super::time::rfc3339;
 
-/// How long a replica that stopped answering or vanished stays listed.
+/// How long a replica that stopped answering, vanished or is not asked stays listed.
 pub const RETENTION: Duration = Duration::from_secs(10 * 60);
 
 /// The most peers asked in one round; the view says when more were found.
@@ -47,7 +47,7 @@ pub struct FleetOptions {
     pub peers: Peers,
     /// The shortest time between two rounds of asking the peers (the health interval).
     pub interval: Duration,
-    /// For one peer's whole exchange, and for one DNS lookup.
+    /// For one peer's whole exchange, and for looking up the peers (every name together).
     pub timeout: Duration,
     /// This replica's instance name, shown as who answered.
     pub instance: String,

@@ -601,6 +601,7 @@ async fn hostile_peers_over_hundreds_of_rounds_never_grow_the_view_past_its_boun
 
     let rss_before = resident_bytes();
     let (mut peak_kept, mut peak_rss, mut peak_body) = (0, rss_before, 0);
+    let mut peak_replicas = 0;
     for round in 0..ROUNDS {
         let body = fleet.view().await;
         let kept = fleet.kept_bytes();
@@ -610,13 +611,15 @@ async fn hostile_peers_over_hundreds_of_rounds_never_grow_the_view_past_its_boun
             body.len()
         );
         peak_kept = peak_kept.max(kept);
+        peak_replicas = peak_replicas.max(kept - body.len());
         peak_body = peak_body.max(body.len());
         peak_rss = peak_rss.max(resident_bytes());
     }
     let view: Value = serde_json::from_slice(&fleet.view().await).unwrap();
     println!(
-        "hostile peers, {} rounds: kept at most {peak_kept} bytes (view body at most {peak_body}) \
-         against a bound of {} + the view; resident memory {} -> at most {} bytes",
+        "hostile peers, {} rounds: replicas kept in at most {peak_replicas} bytes against a bound \
+         of {}; with the rendered view (at most {peak_body} bytes) at most {peak_kept}; resident \
+         memory {} -> at most {} bytes",
         fleet.rounds(),
         budget.total,
         rss_before,
