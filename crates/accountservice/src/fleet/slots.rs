@@ -2,8 +2,6 @@
 //! it and the other is [`SUPERSEDED`](super::known::SUPERSEDED).
 
 use std::collections::BTreeMap;
-#[cfg(test)]
-use std::time::SystemTime;
 
 use super::known::{Known, Superseded};
 use super::time::sort_key;
@@ -84,6 +82,8 @@ pub fn resolve_slots(current: &mut BTreeMap<String, Known>, stamp: &str) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::SystemTime;
+
     use super::super::history::PeerHistory;
     use super::*;
 
