@@ -17,6 +17,9 @@
 //!    another's `/health/fleet` within two health intervals, then `GONE` with its last reason
 //!    once Swarm replaced it; the status page rendered by headless Chromium shows the same. The
 //!    view and the page answer 404 on the public port.
+//! 7. Two replicas on a real PostgreSQL server on this host, outside Swarm: the server stopped
+//!    replaces no task, every lookup meanwhile is a 503 (with `Retry-After` and the reason once
+//!    the replicas know the outage is shared), and both serve again once it is back.
 //!
 //! The tasks publish their management port too (`mode=host`, a host port each) so that the
 //! scenarios can reach the switches and the fleet view from the host; the shipped stack publishes
@@ -33,6 +36,7 @@ mod fleet;
 pub(crate) mod guards;
 mod heal;
 mod http;
+pub(crate) mod outage;
 mod rolling;
 mod standalone;
 
@@ -68,8 +72,8 @@ pub struct Options {
     /// Use the existing accountservice:latest instead of running `image` first.
     #[arg(long)]
     no_build: bool,
-    /// Run only these scenarios (1-6; repeatable). All of them by default, as CI runs them.
-    #[arg(long = "scenario", value_parser = clap::value_parser!(u8).range(1..=6))]
+    /// Run only these scenarios (1-7; repeatable). All of them by default, as CI runs them.
+    #[arg(long = "scenario", value_parser = clap::value_parser!(u8).range(1..=7))]
     scenarios: Vec<u8>,
     /// 1: the scenarios above on the local engine; 3: the multi-node scenarios on a three-node
     /// lab built in network namespaces (the same as `cargo xtask lab`; needs root).
@@ -196,7 +200,7 @@ fn run_scenarios(
         &mut || standalone::unhealthy_container(sh),
     )?;
 
-    if !(3..=6).any(|number| options.wants(number)) {
+    if !(3..=7).any(|number| options.wants(number)) {
         return Ok(());
     }
     let swarm = guards::Swarm::join(sh)?;
@@ -233,6 +237,11 @@ fn run_scenarios(
         6,
         "the fleet seen from any replica while swarm replaces one",
         &mut || fleet::seen_from_any_replica(sh, &network),
+    )?;
+    scenario(
+        7,
+        "a database outage restarts nothing: 503 with Retry-After, then 200",
+        &mut || outage::database_outage_restarts_nothing(sh, &network),
     )?;
     // The order matters: containers before the network and the images they use, the swarm last.
     drop(network);

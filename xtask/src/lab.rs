@@ -16,13 +16,16 @@
 
 mod cgroup;
 pub mod client;
+mod database;
 mod fleet;
 mod node;
+mod outage;
 mod proc;
 mod rollout;
 mod scenarios;
 mod swarm;
 mod teardown;
+mod testbed;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -61,9 +64,9 @@ pub struct Options {
     /// Load the image from this `docker save` archive and never touch the host's engine.
     #[arg(long, conflicts_with = "no_build")]
     pub image_archive: Option<PathBuf>,
-    /// Run only these scenarios (2-5; repeatable); scenario 1 always runs, as it sets the service
-    /// up. All of them by default, as CI runs them.
-    #[arg(long = "scenario", value_parser = clap::value_parser!(u8).range(1..=5))]
+    /// Run only these scenarios (2-8; repeatable); scenario 1 always runs, as it sets the service
+    /// up. All of them by default, as CI runs them. Scenario 8 compares with 6 and needs it.
+    #[arg(long = "scenario", value_parser = clap::value_parser!(u8).range(1..=8))]
     pub scenarios: Vec<u8>,
     /// Internal: run the lab itself (the outer process cleans up after it).
     #[arg(long, hide = true)]

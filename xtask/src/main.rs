@@ -23,6 +23,7 @@ mod grpc_health;
 mod haproxy;
 mod image;
 mod lab;
+mod postgres;
 mod project;
 mod prometheus;
 mod server;

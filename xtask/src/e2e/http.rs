@@ -28,6 +28,8 @@ pub struct Answer {
     pub status: u16,
     /// The body as text.
     pub body: String,
+    /// The `Retry-After` header, if sent.
+    pub retry_after: Option<String>,
 }
 
 /// An account as the service returns it.
@@ -62,10 +64,19 @@ impl Client {
             .send()
             .with_context(|| format!("GET {url}"))?;
         let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
         let body = response
             .text()
             .with_context(|| format!("reading the body of GET {url}"))?;
-        Ok(Answer { status, body })
+        Ok(Answer {
+            status,
+            body,
+            retry_after,
+        })
     }
 
     /// `GET /accounts/<id>`, which must answer 200 with that account.

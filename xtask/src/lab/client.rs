@@ -91,6 +91,15 @@ pub struct LoadReport {
     pub served_by: BTreeMap<String, u64>,
     /// The first failures (only in the final line).
     pub errors: Vec<String>,
+    /// Answers by outcome: `200`, `503` (with `Retry-After`), any other status, or `no answer`.
+    #[serde(default)]
+    pub outcomes: BTreeMap<String, u64>,
+    /// The 99th percentile of the time to an answer (or to the error), in milliseconds.
+    #[serde(default)]
+    pub p99_ms: u64,
+    /// The slowest answer (or error), in milliseconds.
+    #[serde(default)]
+    pub max_ms: u64,
     /// Whether this is the final line.
     pub done: bool,
 }
@@ -151,7 +160,14 @@ struct Shared {
     backends: RwLock<Vec<SocketAddr>>,
     served_by: Mutex<BTreeMap<String, u64>>,
     errors: Mutex<Vec<String>>,
+    outcomes: Mutex<BTreeMap<String, u64>>,
+    /// Answers by whole milliseconds taken, the last bucket holding everything slower: a fixed
+    /// size whatever the load's length.
+    latency: Mutex<Vec<u64>>,
 }
+
+/// Latency buckets: 1 ms each up to the client's timeout.
+const LATENCY_BUCKETS: usize = 5_001;
 
 impl Shared {
     fn fail(&self, started: Instant, what: String) {
@@ -166,8 +182,40 @@ impl Shared {
         }
     }
 
+    /// Counts one outcome and how long it took.
+    fn record(&self, outcome: &str, took: Duration) {
+        if let Ok(mut outcomes) = self.outcomes.lock() {
+            *outcomes.entry(outcome.to_owned()).or_default() += 1;
+        }
+        if let Ok(mut latency) = self.latency.lock() {
+            if latency.is_empty() {
+                latency.resize(LATENCY_BUCKETS, 0);
+            }
+            let bucket = usize::try_from(took.as_millis())
+                .unwrap_or(usize::MAX)
+                .min(LATENCY_BUCKETS - 1);
+            latency[bucket] += 1;
+        }
+    }
+
+    /// The 99th percentile and the slowest, in milliseconds.
+    fn latency(&self) -> (u64, u64) {
+        let Ok(latency) = self.latency.lock() else {
+            return (0, 0);
+        };
+        percentile_and_max(&latency)
+    }
+
     fn report(&self, done: bool) -> LoadReport {
+        let (p99_ms, max_ms) = self.latency();
         LoadReport {
+            outcomes: self
+                .outcomes
+                .lock()
+                .map(|map| map.clone())
+                .unwrap_or_default(),
+            p99_ms,
+            max_ms,
             ok: self.ok.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
             backends: self
@@ -191,6 +239,26 @@ impl Shared {
             done,
         }
     }
+}
+
+/// The 99th percentile and the largest bucket in use of a histogram of 1 ms buckets.
+fn percentile_and_max(buckets: &[u64]) -> (u64, u64) {
+    let total: u64 = buckets.iter().sum();
+    if total == 0 {
+        return (0, 0);
+    }
+    let rank = total - total / 100;
+    let mut seen = 0;
+    let mut p99 = 0;
+    for (ms, count) in buckets.iter().enumerate() {
+        seen += count;
+        if seen >= rank {
+            p99 = ms as u64;
+            break;
+        }
+    }
+    let max = buckets.iter().rposition(|count| *count > 0).unwrap_or(0) as u64;
+    (p99, max)
 }
 
 #[derive(Deserialize)]
@@ -250,7 +318,17 @@ fn load(
                 };
                 let id = 10_000 + sent % 100;
                 let url = format!("http://{backend}/accounts/{id}");
-                match ask(&http, &url, id) {
+                let asked = Instant::now();
+                let result = ask(&http, &url, id);
+                let outcome = match &result {
+                    Ok(_) => "200".to_owned(),
+                    Err(err) => match err.downcast_ref::<Refused>() {
+                        Some(refused) => refused.outcome(),
+                        None => "no answer".to_owned(),
+                    },
+                };
+                shared.record(&outcome, asked.elapsed());
+                match result {
                     Ok(served_by) => {
                         shared.ok.fetch_add(1, Ordering::Relaxed);
                         if let Ok(mut map) = shared.served_by.lock() {
@@ -288,13 +366,46 @@ fn load(
     Ok(())
 }
 
+/// An answer other than 200: its status, whether it said when to retry, and its body.
+#[derive(Debug)]
+struct Refused {
+    status: u16,
+    retry_after: bool,
+    body: String,
+}
+
+impl Refused {
+    /// `503` with `Retry-After`, `503 without Retry-After`, or the status.
+    fn outcome(&self) -> String {
+        match (self.status, self.retry_after) {
+            (503, true) => "503".to_owned(),
+            (503, false) => "503 without Retry-After".to_owned(),
+            (status, _) => status.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.status, self.body)
+    }
+}
+
+impl std::error::Error for Refused {}
+
 /// One request; the instance that answered on success.
 fn ask(http: &reqwest::blocking::Client, url: &str, id: usize) -> Result<String> {
     let response = http.get(url).send()?;
     let status = response.status().as_u16();
+    let retry_after = response.headers().contains_key("retry-after");
     let body = response.text()?;
     if status != 200 {
-        bail!("{status}: {body}");
+        return Err(Refused {
+            status,
+            retry_after,
+            body,
+        }
+        .into());
     }
     let account: Account = serde_json::from_str(&body).with_context(|| body.clone())?;
     if account.id != id.to_string() {
@@ -463,6 +574,9 @@ mod tests {
             served_by: BTreeMap::from([("10.0.1.5".to_owned(), 3)]),
             errors: vec!["at 1.00 s: refused".to_owned()],
             done: true,
+            outcomes: BTreeMap::from([("200".to_owned(), 3), ("503".to_owned(), 1)]),
+            p99_ms: 12,
+            max_ms: 40,
         };
         let line = serde_json::to_string(&report).unwrap();
         assert!(!line.contains('\n'));
@@ -470,7 +584,20 @@ mod tests {
         assert_eq!(back.ok, 3);
         assert_eq!(back.failed, 1);
         assert_eq!(back.served_by["10.0.1.5"], 3);
+        assert_eq!(back.outcomes["503"], 1);
+        assert_eq!((back.p99_ms, back.max_ms), (12, 40));
         assert!(back.done);
+    }
+
+    #[test]
+    fn the_99th_percentile_of_a_histogram_leaves_out_the_slowest_hundredth() {
+        let mut buckets = vec![0; LATENCY_BUCKETS];
+        buckets[3] = 99;
+        buckets[900] = 1;
+        assert_eq!(percentile_and_max(&buckets), (3, 900));
+        buckets[900] = 2;
+        assert_eq!(percentile_and_max(&buckets), (900, 900));
+        assert_eq!(percentile_and_max(&vec![0; LATENCY_BUCKETS]), (0, 0));
     }
 
     #[test]

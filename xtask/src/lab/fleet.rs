@@ -47,6 +47,9 @@ pub struct Replica {
     /// While superseded, unreachable or gone: the status of its last answer.
     #[serde(default, rename = "lastStatus")]
     pub last_status: Option<String>,
+    /// Why it is not `UP`, from its last answer (a shared outage names itself here).
+    #[serde(default)]
+    pub reason: Option<String>,
     /// The version from its last answer (`0.1.0`, or `0.1.0+<release>` with a release label).
     #[serde(default)]
     pub version: Option<String>,

@@ -15,7 +15,7 @@ use crate::wait::{self, Poll};
 
 /// The address prefix of the lab's private test network: node N is `.1N`, the bridge has none.
 /// It exists only inside the lab's namespaces.
-const SUBNET: &str = "172.31.250";
+pub const SUBNET: &str = "172.31.250";
 
 /// How the node's daemon is started inside its namespace. `ip netns exec` cannot be used: it
 /// remounts `/sys`, after which dockerd fails ("Devices cgroup isn't mounted"). Instead the script

@@ -14,35 +14,30 @@
 //!    replica at a time, every replica on the new version at the end).
 //! 5. A replica forced unhealthy on a node that is not the one asked is replaced, and
 //!    `docker service ps` on the manager says `unhealthy container`.
+//! 6.-8. The database's outages (see [`outage`]): shared, one replica cut off alone, and the
+//!    original's semantics side by side.
+//!
+//! Every replica uses the lab's PostgreSQL server, outside Swarm in a namespace of its own.
 //!
 //! The nodes that lose power or get cut are never the first node: it holds the Raft leadership
 //! (losing the leader costs a re-election, a different scenario; the README has its time) and
 //! the client container.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use xshell::{Shell, cmd};
+use xshell::cmd;
 
-use super::client::Client;
 use super::fleet;
-use super::node::Node;
+use super::outage::{self, Figures};
 use super::rollout;
-use super::swarm::{self, NETWORK, REPLICAS, SERVICE};
-use super::{NODES, Options, ROOT, SWITCH, teardown};
+use super::swarm::{self, REPLICAS, SERVICE};
+use super::testbed::{self, CONVERGE, Lab, NEXT, NEXT_RELEASE, describe};
+use super::{NODES, Options};
 use crate::docker::{self, Task, secs};
 use crate::e2e::Timing;
-use crate::image::LATEST;
 use crate::wait::{self, Poll};
-
-/// The tag the rolling update moves to: the same build under a new name, which changes the spec
-/// and so replaces every task.
-const NEXT: &str = "accountservice:lab-next";
-
-/// The release label the rolling update sets (`ACCOUNTSERVICE_RELEASE`), the tag of [`NEXT`]:
-/// the new replicas report `<version>+lab-next`, which is how the fleet view tells them apart.
-const NEXT_RELEASE: &str = "lab-next";
 
 /// The pause between two replicas of the rolling update (`--update-delay`).
 const UPDATE_DELAY: &str = "1s";
@@ -50,172 +45,58 @@ const UPDATE_DELAY: &str = "1s";
 /// The target for a node power loss with a 1 s heartbeat: back to full strength within 5 s.
 const POWER_LOSS_TARGET: Duration = Duration::from_secs(5);
 
-/// How long Swarm may take to converge after a fault before the scenario fails.
-const CONVERGE: Duration = Duration::from_secs(90);
-
 /// How long a healed node may take to stop its stale tasks (its agent reconnects with back-off).
 const HEAL: Duration = Duration::from_secs(150);
 
-/// The lab, built: its nodes, the manager that is asked, and the in-lab client.
-struct Lab {
-    nodes: Vec<Node>,
-    /// Swarm node ID to index in `nodes` (a node keeps its ID across a power loss).
-    ids: BTreeMap<String, usize>,
-    client: Client,
-    host: Shell,
-}
-
-impl Lab {
-    /// The first node: the leader, which every question about the Swarm goes to.
-    fn manager(&self) -> &Shell {
-        &self.nodes[0].sh
-    }
-
-    /// The lab node with this Swarm node ID.
-    fn node_by_id(&self, id: &str) -> Result<usize> {
-        self.ids
-            .get(id)
-            .copied()
-            .with_context(|| format!("no swarm node {id}"))
-    }
-
-    /// Where each serving task runs: lab node index (0-based) per task.
-    fn placement(&self, tasks: &[Task]) -> Result<Vec<usize>> {
-        tasks
-            .iter()
-            .map(|task| self.node_by_id(task.node_id.as_deref().unwrap_or_default()))
-            .collect()
-    }
-
-    /// A node other than the first that runs at least one serving task (the one with the
-    /// fewest), to lose or cut.
-    fn victim(&self) -> Result<usize> {
-        let tasks = swarm::serving(self.manager())?;
-        let placement = self.placement(&tasks)?;
-        let mut counts: BTreeMap<usize, usize> = BTreeMap::new();
-        for index in placement {
-            *counts.entry(index).or_default() += 1;
-        }
-        counts
-            .into_iter()
-            .filter(|(index, _)| *index != 0)
-            .min_by_key(|(_, count)| *count)
-            .map(|(index, _)| index)
-            .context("no node but the first runs a replica")
-    }
-
-    /// Running containers of the service on each node's own engine.
-    fn running_containers(&self) -> Result<Vec<RunningContainer>> {
-        let filter = format!("label=com.docker.swarm.service.name={SERVICE}");
-        let format = r#"{{.ID}} {{.Label "com.docker.swarm.task.name"}}"#;
-        let mut found = Vec::new();
-        for (node, lab_node) in self.nodes.iter().enumerate() {
-            let lines = cmd!(
-                lab_node.sh,
-                "docker ps --no-trunc --filter {filter} --format {format}"
-            )
-            .quiet()
-            .read()?;
-            for line in lines.lines() {
-                let (container, task) = line.split_once(' ').unwrap_or((line, ""));
-                found.push(RunningContainer {
-                    node,
-                    container: container.to_owned(),
-                    task: task.to_owned(),
-                });
-            }
-        }
-        Ok(found)
-    }
-
-    /// Waits until exactly [`REPLICAS`] containers of the service run across the lab and returns
-    /// them. Right after a node comes back, Swarm may briefly run more than it asked for (a stale
-    /// task not yet told to stop, a task the new leader re-creates) and then shuts the surplus
-    /// down: each surplus container seen on the way is printed, as part of what happened.
-    fn wait_only_replicas(&self, what: &str) -> Result<Vec<RunningContainer>> {
-        let mut surplus: BTreeMap<String, String> = BTreeMap::new();
-        let running = wait::until(what, CONVERGE, swarm::POLL, || {
-            let running = self.running_containers()?;
-            if running.len() == REPLICAS {
-                return Ok(Poll::Ready(running));
-            }
-            let described: Vec<String> = running
-                .iter()
-                .map(|container| container.describe(&self.nodes))
-                .collect();
-            if running.len() > REPLICAS {
-                for (container, text) in running.iter().zip(&described) {
-                    surplus.insert(container.container.clone(), text.clone());
-                }
-            }
-            Ok(Poll::Pending(format!(
-                "{} running: {}",
-                running.len(),
-                described.join(", ")
-            )))
-        })?;
-        let kept: BTreeSet<&str> = running.iter().map(|c| c.container.as_str()).collect();
-        for (container, text) in &surplus {
-            if !kept.contains(container.as_str()) {
-                println!("    on the way, a surplus container that Swarm then stopped: {text}");
-            }
-        }
-        Ok(running)
-    }
-}
-
-/// A running container of the service, as a lab node's engine lists it.
-#[derive(Debug)]
-struct RunningContainer {
-    /// The index of its node in the lab.
-    node: usize,
-    container: String,
-    /// Swarm's task name for it: `<service>.<slot>.<task id>`.
-    task: String,
-}
-
-impl RunningContainer {
-    /// `accountservice.2.abc… on aslab-node3 (container 1234abcd)`, for messages.
-    fn describe(&self, nodes: &[Node]) -> String {
-        let node = nodes
-            .get(self.node)
-            .map_or("an unknown node", |node| node.name.as_str());
-        let short = &self.container[..self.container.len().min(12)];
-        format!("{} on {node} (container {short})", self.task)
-    }
-}
-
 /// A scenario: runs on the lab and returns its timings.
-type Scenario = fn(&mut Lab) -> Result<Vec<Timing>>;
+type Scenario = fn(&mut Lab, &mut Figures) -> Result<Vec<Timing>>;
 
 /// Runs the inner process: build, scenarios, summary. The outer process tears down.
 pub fn run_inner(options: &Options) -> Result<()> {
     let mut report: Vec<(String, Duration, Vec<Timing>)> = Vec::new();
-    let lab = build()?;
+    let lab = testbed::build()?;
+    let mut figures = Figures::default();
     let wants = |number: u8| options.scenarios.is_empty() || options.scenarios.contains(&number);
     let mut lab = lab;
-    let scenarios: [(u8, &str, Scenario); 5] = [
-        (1, "three replicas spread over three nodes", spread),
+    let scenarios: [(u8, &str, Scenario); 8] = [
+        (1, "three replicas spread over three nodes", |lab, _| {
+            spread(lab)
+        }),
         (
             2,
             "power loss of a node: replaced elsewhere, back to full strength",
-            power_loss,
+            |lab, _| power_loss(lab),
         ),
         (
             3,
             "network cut of a node and heal: replaced, then the stale task stopped",
-            network_cut,
+            |lab, _| network_cut(lab),
         ),
         (
             4,
             "rolling update across the nodes under load from inside the lab, \
              the fleet view showing the versions change replica by replica",
-            rolling_update,
+            |lab, _| rolling_update(lab),
         ),
         (
             5,
             "a replica forced unhealthy on another node is replaced (`unhealthy container`)",
-            unhealthy,
+            |lab, _| unhealthy(lab),
+        ),
+        (
+            6,
+            "the database stopped for 30 s under load: a shared outage that restarts nothing",
+            outage::shared_outage,
+        ),
+        (
+            7,
+            "one replica cut off from the database alone: out of readiness, then replaced",
+            |lab, _| outage::cut_off_alone(lab),
+        ),
+        (
+            8,
+            "the same outage with the original's health check (`/health`), side by side",
+            outage::original_semantics,
         ),
     ];
     for (number, name, body) in scenarios {
@@ -225,7 +106,7 @@ pub fn run_inner(options: &Options) -> Result<()> {
         let title = format!("lab scenario {number}: {name}");
         println!("\n== {title}");
         let start = Instant::now();
-        let timings = body(&mut lab).with_context(|| format!("{title} failed"))?;
+        let timings = body(&mut lab, &mut figures).with_context(|| format!("{title} failed"))?;
         println!("  passed in {}", secs(start.elapsed()));
         report.push((title, start.elapsed(), timings));
     }
@@ -239,114 +120,12 @@ pub fn run_inner(options: &Options) -> Result<()> {
     Ok(())
 }
 
-/// Builds the lab: switch, nodes, daemons, Swarm, image, overlay network and client container.
-fn build() -> Result<Lab> {
-    let host = Shell::new()?;
-    println!("== lab: building {NODES} nodes");
-    let start = Instant::now();
-    std::fs::create_dir_all(ROOT)?;
-    teardown::note_run_netns()?;
-    cmd!(host, "ip netns add {SWITCH}").quiet().run()?;
-    cmd!(host, "ip -n {SWITCH} link set lo up").quiet().run()?;
-    cmd!(host, "ip -n {SWITCH} link add br0 type bridge")
-        .quiet()
-        .run()?;
-    cmd!(host, "ip -n {SWITCH} link set br0 up").quiet().run()?;
-    let mut nodes = (1..=NODES).map(Node::new).collect::<Result<Vec<_>>>()?;
-    for node in &nodes {
-        node.wire(&host)?;
-    }
-    for node in &mut nodes {
-        node.power_on()?;
-    }
-    Timing::print("namespaces, links and 3 daemons up", start.elapsed());
-
-    let formed = Instant::now();
-    swarm::form(&nodes)?;
-    Timing::print("swarm of 3 managers formed", formed.elapsed());
-
-    let loaded = Instant::now();
-    let archive = format!("{ROOT}/image.tar");
-    for node in &nodes {
-        cmd!(node.sh, "docker load --quiet --input {archive}")
-            .quiet()
-            .ignore_stdout()
-            .run()
-            .with_context(|| format!("loading the image into {}", node.name))?;
-        cmd!(node.sh, "docker tag {LATEST} {NEXT}").quiet().run()?;
-    }
-    Timing::print("image loaded into 3 nodes", loaded.elapsed());
-
-    let manager = &nodes[0].sh;
-    let leader = swarm::nodes(manager)?
-        .into_iter()
-        .find(|node| node.leader)
-        .context("the swarm has no leader")?;
-    ensure!(
-        leader.hostname == nodes[0].name,
-        "the leader is {}, expected the first node",
-        leader.hostname
-    );
-    cmd!(
-        manager,
-        "docker network create --driver overlay --attachable {NETWORK}"
-    )
-    .quiet()
-    .ignore_stdout()
-    .run()?;
-    // A plain container on the overlay network whose network namespace the in-lab client
-    // enters. It is not a task of the service, so no update or fault of the service moves it.
-    let client_id = cmd!(
-        manager,
-        "docker run --detach --name aslab-client --network {NETWORK} --no-healthcheck
-            --read-only --env ACCOUNTSERVICE_SEED_ACCOUNTS=0 {LATEST}"
-    )
-    .quiet()
-    .read()?;
-    let format = "{{.State.Pid}}";
-    let pid: u32 = cmd!(manager, "docker inspect --format {format} {client_id}")
-        .quiet()
-        .read()?
-        .trim()
-        .parse()
-        .context("the client container's PID")?;
-    let client = Client::new(pid)?;
-    let ids = swarm::hostnames(manager)?
-        .into_iter()
-        .map(|(id, hostname)| {
-            let index = nodes
-                .iter()
-                .position(|node| node.name == hostname)
-                .with_context(|| format!("no lab node named {hostname}"))?;
-            Ok((id, index))
-        })
-        .collect::<Result<_>>()?;
-    println!("  lab built in {}", secs(start.elapsed()));
-    Ok(Lab {
-        nodes,
-        ids,
-        client,
-        host,
-    })
-}
-
-/// A task's name for messages: slot, node and address.
-fn describe(lab: &Lab, task: &Task) -> String {
-    let node = lab
-        .node_by_id(task.node_id.as_deref().unwrap_or_default())
-        .map(|index| lab.nodes[index].name.clone())
-        .unwrap_or_else(|_| "?".to_owned());
-    format!(
-        "slot {} on {node} at {}",
-        task.slot.unwrap_or(0),
-        task.addresses.first().map_or("-", String::as_str)
-    )
-}
-
 /// Scenario 1.
 fn spread(lab: &mut Lab) -> Result<Vec<Timing>> {
     let mut timings = Vec::new();
-    let took = swarm::create_service(lab.manager(), &[fleet::PEERS.to_owned()])?;
+    let mut env = vec![fleet::PEERS.to_owned()];
+    env.extend(outage::service_env(lab.database.env()));
+    let took = swarm::create_service(lab.manager(), &env)?;
     timings.push(Timing::print(
         "`docker service create` to 3/3 healthy",
         took,
