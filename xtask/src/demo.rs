@@ -7,6 +7,12 @@
 //! how long that took), the task history's `unhealthy container` line, and the fleet view that
 //! each replica serves, with the status page's URL.
 //!
+//! The second act: one PostgreSQL server for the whole fleet, on this host outside Swarm (as a
+//! managed database would be), the replicas pointed at it by a rolling update; the server stopped
+//! and started again. Nothing restarts: the tasks stay the same, lookups answer 503 at once with
+//! `Retry-After` and the reason, the fleet view says "shared outage", and both replicas answer
+//! 200 again as soon as the server is back.
+//!
 //! The management port (6768: health routes, the fleet view, the switches) is not published: the
 //! demo reaches each task on its address on `docker_gwbridge`, the bridge Docker keeps on this host
 //! for the tasks of overlay networks, so only this host can flip a switch. The public port 6767
@@ -20,7 +26,7 @@
 //! to remove it. Every wait has a deadline and
 //! prints what it sees while it waits.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -35,6 +41,7 @@ use crate::docker::{self, MANAGEMENT_PORT, SERVICE_PORT, Task, secs};
 use crate::e2e::HEALTH_FLAGS;
 use crate::e2e::guards::{Swarm, remove_network, remove_service};
 use crate::image::{self, LATEST};
+use crate::postgres::{self, Server};
 use crate::project::Project;
 use crate::wait::{self, Poll};
 
@@ -109,7 +116,8 @@ pub fn run(sh: &Shell, project: &Project, options: &Options) -> Result<()> {
             .context("installing the signal handlers")?;
     }
     let fleet = Fleet::create(sh)?;
-    let result = story(sh, &interrupted);
+    let mut database = None;
+    let result = story(sh, &interrupted).and_then(|()| second_act(sh, &interrupted, &mut database));
     let total = started.elapsed();
 
     if options.keep && result.is_ok() {
@@ -127,12 +135,19 @@ pub fn run(sh: &Shell, project: &Project, options: &Options) -> Result<()> {
         println!(
             "remove it with: docker service rm {SERVICE} && docker network rm {NETWORK}{leave}"
         );
+        if let Some(database) = database {
+            println!("and its database with: {}", database.removal());
+        }
         return Ok(());
     }
 
-    step(8, "clean up");
+    step(12, "clean up");
     drop(fleet);
     drop(swarm);
+    if let Some(database) = database {
+        database.remove()?;
+        println!("removed the PostgreSQL server and its directory");
+    }
     let swarm_after = docker::swarm_state(sh)?;
     result?;
     ensure!(
@@ -363,6 +378,236 @@ fn story(sh: &Shell, interrupted: &AtomicBool) -> Result<()> {
     Ok(())
 }
 
+/// The second act: the fleet on one PostgreSQL server outside Swarm, which is stopped and
+/// started again. The server is left in `database` for the caller to remove (or keep).
+fn second_act(sh: &Shell, interrupted: &AtomicBool, database: &mut Option<Server>) -> Result<()> {
+    let http = Http::new()?;
+    step(
+        8,
+        "act two: one PostgreSQL server for the whole fleet, outside Swarm",
+    );
+    let server = database.insert(postgres::for_swarm_tasks(sh, "accountservice-demo-pg")?);
+    println!(
+        "PostgreSQL {} runs on this host at {} (as the unprivileged postgres user), reached by the \
+         tasks through {GWBRIDGE}",
+        server.version(),
+        server.endpoint()
+    );
+    let env = format!("ACCOUNTSERVICE_DATABASE_URL={}", server.url());
+    let shown = format!("ACCOUNTSERVICE_DATABASE_URL={}", server.url_redacted());
+    println!(
+        "$ docker service update --detach --update-order start-first --env-add {shown} {SERVICE}"
+    );
+    cmd!(
+        sh,
+        "docker service update --detach --update-order start-first --env-add {env} {SERVICE}"
+    )
+    .quiet()
+    .ignore_stdout()
+    .run()
+    .context("pointing the replicas at the database")?;
+    let old: Vec<String> = docker::service_tasks(sh, SERVICE)?
+        .into_iter()
+        .filter(|t| t.is_serving())
+        .map(|t| t.id)
+        .collect();
+    let updated = Instant::now();
+    let tasks = watch(
+        interrupted,
+        "both replicas replaced by ones that use the database, healthy",
+        CONVERGE_DEADLINE,
+        || {
+            let tasks = docker::service_tasks(sh, SERVICE)?;
+            let serving: Vec<Task> = tasks
+                .iter()
+                .filter(|t| t.is_serving() && !old.contains(&t.id))
+                .cloned()
+                .collect();
+            let running = tasks
+                .iter()
+                .filter(|t| t.desired_state == "running")
+                .count();
+            Ok(if serving.len() == REPLICAS && running == REPLICAS {
+                Poll::Ready(serving)
+            } else {
+                Poll::Pending(describe(&tasks))
+            })
+        },
+    )?;
+    println!(
+        "{REPLICAS}/{REPLICAS} healthy on PostgreSQL {} after the update",
+        secs(updated.elapsed())
+    );
+    let replicas = tasks
+        .iter()
+        .map(|task| Replica::of(sh, task))
+        .collect::<Result<Vec<_>>>()?;
+    for replica in &replicas {
+        let (status, body) = http.get(&format!("{}/accounts/10000", replica.public))?;
+        println!("GET {}/accounts/10000 -> {status} {body}", replica.public);
+        ensure!(
+            status == 200,
+            "a replica on PostgreSQL answered {status}: {body}"
+        );
+    }
+    let before: BTreeSet<String> = tasks.iter().map(|t| t.id.clone()).collect();
+
+    step(9, "stop the database: every replica loses it at once");
+    println!("$ pg_ctl stop -m fast   (as postgres)");
+    server.stop()?;
+    let stopped = Instant::now();
+    let fleet_url = format!("{}/health/fleet", replicas[0].management);
+    let shared = watch(
+        interrupted,
+        "lookups to answer 503 with the shared outage's reason",
+        DETECT_DEADLINE,
+        || {
+            let mut answers = Vec::new();
+            for replica in &replicas {
+                let url = format!("{}/accounts/10000", replica.public);
+                let (status, retry_after, body) = http.get_retry_after(&url)?;
+                answers.push((url, status, retry_after, body));
+            }
+            Ok(
+                if answers.iter().all(|(_, status, retry_after, body)| {
+                    *status == 503 && retry_after.is_some() && body.contains("shared outage")
+                }) {
+                    Poll::Ready(answers)
+                } else {
+                    Poll::Pending(
+                        answers
+                            .iter()
+                            .map(|(_, status, _, body)| format!("{status} {body}"))
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    )
+                },
+            )
+        },
+    )?;
+    println!("{} after the stop:", secs(stopped.elapsed()));
+    for (url, status, retry_after, body) in &shared {
+        println!(
+            "GET {url} -> {status}, Retry-After: {}, {body}",
+            retry_after.as_deref().unwrap_or_default()
+        );
+    }
+    let view = watch(
+        interrupted,
+        "the fleet view to say shared outage",
+        DETECT_DEADLINE,
+        || {
+            let view = fleet_view(&http, &fleet_url)?;
+            let all = view["replicas"].as_array().is_some_and(|list| {
+                list.len() == REPLICAS
+                    && list.iter().all(|replica| {
+                        replica["reason"]
+                            .as_str()
+                            .is_some_and(|reason| reason.contains("shared outage"))
+                    })
+            });
+            Ok(if all {
+                Poll::Ready(view)
+            } else {
+                Poll::Pending(format!("counts {}", view["counts"]))
+            })
+        },
+    )?;
+    println!("GET {fleet_url}:");
+    print_view(&view);
+    for replica in &replicas {
+        let url = format!("{}/health/live", replica.management);
+        let (status, body) = http.get(&url)?;
+        println!("GET {url} -> {status} {body}");
+        ensure!(status == 200, "liveness failed in a shared outage: {body}");
+    }
+    // The health check probes liveness every second and gives up after two failures: well past
+    // that, the tasks are the same ones.
+    let hold = watch(
+        interrupted,
+        "the outage to last ten seconds, Swarm replacing nothing",
+        Duration::from_secs(15),
+        || {
+            let tasks = docker::service_tasks(sh, SERVICE)?;
+            let running: BTreeSet<String> = tasks
+                .iter()
+                .filter(|t| t.desired_state == "running")
+                .map(|t| t.id.clone())
+                .collect();
+            ensure!(
+                running == before,
+                "Swarm replaced a task during the shared outage: {}",
+                describe(&tasks)
+            );
+            Ok(if stopped.elapsed() >= Duration::from_secs(10) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(describe(&tasks))
+            })
+        },
+    );
+    hold?;
+    shell(sh, &["docker", "service", "ps", SERVICE])?;
+    println!(
+        "{} into the outage: the same {REPLICAS} tasks, none restarted",
+        secs(stopped.elapsed())
+    );
+
+    step(10, "start the database again");
+    println!("$ pg_ctl start   (as postgres)");
+    server.start()?;
+    let returned = Instant::now();
+    watch(
+        interrupted,
+        "both replicas to answer 200 again",
+        DETECT_DEADLINE,
+        || {
+            let mut waiting = Vec::new();
+            for replica in &replicas {
+                let (status, body) = http.get(&format!("{}/accounts/10000", replica.public))?;
+                if status != 200 {
+                    waiting.push(format!("{status} {body}"));
+                }
+            }
+            Ok(if waiting.is_empty() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(waiting.join("; "))
+            })
+        },
+    )?;
+    println!(
+        "both replicas answer 200 again {} after the database returned, with no restart:",
+        secs(returned.elapsed())
+    );
+    for replica in &replicas {
+        let (status, body) = http.get(&format!("{}/accounts/10000", replica.public))?;
+        println!("GET {}/accounts/10000 -> {status} {body}", replica.public);
+    }
+
+    step(11, "the task history: nothing restarted");
+    let after: BTreeSet<String> = docker::service_tasks(sh, SERVICE)?
+        .into_iter()
+        .filter(|t| t.desired_state == "running")
+        .map(|t| t.id)
+        .collect();
+    shell(sh, &["docker", "service", "ps", SERVICE])?;
+    ensure!(
+        after == before,
+        "the tasks changed during the outage: {before:?} before, {after:?} after"
+    );
+    println!(
+        "the same tasks as before the outage ({}): a restart cannot cure a shared database, so \
+         the restart signal never failed",
+        before
+            .iter()
+            .map(|id| short(id))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
+
 /// `GET /health/fleet` as JSON.
 fn fleet_view(http: &Http, url: &str) -> Result<Value> {
     let (status, body) = http.get(url)?;
@@ -573,14 +818,25 @@ impl Http {
 
     /// `GET url`: status and body.
     fn get(&self, url: &str) -> Result<(u16, String)> {
+        let (status, _, body) = self.get_retry_after(url)?;
+        Ok((status, body))
+    }
+
+    /// `GET url`: status, `Retry-After` if sent, and body.
+    fn get_retry_after(&self, url: &str) -> Result<(u16, Option<String>, String)> {
         let response = self
             .0
             .get(url)
             .send()
             .with_context(|| format!("GET {url}"))?;
         let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
         let body = response.text().with_context(|| format!("reading {url}"))?;
-        Ok((status, body.trim().to_owned()))
+        Ok((status, retry_after, body.trim().to_owned()))
     }
 }
 

@@ -3,10 +3,12 @@
 //! address the replicas reach, optionally inside a network namespace of its own (the lab's).
 //! Stopped and started again by the outage scenarios; removed with its directory.
 
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail, ensure};
+use xshell::{Shell, cmd};
 
 /// The password of the server's `postgres` role, which the replicas log in as. The server is
 /// reachable only from the test network or this host, for as long as a scenario runs.
@@ -75,6 +77,30 @@ impl Server {
         format!(
             "postgres://postgres:{PASSWORD}@{}:{}/postgres?sslmode=disable",
             self.address, self.port
+        )
+    }
+
+    /// The URL with the password left out, to show.
+    pub fn url_redacted(&self) -> String {
+        self.url().replace(PASSWORD, "***")
+    }
+
+    /// The server's major version (Debian's directory name).
+    pub fn version(&self) -> String {
+        self.bin
+            .parent()
+            .and_then(Path::file_name)
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The commands that stop the server and remove it, for someone who kept it running.
+    pub fn removal(&self) -> String {
+        format!(
+            "runuser -u postgres -- {} -D {} -m fast stop && rm -r {}",
+            self.bin.join("pg_ctl").display(),
+            self.data().display(),
+            self.dir.display()
         )
     }
 
@@ -177,5 +203,67 @@ fn binaries() -> Result<PathBuf> {
             "PostgreSQL's server binaries are missing (/usr/lib/postgresql/*/bin/initdb): \
              install them with `apt-get install -y postgresql`"
         ),
+    }
+}
+
+/// Where the containers of a Swarm service reach this host: the address of the bridge that
+/// connects them to it (`docker_gwbridge`) and its network, as `a.b.c.d` and `a.b.c.0/n`.
+pub fn gateway(sh: &Shell) -> Result<(String, String)> {
+    let line = cmd!(sh, "ip -4 -o addr show dev docker_gwbridge")
+        .quiet()
+        .read()
+        .context("docker_gwbridge (made by the swarm) has no IPv4 address")?;
+    let cidr = line
+        .split_whitespace()
+        .skip_while(|word| *word != "inet")
+        .nth(1)
+        .context("no inet address on docker_gwbridge")?;
+    network_of(cidr)
+}
+
+/// `172.18.0.1/16` -> (`172.18.0.1`, `172.18.0.0/16`).
+fn network_of(cidr: &str) -> Result<(String, String)> {
+    let (addr, bits) = cidr.split_once('/').context("no prefix length")?;
+    let ip: Ipv4Addr = addr.parse().with_context(|| format!("address {addr}"))?;
+    let bits: u32 = bits.parse().with_context(|| format!("prefix {bits}"))?;
+    ensure!(bits <= 32, "prefix length {bits}");
+    let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+    let network = Ipv4Addr::from(u32::from(ip) & mask);
+    Ok((addr.to_owned(), format!("{network}/{bits}")))
+}
+
+/// A PostgreSQL server on this host for the containers of Swarm services, started, in a fresh
+/// directory under the system's temporary directory (the `postgres` user must reach it).
+pub fn for_swarm_tasks(sh: &Shell, prefix: &str) -> Result<Server> {
+    let (address, network) = gateway(sh)?;
+    // A port free on that address now; the server takes it a moment later.
+    let port = TcpListener::bind((address.as_str(), 0))?
+        .local_addr()?
+        .port();
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    let server = Server::init(&dir, &address, port, &network, None)?;
+    server.start()?;
+    Ok(server)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_network_of_an_interface_address_masks_the_host_bits() {
+        assert_eq!(
+            network_of("172.18.0.1/16").unwrap(),
+            ("172.18.0.1".to_owned(), "172.18.0.0/16".to_owned())
+        );
+        assert_eq!(
+            network_of("10.1.2.3/32").unwrap().1,
+            "10.1.2.3/32".to_owned()
+        );
+        assert!(network_of("10.1.2.3").is_err());
+        assert!(network_of("10.1.2.3/40").is_err());
     }
 }

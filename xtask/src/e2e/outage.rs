@@ -6,11 +6,10 @@
 //! back.
 
 use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, TcpListener};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use xshell::{Shell, cmd};
+use xshell::Shell;
 
 use super::Timing;
 use super::guards::{Network, Service};
@@ -18,7 +17,7 @@ use super::heal::{self, publish_both};
 use super::http::Client;
 use crate::docker::{self, Task, secs};
 use crate::image::LATEST;
-use crate::postgres::Server;
+use crate::postgres::{self, Server};
 use crate::wait::{self, Poll};
 
 /// The scenario's service.
@@ -31,49 +30,6 @@ const OUTAGE: Duration = Duration::from_secs(8);
 /// The health interval of the replicas (the service's default).
 const INTERVAL: Duration = Duration::from_secs(1);
 
-/// Where the containers of a Swarm service reach this host: the address of the bridge that
-/// connects them to it (`docker_gwbridge`) and its network, as `a.b.c.d` and `a.b.c.0/n`.
-pub fn gateway(sh: &Shell) -> Result<(String, String)> {
-    let line = cmd!(sh, "ip -4 -o addr show dev docker_gwbridge")
-        .quiet()
-        .read()
-        .context("docker_gwbridge (made by the swarm) has no IPv4 address")?;
-    let cidr = line
-        .split_whitespace()
-        .skip_while(|word| *word != "inet")
-        .nth(1)
-        .context("no inet address on docker_gwbridge")?;
-    network_of(cidr)
-}
-
-/// `172.18.0.1/16` -> (`172.18.0.1`, `172.18.0.0/16`).
-fn network_of(cidr: &str) -> Result<(String, String)> {
-    let (addr, bits) = cidr.split_once('/').context("no prefix length")?;
-    let ip: Ipv4Addr = addr.parse().with_context(|| format!("address {addr}"))?;
-    let bits: u32 = bits.parse().with_context(|| format!("prefix {bits}"))?;
-    ensure!(bits <= 32, "prefix length {bits}");
-    let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
-    let network = Ipv4Addr::from(u32::from(ip) & mask);
-    Ok((addr.to_owned(), format!("{network}/{bits}")))
-}
-
-/// A host PostgreSQL server for the containers of a Swarm service, started, in a fresh
-/// directory under the system's temporary directory (the `postgres` user must reach it).
-pub fn host_database(sh: &Shell, prefix: &str) -> Result<Server> {
-    let (address, network) = gateway(sh)?;
-    // A port free on that address now; the server takes it a moment later.
-    let port = TcpListener::bind((address.as_str(), 0))?
-        .local_addr()?
-        .port();
-    let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)?;
-    }
-    let server = Server::init(&dir, &address, port, &network, None)?;
-    server.start()?;
-    Ok(server)
-}
-
 /// Every task ID of the service, current and past.
 fn task_ids(sh: &Shell) -> Result<BTreeSet<String>> {
     Ok(docker::service_tasks(sh, SERVICE)?
@@ -85,7 +41,7 @@ fn task_ids(sh: &Shell) -> Result<BTreeSet<String>> {
 /// Scenario 7.
 pub fn database_outage_restarts_nothing(sh: &Shell, network: &Network) -> Result<Vec<Timing>> {
     let mut timings = Vec::new();
-    let server = host_database(sh, "accountservice-e2e-pg")?;
+    let server = postgres::for_swarm_tasks(sh, "accountservice-e2e-pg")?;
     let result = run(sh, network, &server, &mut timings);
     let removed = server.remove();
     result?;
@@ -239,23 +195,4 @@ fn run(sh: &Shell, network: &Network, server: &Server, timings: &mut Vec<Timing>
     );
     drop(service);
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_network_of_an_interface_address_masks_the_host_bits() {
-        assert_eq!(
-            network_of("172.18.0.1/16").unwrap(),
-            ("172.18.0.1".to_owned(), "172.18.0.0/16".to_owned())
-        );
-        assert_eq!(
-            network_of("10.1.2.3/32").unwrap().1,
-            "10.1.2.3/32".to_owned()
-        );
-        assert!(network_of("10.1.2.3").is_err());
-        assert!(network_of("10.1.2.3/40").is_err());
-    }
 }
