@@ -32,6 +32,7 @@
 //! so the run is quick; the image keeps its production values.
 
 pub(crate) mod balancer;
+mod flags;
 mod fleet;
 pub(crate) mod guards;
 mod heal;
@@ -46,25 +47,11 @@ use anyhow::{Context, Result, bail, ensure};
 use clap::Args;
 use xshell::{Shell, cmd};
 
+pub use self::flags::{HEALTH_FLAGS, LABEL};
 use crate::docker::{self, secs};
 use crate::image::{self, LATEST};
 use crate::project::Project;
-
-/// The label put on every container and service the scenarios create, to find leftovers.
-pub const LABEL: &str = "accountservice.e2e=1";
-
-/// Health-check overrides for the scenarios: a probe every second, unhealthy after two failures,
-/// five seconds of start-up grace. The probe's own timeout is 2 s, Docker's is above it.
-pub const HEALTH_FLAGS: [&str; 8] = [
-    "--health-interval",
-    "1s",
-    "--health-timeout",
-    "3s",
-    "--health-retries",
-    "2",
-    "--health-start-period",
-    "5s",
-];
+use crate::timing::Timing;
 
 /// Options of `cargo xtask e2e`.
 #[derive(Debug, Args)]
@@ -92,23 +79,6 @@ fn parse_nodes(text: &str) -> Result<u8, String> {
 impl Options {
     fn wants(&self, scenario: u8) -> bool {
         self.scenarios.is_empty() || self.scenarios.contains(&scenario)
-    }
-}
-
-/// One timing line of a scenario.
-pub struct Timing {
-    /// What was measured.
-    pub what: String,
-    /// How long it took.
-    pub took: Duration,
-}
-
-impl Timing {
-    /// Records and prints a timing at once, so it is visible even if the scenario fails later.
-    pub fn print(what: impl Into<String>, took: Duration) -> Self {
-        let what = what.into();
-        println!("    {what}: {}", secs(took));
-        Self { what, took }
     }
 }
 

@@ -18,6 +18,7 @@ mod cgroup;
 pub mod client;
 mod database;
 mod fleet;
+mod names;
 mod node;
 mod outage;
 mod proc;
@@ -41,19 +42,8 @@ use crate::docker::secs;
 use crate::image::{self, LATEST};
 use crate::project::Project;
 
+use self::names::{NODES, ROOT};
 use self::node::Node;
-
-/// Every name the lab gives (namespaces, cgroups, hostnames) starts with this.
-pub const PREFIX: &str = "aslab";
-
-/// The lab's directory: node data roots, sockets, pidfiles, logs, the saved image.
-pub const ROOT: &str = "/run/aslab";
-
-/// The switch namespace (it holds the bridge `br0`).
-pub const SWITCH: &str = "aslab-switch";
-
-/// Nodes in the lab.
-pub const NODES: usize = 3;
 
 /// Options of `cargo xtask lab`.
 #[derive(Debug, Args, Clone, Default)]
@@ -76,7 +66,7 @@ pub struct Options {
 /// Runs the task: the outer process, or the inner one with `--inner`.
 pub fn run(sh: &Shell, project: &Project, options: &Options) -> Result<()> {
     if options.inner {
-        return scenarios::run_inner(options);
+        return scenarios::run_inner(&options.scenarios);
     }
     let uid = cmd!(sh, "id -u").quiet().read()?;
     ensure!(

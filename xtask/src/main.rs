@@ -28,6 +28,7 @@ mod project;
 mod prometheus;
 mod server;
 mod status_page;
+mod timing;
 mod wait;
 
 use std::process::ExitCode;

@@ -13,14 +13,15 @@ use anyhow::{Context, Result, ensure};
 use serde_json::Value;
 use xshell::Shell;
 
+use super::flags::HEALTH_FLAGS;
 use super::guards::{Network, Service};
 use super::heal::{publish_both, wait_for_replicas};
 use super::http::{Client, Ports};
 use super::standalone::short;
-use super::{HEALTH_FLAGS, Timing};
 use crate::browser::{Chromium, Dom};
 use crate::docker::MANAGEMENT_PORT;
 use crate::image::LATEST;
+use crate::timing::Timing;
 use crate::wait::{self, Poll};
 
 /// The scenario's service.

@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use xshell::{Shell, cmd};
 
+use super::flags::LABEL;
 use crate::docker;
-use crate::e2e::LABEL;
 use crate::wait::{self, Poll};
 
 /// Runs `cleanup` with a fresh shell and prints any failure (destructors cannot return one).

@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use xshell::Shell;
 
+use super::flags::HEALTH_FLAGS;
 use super::guards::{Network, Service};
 use super::http::Client;
 use super::standalone::{short, wait_for_health};
-use super::{HEALTH_FLAGS, Timing};
 use crate::docker::{self, MANAGEMENT_PORT, SERVICE_PORT, Task};
 use crate::image::LATEST;
+use crate::timing::Timing;
 use crate::wait::{self, Poll};
 
 /// The scenarios' overlay network.

@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use xshell::Shell;
 
-use super::Timing;
 use super::guards::{Network, Service};
 use super::heal::{self, publish_both};
 use super::http::Client;
 use crate::docker::{self, Task, secs};
 use crate::image::LATEST;
 use crate::postgres::{self, Server};
+use crate::timing::Timing;
 use crate::wait::{self, Poll};
 
 /// The scenario's service.
@@ -79,7 +79,7 @@ fn run(sh: &Shell, network: &Network, server: &Server, timings: &mut Vec<Timing>
         "--restart-delay",
         "0s",
     ];
-    args.extend(super::HEALTH_FLAGS);
+    args.extend(super::flags::HEALTH_FLAGS);
     args.push(LATEST);
     let start = Instant::now();
     let service = Service::create(sh, SERVICE, &args)?;

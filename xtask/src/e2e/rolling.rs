@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail, ensure};
 use xshell::{Shell, cmd};
 
-use super::Timing;
 use super::balancer::{Counts, Load};
 use super::guards::{Service, Tag};
 use super::heal::{REPLICAS, wait_for_full_strength};
 use crate::docker::{self, UpdateStatus};
 use crate::image::LATEST;
+use crate::timing::Timing;
 use crate::wait::{self, Poll};
 
 /// The image the good update moves to: the same build under a new name, which changes the

@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use xshell::{Shell, cmd};
 
+use super::flags::HEALTH_FLAGS;
 use super::guards::Container;
 use super::http::{Client, Ports};
-use super::{HEALTH_FLAGS, Timing};
 use crate::dist::mib;
 use crate::docker::{self, ContainerState, MANAGEMENT_PORT, SERVICE_PORT};
 use crate::image::{LATEST, image_size};
+use crate::timing::Timing;
 use crate::wait::{self, Poll};
 
 /// The budget for the image, uncompressed.

@@ -27,7 +27,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 
-use super::{ROOT, cgroup};
+use super::cgroup;
+use super::names::ROOT;
 
 /// The cgroup every in-lab client process joins.
 pub const CGROUP: &str = "aslab-client";

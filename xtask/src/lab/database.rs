@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use xshell::{Shell, cmd};
 
+use super::names::{PREFIX, ROOT, SWITCH};
 use super::node::{Node, SUBNET};
-use super::{PREFIX, ROOT, SWITCH};
 use crate::postgres::Server;
 
 /// The database's port.

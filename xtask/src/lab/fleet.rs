@@ -271,6 +271,7 @@ mod tests {
                     address: (*address).to_owned(),
                     status: (*status).to_owned(),
                     version: None,
+                    reason: None,
                     superseded_by: None,
                     last_status: None,
                 })

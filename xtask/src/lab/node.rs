@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use xshell::{Shell, cmd};
 
-use super::{ROOT, SWITCH, cgroup, proc};
+use super::names::{PREFIX, ROOT, SWITCH};
+use super::{cgroup, proc};
 use crate::wait::{self, Poll};
 
 /// The address prefix of the lab's private test network: node N is `.1N`, the bridge has none.
@@ -54,7 +55,7 @@ pub struct Node {
 impl Node {
     /// Describes node `index` (nothing is created yet).
     pub fn new(index: usize) -> Result<Self> {
-        let name = format!("{}-node{index}", super::PREFIX);
+        let name = format!("{}-node{index}", PREFIX);
         let dir = PathBuf::from(ROOT).join(format!("node{index}"));
         let sh = Shell::new()?;
         sh.set_var(

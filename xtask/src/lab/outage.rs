@@ -23,8 +23,8 @@ use super::fleet::{self, INTERVAL};
 use super::swarm::{self, REPLICAS, SERVICE};
 use super::testbed::{CONVERGE, Lab, describe};
 use crate::docker::{MANAGEMENT_PORT, SERVICE_PORT, Task, secs};
-use crate::e2e::Timing;
 use crate::image::LATEST;
+use crate::timing::Timing;
 use crate::wait::{self, Poll};
 
 /// How long the database stays down in the outage scenarios.

@@ -30,13 +30,13 @@ use anyhow::{Context, Result, bail, ensure};
 use xshell::cmd;
 
 use super::fleet;
+use super::names::NODES;
 use super::outage::{self, Figures};
 use super::rollout;
 use super::swarm::{self, REPLICAS, SERVICE};
 use super::testbed::{self, CONVERGE, Lab, NEXT, NEXT_RELEASE, describe};
-use super::{NODES, Options};
 use crate::docker::{self, Task, secs};
-use crate::e2e::Timing;
+use crate::timing::Timing;
 use crate::wait::{self, Poll};
 
 /// The pause between two replicas of the rolling update (`--update-delay`).
@@ -52,11 +52,11 @@ const HEAL: Duration = Duration::from_secs(150);
 type Scenario = fn(&mut Lab, &mut Figures) -> Result<Vec<Timing>>;
 
 /// Runs the inner process: build, scenarios, summary. The outer process tears down.
-pub fn run_inner(options: &Options) -> Result<()> {
+pub fn run_inner(selected: &[u8]) -> Result<()> {
     let mut report: Vec<(String, Duration, Vec<Timing>)> = Vec::new();
     let lab = testbed::build()?;
     let mut figures = Figures::default();
-    let wants = |number: u8| options.scenarios.is_empty() || options.scenarios.contains(&number);
+    let wants = |number: u8| selected.is_empty() || selected.contains(&number);
     let mut lab = lab;
     let scenarios: [(u8, &str, Scenario); 8] = [
         (1, "three replicas spread over three nodes", |lab, _| {

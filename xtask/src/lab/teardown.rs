@@ -13,7 +13,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use xshell::{Shell, cmd};
 
-use super::{PREFIX, ROOT, cgroup, proc};
+use super::names::{PREFIX, ROOT};
+use super::{cgroup, proc};
 use crate::wait::{self, Poll};
 
 /// Where `ip netns` keeps its namespace files.

@@ -9,12 +9,13 @@ use xshell::{Shell, cmd};
 
 use super::client::Client;
 use super::database::Database;
+use super::names::{NODES, ROOT, SWITCH};
 use super::node::Node;
 use super::swarm::{self, NETWORK, REPLICAS, SERVICE};
-use super::{NODES, ROOT, SWITCH, teardown};
+use super::teardown;
 use crate::docker::{Task, secs};
-use crate::e2e::Timing;
 use crate::image::LATEST;
+use crate::timing::Timing;
 use crate::wait::{self, Poll};
 
 /// The tag the rolling update moves to: the same build under a new name, which changes the spec
