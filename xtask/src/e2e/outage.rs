@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use xshell::Shell;
+use xshell::{Shell, cmd};
 
 use super::guards::{Network, Service};
 use super::heal::{self, publish_both};
@@ -41,18 +41,10 @@ fn task_ids(sh: &Shell) -> Result<BTreeSet<String>> {
 /// Scenario 7.
 pub fn database_outage_restarts_nothing(sh: &Shell, network: &Network) -> Result<Vec<Timing>> {
     let mut timings = Vec::new();
-    let server = postgres::for_swarm_tasks(sh, "accountservice-e2e-pg")?;
-    let result = run(sh, network, &server, &mut timings);
-    let removed = server.remove();
-    result?;
-    removed?;
-    Ok(timings)
-}
-
-fn run(sh: &Shell, network: &Network, server: &Server, timings: &mut Vec<Timing>) -> Result<()> {
-    println!("    PostgreSQL on this host at {}", server.endpoint());
+    // The tasks reach this host through docker_gwbridge, which Docker makes when the first task
+    // joins an overlay network: the service starts on its embedded store, then a rolling update
+    // points it at the server, as an operator moving to a shared database would.
     let (public, management) = publish_both();
-    let url = format!("ACCOUNTSERVICE_DATABASE_URL={}", server.url());
     let peers = format!(
         "ACCOUNTSERVICE_PEERS=tasks.{SERVICE}:{}",
         docker::MANAGEMENT_PORT
@@ -70,22 +62,54 @@ fn run(sh: &Shell, network: &Network, server: &Server, timings: &mut Vec<Timing>
         "--publish",
         &management,
         "--env",
-        &url,
-        "--env",
         &peers,
         "--read-only",
         "--restart-condition",
         "any",
         "--restart-delay",
         "0s",
+        "--update-order",
+        "start-first",
+        "--update-delay",
+        "0s",
     ];
     args.extend(super::flags::HEALTH_FLAGS);
     args.push(LATEST);
     let start = Instant::now();
     let service = Service::create(sh, SERVICE, &args)?;
-    let tasks = heal::wait_for_full_strength(sh, SERVICE, |_| true)?;
+    heal::wait_for_full_strength(sh, SERVICE, |_| true)?;
     timings.push(Timing::print(
-        "`docker service create` with the database URL to 2/2 healthy",
+        "`docker service create` to 2/2 healthy",
+        start.elapsed(),
+    ));
+    let server = postgres::for_swarm_tasks(sh, "accountservice-e2e-pg")?;
+    let result = run(sh, &server, &mut timings);
+    // The service before the server, whose removal would otherwise be an outage it reports.
+    drop(service);
+    let removed = server.remove();
+    result?;
+    removed?;
+    Ok(timings)
+}
+
+fn run(sh: &Shell, server: &Server, timings: &mut Vec<Timing>) -> Result<()> {
+    println!("    PostgreSQL on this host at {}", server.endpoint());
+    let url = format!("ACCOUNTSERVICE_DATABASE_URL={}", server.url());
+    let old = task_ids(sh)?;
+    let start = Instant::now();
+    cmd!(
+        sh,
+        "docker service update --detach --env-add {url} {SERVICE}"
+    )
+    .quiet()
+    .ignore_stdout()
+    .run()
+    .context("pointing the service at the database")?;
+    let tasks = heal::wait_for_full_strength(sh, SERVICE, |tasks| {
+        tasks.iter().all(|task| !old.contains(&task.id))
+    })?;
+    timings.push(Timing::print(
+        "rolling update onto the database to 2/2 healthy",
         start.elapsed(),
     ));
     let ports: Vec<u16> = tasks
@@ -193,6 +217,5 @@ fn run(sh: &Shell, network: &Network, server: &Server, timings: &mut Vec<Timing>
         "the replicas served again only {} after the database returned",
         secs(back)
     );
-    drop(service);
     Ok(())
 }
