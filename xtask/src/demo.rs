@@ -414,7 +414,7 @@ fn second_act(sh: &Shell, interrupted: &AtomicBool, database: &mut Option<Server
     let updated = Instant::now();
     let tasks = watch(
         interrupted,
-        "both replicas replaced by ones that use the database, healthy",
+        "both replicas replaced by ones that use the database, healthy, the old ones gone",
         CONVERGE_DEADLINE,
         || {
             let tasks = docker::service_tasks(sh, SERVICE)?;
@@ -427,11 +427,18 @@ fn second_act(sh: &Shell, interrupted: &AtomicBool, database: &mut Option<Server
                 .iter()
                 .filter(|t| t.desired_state == "running")
                 .count();
-            Ok(if serving.len() == REPLICAS && running == REPLICAS {
-                Poll::Ready(serving)
-            } else {
-                Poll::Pending(describe(&tasks))
-            })
+            // An old replica still draining is still in Swarm's DNS, and so one of the peers
+            // the new ones ask: the outage starts once it is gone.
+            let draining = tasks
+                .iter()
+                .any(|t| old.contains(&t.id) && t.state == "running");
+            Ok(
+                if serving.len() == REPLICAS && running == REPLICAS && !draining {
+                    Poll::Ready(serving)
+                } else {
+                    Poll::Pending(describe(&tasks))
+                },
+            )
         },
     )?;
     println!(

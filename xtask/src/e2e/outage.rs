@@ -108,6 +108,25 @@ fn run(sh: &Shell, server: &Server, timings: &mut Vec<Timing>) -> Result<()> {
     let tasks = heal::wait_for_full_strength(sh, SERVICE, |tasks| {
         tasks.iter().all(|task| !old.contains(&task.id))
     })?;
+    // An old replica still draining is still in Swarm's DNS, and so one of the peers the new
+    // ones ask: the outage starts once it is gone.
+    wait::until(
+        "the old replicas to stop",
+        Duration::from_secs(30),
+        Duration::from_millis(250),
+        || {
+            let draining: Vec<String> = docker::service_tasks(sh, SERVICE)?
+                .into_iter()
+                .filter(|task| old.contains(&task.id) && task.state == "running")
+                .map(|task| task.id)
+                .collect();
+            Ok(if draining.is_empty() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(format!("still running: {draining:?}"))
+            })
+        },
+    )?;
     timings.push(Timing::print(
         "rolling update onto the database to 2/2 healthy",
         start.elapsed(),
