@@ -14,8 +14,9 @@
 //!    replica at a time, every replica on the new version at the end).
 //! 5. A replica forced unhealthy on a node that is not the one asked is replaced, and
 //!    `docker service ps` on the manager says `unhealthy container`.
-//! 6.-8. The database's outages (see [`outage`]): shared, one replica cut off alone, and the
-//!    original's semantics side by side.
+//! 6. The database stopped for 30 s: a shared outage that restarts nothing (see [`outage`]).
+//! 7. One replica cut off from the database alone: out of readiness, then replaced.
+//! 8. The same outage with the original's health check on `/health`, side by side with 6.
 //!
 //! Every replica uses the lab's PostgreSQL server, outside Swarm in a namespace of its own.
 //!
