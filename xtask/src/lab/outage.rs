@@ -424,6 +424,10 @@ pub fn cut_off_alone(lab: &mut Lab) -> Result<Vec<Timing>> {
 /// Scenario 8.
 pub fn original_semantics(lab: &mut Lab, figures: &mut Figures) -> Result<Vec<Timing>> {
     let mut timings = Vec::new();
+    let ours = figures.ours.clone().context(
+        "scenario 6 (our semantics) did not run, so there is nothing to compare with: \
+         run `--scenario 6 --scenario 8`",
+    )?;
     // The image has no shell, so `--health-cmd` (run by a shell) cannot name the path: an image
     // of the same build whose health check is the original's, in exec form, built on each node.
     let dockerfile = format!(
@@ -453,7 +457,7 @@ pub fn original_semantics(lab: &mut Lab, figures: &mut Figures) -> Result<Vec<Ti
     .quiet()
     .ignore_stdout()
     .run()?;
-    let tasks = swarm::wait_full_strength(
+    swarm::wait_full_strength(
         lab.manager(),
         "3/3 healthy with the original's health check",
         CONVERGE,
@@ -501,11 +505,6 @@ pub fn original_semantics(lab: &mut Lab, figures: &mut Figures) -> Result<Vec<Ti
         "the original's: database back to 200 from every replica",
         recovered,
     ));
-    drop(tasks);
-    let ours = figures
-        .ours
-        .clone()
-        .context("scenario 6 (our semantics) did not run, so there is nothing to compare")?;
     println!("\n    the same 30 s database outage under load, side by side:");
     println!(
         "    {:<44} {:>14} {:>22}",
