@@ -178,18 +178,22 @@ pub fn shared_outage(lab: &mut Lab, figures: &mut Figures) -> Result<Vec<Timing>
             let look = Instant::now();
             let view = fleet::ask(&lab.client, &observer)?;
             let since = stopped.elapsed();
-            let shared = view.replicas.len() == REPLICAS
-                && view.replicas.iter().all(|replica| {
-                    replica
-                        .reason
-                        .as_deref()
-                        .is_some_and(|reason| reason.contains("shared outage"))
-                });
+            // Every serving replica (the view also lists, GONE, those earlier scenarios
+            // replaced).
+            let shared = ips.iter().all(|ip| {
+                view.replicas.iter().any(|replica| {
+                    replica.ip() == ip
+                        && replica
+                            .reason
+                            .as_deref()
+                            .is_some_and(|reason| reason.contains("shared outage"))
+                })
+            });
             if shared {
                 // The look itself (a process started in the lab) and the pause before it are
                 // the measurement's resolution.
                 fleet_shared = Some((since, look.elapsed() + Duration::from_millis(100)));
-                for replica in &view.replicas {
+                for replica in view.replicas.iter().filter(|r| ips.contains(r.ip())) {
                     println!(
                         "    fleet view from {observer}: {} {} {}",
                         replica.address,
