@@ -118,21 +118,32 @@ pub fn nodes(sh: &Shell) -> Result<Vec<SwarmNode>> {
 
 /// Every task of the service (current and history), as the manager behind `sh` sees them,
 /// without the CLI's complaints on stderr while the Swarm has no leader.
+///
+/// Swarm prunes a slot's oldest tasks from its history as new ones come: one listed a moment ago
+/// may be gone when inspected, and then the listing is taken again (a few times at most).
 pub fn tasks(sh: &Shell) -> Result<Vec<Task>> {
-    let ids = cmd!(sh, "docker service ps --quiet --no-trunc {SERVICE}")
-        .quiet()
-        .ignore_stderr()
-        .read()
-        .context("`docker service ps` failed (no leader?)")?;
-    let ids: Vec<&str> = ids.lines().filter(|line| !line.is_empty()).collect();
-    if ids.is_empty() {
-        return Ok(Vec::new());
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let ids = cmd!(sh, "docker service ps --quiet --no-trunc {SERVICE}")
+            .quiet()
+            .ignore_stderr()
+            .read()
+            .context("`docker service ps` failed (no leader?)")?;
+        let ids: Vec<&str> = ids.lines().filter(|line| !line.is_empty()).collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inspected = cmd!(sh, "docker inspect --type task {ids...}")
+            .quiet()
+            .ignore_stderr()
+            .read();
+        match inspected {
+            Ok(json) => return docker::parse_tasks(&json),
+            Err(err) if attempt >= 3 => return Err(err.into()),
+            Err(_) => continue,
+        }
     }
-    let json = cmd!(sh, "docker inspect --type task {ids...}")
-        .quiet()
-        .ignore_stderr()
-        .read()?;
-    docker::parse_tasks(&json)
 }
 
 /// Polls `look` every [`POLL`] until it is ready, for at most `deadline`. Unlike
