@@ -12,7 +12,7 @@ use std::{
 
 use crate::{
     app::{App, database, shared, spawn_over},
-    pg::PgServer,
+    pg::{PASSWORD, PgServer, Proxy},
 };
 
 /// The longest a lookup may take with the default bounds (acquire 0.5 s, statement 0.4 s plus
@@ -271,5 +271,72 @@ async fn max_connections_taken_by_others_is_a_503_saying_too_many_clients() {
         .health_until(RECOVERY_BOUND, |status, _| status == 200)
         .await;
     assert!(took < RECOVERY_BOUND, "{took:?}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_stops_answering_on_open_connections_is_a_503_within_the_bound() {
+    let server = shared();
+    let db = server.create_database("silent");
+    let proxy = Proxy::to(server.port());
+    let url = format!(
+        "postgres://postgres:{PASSWORD}@127.0.0.1:{}/{db}",
+        proxy.port()
+    );
+    let app = spawn_over(&url, &[]).await;
+    app.health_until(RECOVERY_BOUND, |status, _| status == 200)
+        .await;
+    // Every connection stays open, and nothing comes back on any of them: half-open.
+    proxy.set_cut(true);
+    let started = Instant::now();
+    let (status, body) = app.get("/accounts/10001").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(started.elapsed() < REQUEST_BOUND, "{:?}", started.elapsed());
+    let (_, body, _) = app
+        .health_until(Duration::from_secs(5), |status, _| status == 503)
+        .await;
+    assert!(reason(&body).starts_with("timed out after"), "{body}");
+    // The connections that went silent were dropped, not handed to the next caller.
+    proxy.set_cut(false);
+    let (_, _, took) = app
+        .health_until(RECOVERY_BOUND, |status, _| status == 200)
+        .await;
+    assert!(took < RECOVERY_BOUND, "{took:?}");
+    for _ in 0..20 {
+        assert_eq!(app.get("/accounts/10001").await.0, 200);
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_changed_under_a_running_replica_is_reported_as_authentication_failed() {
+    let server = shared();
+    let db = server.create_database("rotated");
+    let role = format!("{db}_app");
+    server.psql(
+        "postgres",
+        &format!("CREATE ROLE {role} LOGIN PASSWORD 'first'; ALTER DATABASE {db} OWNER TO {role}"),
+    );
+    let url = format!("postgres://{role}:first@127.0.0.1:{}/{db}", server.port());
+    let app = spawn_over(&url, &[]).await;
+    app.health_until(RECOVERY_BOUND, |status, _| status == 200)
+        .await;
+    server.psql(
+        "postgres",
+        &format!(
+            "ALTER ROLE {role} PASSWORD 'second'; \
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'"
+        ),
+    );
+    // The pool reports the server's refusal as such, not as a timeout.
+    let (_, body, _) = app
+        .health_until(Duration::from_secs(5), |_, body| {
+            reason(body) == "authentication failed"
+        })
+        .await;
+    assert!(!body.to_string().contains("first"), "{body}");
+    server.psql("postgres", &format!("ALTER ROLE {role} PASSWORD 'first'"));
+    app.health_until(RECOVERY_BOUND, |status, _| status == 200)
+        .await;
     app.stop().await;
 }

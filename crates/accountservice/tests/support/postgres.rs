@@ -344,3 +344,107 @@ impl BlackHole {
 pub fn exists(path: &Path) -> bool {
     path.exists()
 }
+
+/// A TCP proxy to a server that can be cut without closing anything: while cut, it keeps every
+/// connection open and accepts new ones, but forwards nothing either way, as a peer that
+/// vanished or a network partition looks to the client (half-open connections).
+pub struct Proxy {
+    port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Proxy {
+    /// Forwarding 127.0.0.1:`port()` to 127.0.0.1:`upstream`.
+    pub fn to(upstream: u16) -> Self {
+        use std::sync::{Arc, atomic::AtomicBool};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = listener.local_addr().expect("bound").port();
+        listener.set_nonblocking(true).expect("non-blocking");
+        let cut = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (cut_flag, stop_flag) = (cut.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop_flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let _ = client.set_nonblocking(false);
+                        let server = std::net::TcpStream::connect(("127.0.0.1", upstream)).ok();
+                        pipe_both_ways(client, server, &cut_flag, &stop_flag);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Self { port, cut, stop }
+    }
+
+    /// The port clients connect to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops (`true`) or resumes (`false`) forwarding.
+    pub fn set_cut(&self, cut: bool) {
+        self.cut.store(cut, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Copies `client` to `server` and back on two threads; while `cut`, reads are discarded.
+fn pipe_both_ways(
+    client: std::net::TcpStream,
+    server: Option<std::net::TcpStream>,
+    cut: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    let Some(server) = server else {
+        // Nothing to forward to: hold the connection open and silent until the proxy stops.
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            drop(client);
+        });
+        return;
+    };
+    let pairs = [
+        (client.try_clone(), server.try_clone()),
+        (server.try_clone(), client.try_clone()),
+    ];
+    for (from, to) in pairs {
+        let (Ok(mut from), Ok(mut to)) = (from, to) else {
+            return;
+        };
+        let (cut, stop) = (cut.clone(), stop.clone());
+        std::thread::spawn(move || {
+            use std::io::Read as _;
+            let _ = from.set_read_timeout(Some(Duration::from_millis(100)));
+            let mut buffer = [0_u8; 16 * 1024];
+            while !stop.load(Ordering::Relaxed) {
+                match from.read(&mut buffer) {
+                    Ok(0) => break,
+                    Ok(n) if !cut.load(Ordering::Relaxed) => {
+                        if to.write_all(&buffer[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(error)
+                        if matches!(
+                            error.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
+                    Err(_) => break,
+                }
+            }
+            let _ = to.shutdown(std::net::Shutdown::Write);
+        });
+    }
+}
