@@ -60,7 +60,7 @@ use crate::{
     store::{
         AccountStore, FaultInjectingStore, FaultSwitch, PgStore, RedbStore, SeedReport, Store,
         StoreError,
-        postgres::{Blocking, PgSettings},
+        postgres::{Blocking, PgSettings, pool_metrics::PoolCollector},
     },
 };
 
@@ -223,10 +223,14 @@ impl Application {
             .local_addr()
             .map_err(|source| StartupError::Bind { address, source })?;
         let draining = Draining::reported_in(health.clone());
+        let mut metrics = Metrics::new(health.clone(), &version);
+        if let Store::Postgres { store, .. } = &serving {
+            metrics.register_collector(Box::new(PoolCollector::new(store.clone())));
+        }
         let endpoints = Endpoints {
             fleet,
             draining: draining.clone(),
-            metrics: Arc::new(Metrics::new(health.clone(), &version)),
+            metrics: Arc::new(metrics),
             testability: fault.map(|database| Testability {
                 health: health.clone(),
                 database,

@@ -85,3 +85,36 @@ async fn seeding_twice_keeps_existing_rows_and_writes_only_the_missing() {
     );
     second.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_show_the_pool_by_state_its_waits_durations_and_errors_by_cause() {
+    let server = shared();
+    let db = server.create_database("metrics");
+    let app = spawn_over(&server.url(&db), &[]).await;
+    for id in ["10001", "10002", "99999"] {
+        app.get(&format!("/accounts/{id}")).await;
+    }
+    let (status, text) = app.get("/metrics").await;
+    assert_eq!(status, 200);
+    for series in [
+        "accountservice_db_pool_connections{state=\"idle\"} ",
+        "accountservice_db_pool_connections{state=\"busy\"} ",
+        "accountservice_db_pool_max_connections 16",
+        "accountservice_db_pool_waiting 0",
+        "accountservice_db_pool_waits_total ",
+        "accountservice_db_acquire_duration_seconds_count ",
+        "accountservice_db_query_duration_seconds_count ",
+    ] {
+        assert!(text.contains(series), "no {series} in:\n{text}");
+    }
+    // A failure is counted by its cause: the table is gone.
+    server.psql(&db, "ALTER TABLE accounts RENAME TO gone");
+    assert_eq!(app.get("/accounts/10001").await.0, 503);
+    let (_, text) = app.get("/metrics").await;
+    assert!(
+        text.contains("accountservice_db_errors_total{cause=\"schema missing\"} "),
+        "{text}"
+    );
+    server.psql(&db, "ALTER TABLE gone RENAME TO accounts");
+    app.stop().await;
+}

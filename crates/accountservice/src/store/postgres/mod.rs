@@ -10,10 +10,13 @@
 //!   advisory lock and recorded in the database.
 //! - [`pg_store`]: [`PgStore`], the pool and the prepared statements of lookups, seeding and
 //!   the health check.
+//! - [`pool_metrics`]: the pool's series in `/metrics` (connections by state, waits, acquire
+//!   and query durations, errors by cause).
 
 pub mod failure;
 pub mod migrations;
 mod pg_store;
+pub mod pool_metrics;
 pub mod settings;
 
 pub use pg_store::{Blocking, PgStore, PoolState};

@@ -12,7 +12,11 @@
 //! they are next taken (deadpool's fast recycling checks `is_closed`), and a dead peer is noticed
 //! by TCP keepalive and `TCP_USER_TIMEOUT` (see [`super::settings`]).
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, Timeouts,
@@ -22,6 +26,7 @@ use tokio_postgres::NoTls;
 use super::{
     failure,
     migrations::{self, Applied},
+    pool_metrics::PoolMetrics,
     settings::{CLIENT_GRACE, PgSettings, seconds},
 };
 use crate::{
@@ -68,6 +73,7 @@ pub struct PgStore {
     acquire_timeout: Duration,
     query_timeout: Duration,
     startup_statement_timeout: Duration,
+    metrics: Arc<PoolMetrics>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -114,7 +120,13 @@ impl PgStore {
             acquire_timeout: settings.acquire_timeout,
             query_timeout: settings.query_timeout(),
             startup_statement_timeout: settings.startup_statement_timeout,
+            metrics: Arc::default(),
         })
+    }
+
+    /// The counters and histograms of `/metrics` (see `pool_metrics`).
+    pub fn metrics(&self) -> &PoolMetrics {
+        &self.metrics
     }
 
     /// The URL with its password redacted.
@@ -163,9 +175,17 @@ impl PgStore {
 
     /// A connection from the pool within the acquire timeout.
     async fn connection(&self, operation: &'static str) -> Result<Object, StoreError> {
-        bounded(operation, self.acquire_timeout, self.pool.get())
-            .await?
-            .map_err(|error| pool_error(operation, error, self.acquire_timeout))
+        if self.pool.status().available == 0 {
+            self.metrics.waited();
+        }
+        let started = Instant::now();
+        let result = bounded(operation, self.acquire_timeout, self.pool.get())
+            .await
+            .and_then(|got| {
+                got.map_err(|error| pool_error(operation, error, self.acquire_timeout))
+            });
+        self.metrics.acquired(started.elapsed().as_secs_f64());
+        result.inspect_err(|error| self.metrics.failed(error))
     }
 
     /// Runs `query` on `client` within `limit`; a connection that timed out is taken out of
@@ -177,14 +197,17 @@ impl PgStore {
         mut client: Object,
         query: impl AsyncFnOnce(&mut Object) -> Result<T, tokio_postgres::Error>,
     ) -> Result<T, StoreError> {
+        let started = Instant::now();
         let outcome = tokio::time::timeout(limit, query(&mut client)).await;
-        match outcome {
+        self.metrics.queried(started.elapsed().as_secs_f64());
+        let result = match outcome {
             Ok(result) => result.map_err(|error| StoreError::postgres(operation, error)),
             Err(_) => {
                 drop(Object::take(client));
                 Err(StoreError::timed_out(operation, limit))
             }
-        }
+        };
+        result.inspect_err(|error| self.metrics.failed(error))
     }
 
     /// Looks one account up.
