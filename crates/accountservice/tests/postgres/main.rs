@@ -14,3 +14,4 @@ mod app;
 mod faults;
 mod lookups;
 mod process;
+mod tls;

@@ -10,7 +10,7 @@ use crate::{
 };
 
 /// Runs the binary over `url` until it exits (it must, within `limit`); its stderr.
-fn exit_line(url: &str, extra: &[&str], limit: Duration) -> String {
+pub fn exit_line(url: &str, extra: &[&str], limit: Duration) -> String {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let mut args = support::args("accounts.db", &["--database-url", url]);
     args.extend_from_slice(extra);
