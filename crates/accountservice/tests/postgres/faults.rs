@@ -11,17 +11,20 @@ use std::{
 };
 
 use crate::{
-    app::{App, database, shared, spawn_over},
+    app::{App, SLACK, database, shared, spawn_over},
     pg::{PASSWORD, PgServer, Proxy},
 };
 
-/// The longest a lookup may take with the default bounds (acquire 0.5 s, statement 0.4 s plus
-/// the client's 0.1 s), with a margin for a busy machine.
-const REQUEST_BOUND: Duration = Duration::from_millis(2500);
+/// The longest a lookup may take with these tests' bounds (acquire 2 s, statement 0.4 s plus
+/// the client's 0.1 s), with slack for a busy machine.
+const REQUEST_BOUND: Duration = Duration::from_millis(2500).saturating_add(SLACK);
 
 /// How long after the server is back health must be `UP` again: one health interval (0.2 s in
-/// these tests) plus a connect and a margin for a busy machine.
-const RECOVERY_BOUND: Duration = Duration::from_secs(3);
+/// these tests) plus a connect within the acquire timeout, with slack for a busy machine.
+const RECOVERY_BOUND: Duration = Duration::from_millis(2200).saturating_add(SLACK);
+
+/// How long a fault may take to show as `DOWN`: the same.
+const DETECTION_BOUND: Duration = RECOVERY_BOUND;
 
 /// Requests `/accounts/10001` in a loop until stopped; counts answers by status and records the
 /// slowest.
@@ -119,7 +122,7 @@ async fn survives(server: &PgServer, app: &App, fault: impl Fn(&PgServer), reaso
         .await;
     fault(server);
     let (_, body, _) = app
-        .health_until(Duration::from_secs(10), |status, _| status == 503)
+        .health_until(DETECTION_BOUND, |status, _| status == 503)
         .await;
     let why = reason(&body);
     assert!(
@@ -212,7 +215,7 @@ async fn a_statement_over_the_timeout_is_a_503_saying_so() {
     // The first failing round may be another true reason (a connection opened for the check
     // while the machine is busy can outlast the acquire timeout); the statement's own comes.
     let (status, _, _) = app
-        .health_until(Duration::from_secs(5), |_, body| {
+        .health_until(DETECTION_BOUND, |_, body| {
             reason(body) == "statement timeout"
         })
         .await;
@@ -237,7 +240,7 @@ async fn max_connections_taken_by_others_is_a_503_saying_too_many_clients() {
     // Take every slot: whenever none is free, end the service's connections (its checks
     // reconnect meanwhile, a race, hence the loop) until all of them are ours.
     let mut others = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(10) + SLACK;
     while others.len() < MAX_CONNECTIONS {
         assert!(
             Instant::now() < deadline,
@@ -259,7 +262,7 @@ async fn max_connections_taken_by_others_is_a_503_saying_too_many_clients() {
         }
     }
     let (_, body, _) = app
-        .health_until(Duration::from_secs(10), |status, _| status == 503)
+        .health_until(DETECTION_BOUND, |status, _| status == 503)
         .await;
     assert_eq!(reason(&body), "too many clients", "{body}");
     let started = Instant::now();
@@ -293,7 +296,7 @@ async fn a_server_that_stops_answering_on_open_connections_is_a_503_within_the_b
     assert_eq!(status, 503, "{body}");
     assert!(started.elapsed() < REQUEST_BOUND, "{:?}", started.elapsed());
     let (_, body, _) = app
-        .health_until(Duration::from_secs(5), |status, _| status == 503)
+        .health_until(DETECTION_BOUND, |status, _| status == 503)
         .await;
     assert!(reason(&body).starts_with("timed out after"), "{body}");
     // The connections that went silent were dropped, not handed to the next caller.
@@ -330,7 +333,7 @@ async fn a_password_changed_under_a_running_replica_is_reported_as_authenticatio
     );
     // The pool reports the server's refusal as such, not as a timeout.
     let (_, body, _) = app
-        .health_until(Duration::from_secs(5), |_, body| {
+        .health_until(DETECTION_BOUND, |_, body| {
             reason(body) == "authentication failed"
         })
         .await;

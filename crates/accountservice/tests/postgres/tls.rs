@@ -115,7 +115,7 @@ fn verify_full_with_another_ca_is_refused_in_one_line() {
         "localhost",
         &format!("sslmode=verify-full&sslrootcert={}", setup.other_ca),
     );
-    let line = exit_line(&url, &[], Duration::from_secs(20));
+    let line = exit_line(&url, &[], Duration::from_secs(30));
     assert!(line.contains("certificate rejected"), "{line}");
     assert!(line.contains("sslmode=verify-full"), "{line}");
 }
@@ -128,7 +128,7 @@ fn verify_full_with_a_host_name_the_certificate_does_not_name_is_refused_in_one_
         "127.0.0.1",
         &format!("sslmode=verify-full&sslrootcert={}", setup.right_ca),
     );
-    let line = exit_line(&url, &[], Duration::from_secs(20));
+    let line = exit_line(&url, &[], Duration::from_secs(30));
     assert!(line.contains("certificate rejected"), "{line}");
     assert!(line.contains("not valid for name"), "{line}");
 }
@@ -175,7 +175,7 @@ fn require_against_a_server_without_tls_is_refused_in_one_line() {
     let server = shared();
     let db = server.create_database("plain");
     let url = format!("{}?sslmode=require", server.url(&db));
-    let line = exit_line(&url, &[], Duration::from_secs(20));
+    let line = exit_line(&url, &[], Duration::from_secs(30));
     assert!(line.contains("server does not offer TLS"), "{line}");
 }
 
@@ -186,6 +186,6 @@ fn an_unreadable_root_file_is_refused_naming_it() {
         "{}?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
         server.url("postgres")
     );
-    let line = exit_line(&url, &[], Duration::from_secs(20));
+    let line = exit_line(&url, &[], Duration::from_secs(30));
     assert!(line.contains("/nonexistent/ca.pem"), "{line}");
 }
