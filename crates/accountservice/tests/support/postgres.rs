@@ -475,3 +475,20 @@ fn pipe_both_ways(
         });
     }
 }
+
+impl PgServer {
+    /// The postmaster's process id (from `postmaster.pid`); its backends are its children.
+    pub fn postmaster_pid(&self) -> u32 {
+        let text = std::fs::read_to_string(self.data().join("postmaster.pid"))
+            .expect("the server is running");
+        text.lines()
+            .next()
+            .and_then(|line| line.trim().parse().ok())
+            .expect("a pid on the first line")
+    }
+
+    /// The `bin` directory of the server's binaries (psql, pgbench, ...).
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+}
