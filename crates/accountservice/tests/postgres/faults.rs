@@ -343,3 +343,44 @@ async fn a_password_changed_under_a_running_replica_is_reported_as_authenticatio
         .await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn pooled_connections_probe_an_idle_peer_within_seconds_not_hours() {
+    let server = shared();
+    let db = server.create_database("keepalive");
+    let app = spawn_over(&server.url(&db), &[]).await;
+    app.health_until(RECOVERY_BOUND, |status, _| status == 200)
+        .await;
+    // The kernel's view of the service's sockets to the server: `timer:(keepalive,9.8sec,0)`.
+    let filter = format!("( dport = :{} )", server.port());
+    let output = std::process::Command::new("ss")
+        .args(["-tno", "state", "established", &filter])
+        .output()
+        .expect("ss (iproute2) runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    // The time left until the next probe, as ss prints it: `9.8sec`, `2min15sec`; some
+    // versions print seconds as `9.788ms`. The kernel's default would be some `119min`.
+    let timers: Vec<f64> = text
+        .split("timer:(keepalive,")
+        .skip(1)
+        .filter_map(|rest| rest.split(',').next())
+        .map(|time| {
+            let split = time.find(|c: char| !(c.is_ascii_digit() || c == '.'));
+            let (number, unit) = time.split_at(split.unwrap_or(time.len()));
+            let number: f64 = number.parse().unwrap_or(f64::INFINITY);
+            match unit {
+                "ms" => number / 1000.0,
+                "sec" | "s" => number,
+                _ => f64::INFINITY,
+            }
+        })
+        .collect();
+    assert!(
+        !timers.is_empty(),
+        "no keepalive timer on any connection:\n{text}"
+    );
+    for seconds in timers {
+        assert!(seconds <= 10.0, "keepalive in {seconds} s:\n{text}");
+    }
+    app.stop().await;
+}
