@@ -384,3 +384,62 @@ async fn pooled_connections_probe_an_idle_peer_within_seconds_not_hours() {
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_waiting_for_a_busy_pool_give_up_at_the_acquire_timeout() {
+    let server = shared();
+    let db = server.create_database("crowdedpool");
+    let app = spawn_over(
+        &server.url(&db),
+        &[
+            "--database-pool-size",
+            "1",
+            "--database-statement-timeout",
+            "1",
+        ],
+    )
+    .await;
+    // Every read waits on a lock until its statement times out, holding the one connection.
+    let url = server.url(&db);
+    let (mut client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("a connection");
+    let driver = tokio::spawn(connection);
+    let transaction = client.transaction().await.unwrap();
+    transaction
+        .batch_execute("LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let requests: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, url) = (
+                app.client.clone(),
+                format!("http://{}/accounts/10001", app.address),
+            );
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let status = client.get(url).send().await.map(|r| r.status().as_u16());
+                (status.ok(), started.elapsed())
+            })
+        })
+        .collect();
+    for request in requests {
+        let (status, took) = request.await.unwrap();
+        assert_eq!(status, Some(503));
+        // Acquire (2 s) then at most one statement (1 s and the grace).
+        assert!(took < Duration::from_millis(3100) + SLACK, "{took:?}");
+    }
+    assert!(started.elapsed() < Duration::from_millis(3100) + SLACK);
+    let (_, metrics) = app.get("/metrics").await;
+    assert!(
+        metrics.contains("accountservice_db_errors_total{cause=\"timeout\"}"),
+        "no waiter timed out:\n{metrics}"
+    );
+    transaction.rollback().await.unwrap();
+    drop(client);
+    let _ = driver.await;
+    app.health_until(RECOVERY_BOUND, |status, _| status == 200)
+        .await;
+    app.stop().await;
+}
