@@ -44,7 +44,7 @@ impl Lab {
         let pg = server::PgServer::start_with(&[("max_connections", "200")]);
         pin_server(pg.postmaster_pid(), self.cpus.0)?;
         let db = pg.create_database("bench");
-        let url = pg.url(&db);
+        let url = format!("postgres://postgres@127.0.0.1:{}/{db}", pg.port());
         let pgbench = pg.bin().join("pgbench");
         let (port, password) = (pg.port().to_string(), server::PASSWORD);
         let load_cpu = self.cpus.1.to_string();
@@ -66,8 +66,16 @@ impl Lab {
             "pgbench -i: {}",
             String::from_utf8_lossy(&init.stderr)
         );
-        // The pool waits on its own connections, never on pgbench's.
-        let flags = ["--database-url", url.as_str()];
+        // The password from a file, so that no command line the report shows carries it.
+        let password_file = self.work.path().join("pg-password");
+        std::fs::write(&password_file, password)?;
+        let password_file = password_file.display().to_string();
+        let flags = [
+            "--database-url",
+            url.as_str(),
+            "--database-password-file",
+            password_file.as_str(),
+        ];
         let mut service = self.start_service("service (PostgreSQL)", BASE_ACCOUNTS, &flags)?;
         pin_server(pg.postmaster_pid(), self.cpus.0)?;
 
