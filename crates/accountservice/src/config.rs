@@ -143,14 +143,35 @@ pub struct Settings {
     pub max_header_bytes: usize,
 
     /// Connections served at once; further clients wait in the listen backlog until one ends.
-    /// Bounds memory under a connection flood.
+    /// Bounds memory under a connection flood. Default: as many as fit the memory limit at
+    /// their worst, at most 10000; a number that does not fit is refused at start.
     #[arg(
         long,
         env = "ACCOUNTSERVICE_MAX_CONNECTIONS",
-        default_value_t = 10_000,
         value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize)
     )]
-    pub max_connections: usize,
+    pub max_connections: Option<usize>,
+
+    /// The memory the process may use, which the connection caps are sized to fit: `auto` reads
+    /// the container's limit (cgroup v2 `memory.max`, v1 `memory.limit_in_bytes`; none outside
+    /// a container), `none` ignores it, or bytes such as `64m`.
+    #[arg(
+        long,
+        env = "ACCOUNTSERVICE_MEMORY_LIMIT",
+        default_value = "auto",
+        value_parser = crate::memory_limit::parse_memory_limit
+    )]
+    pub memory_limit: crate::memory_limit::MemoryLimitSetting,
+
+    /// Seconds a response may make no write progress (the client reads nothing) before its
+    /// connection is closed, on both ports.
+    #[arg(
+        long,
+        env = "ACCOUNTSERVICE_WRITE_TIMEOUT",
+        default_value = "30",
+        value_parser = parse_write_timeout
+    )]
+    pub write_timeout: Duration,
 
     /// Account and testability requests in progress at once; past it, requests are answered
     /// 503 with Retry-After at once instead of queueing. Health and metrics are exempt, so a busy
@@ -368,6 +389,18 @@ fn parse_positive_seconds(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// Upper bound of `--write-timeout`: an hour is already no bound a client would notice.
+const MAX_WRITE_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Like [`parse_positive_seconds`], at most [`MAX_WRITE_TIMEOUT`].
+fn parse_write_timeout(text: &str) -> Result<Duration, String> {
+    let duration = parse_positive_seconds(text)?;
+    if duration > MAX_WRITE_TIMEOUT {
+        return Err(format!("`{text}` must be at most 3600 seconds"));
+    }
+    Ok(duration)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,7 +428,8 @@ mod tests {
         assert!(!settings.testability, "testability must be off by default");
         assert_eq!(settings.header_read_timeout, Duration::from_secs(10));
         assert_eq!(settings.max_header_bytes, 16 * 1024);
-        assert_eq!(settings.max_connections, 10_000);
+        assert_eq!(settings.max_connections, None);
+        assert_eq!(settings.write_timeout, Duration::from_secs(30));
         assert_eq!(settings.max_concurrent_requests, 1024);
         assert_eq!(settings.peers, None, "no fleet view unless asked for");
         assert_eq!(
@@ -563,6 +597,10 @@ mod tests {
             &["--health-timeout", "0"],
             &["--max-header-bytes", "100"],
             &["--max-connections", "0"],
+            &["--write-timeout", "0"],
+            &["--write-timeout", "7e18"],
+            &["--memory-limit", "0"],
+            &["--memory-limit", "lots"],
             &["--max-concurrent-requests", "0"],
             &["--header-read-timeout", "0"],
             &["--peers", "tasks.accountservice"],
