@@ -147,19 +147,25 @@ pub async fn serve(
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(MIN_HEADER_BYTES));
     let write_timeout = limits.write_timeout;
-    accept_loop(listener, limits, stop, move |stream, peer, closing| {
-        let service = TowerToHyperService::new(app.clone());
-        let io = TokioIo::new(WriteProgress::new(stream, write_timeout));
-        let connection = builder.serve_connection(io, service);
-        // hyper's header read timeout already closes idle connections.
-        drive(
-            connection,
-            |connection| connection.graceful_shutdown(),
-            closing,
-            std::future::pending(),
-            peer,
-        )
-    })
+    accept_loop(
+        listener,
+        limits,
+        stop,
+        move |stream, peer, closing, permit| {
+            let service = TowerToHyperService::new(app.clone());
+            let io = TokioIo::new(WriteProgress::new(stream, write_timeout));
+            let connection = builder.serve_connection(io, service);
+            // hyper's header read timeout already closes idle connections.
+            drive(
+                connection,
+                |connection: Pin<&mut _>| connection.graceful_shutdown(),
+                closing,
+                std::future::pending(),
+                peer,
+                permit,
+            )
+        },
+    )
     .await;
 }
 
@@ -190,44 +196,50 @@ pub async fn serve_with_h2c(
         .keep_alive_timeout(http2.keep_alive_timeout)
         .max_send_buf_size(http2.max_send_buffer);
     let (idle_timeout, write_timeout) = (limits.header_read_timeout, limits.write_timeout);
-    accept_loop(listener, limits, stop, move |stream, peer, closing| {
-        let (activity, quiet) = watch::channel(Activity::default());
-        let service = Tracked {
-            inner: TowerToHyperService::new(app.clone()),
-            activity: Arc::new(activity),
-        };
-        let io = TokioIo::new(WriteProgress::new(stream, write_timeout));
-        let connection = builder.serve_connection(io, service).into_owned();
-        let quiet_for_stall = quiet.clone();
-        drive(
-            connection,
-            |connection| connection.graceful_shutdown(),
-            closing,
-            async move {
-                tokio::select! {
-                    bound = idle(quiet, idle_timeout) => bound,
-                    bound = stalled(quiet_for_stall, write_timeout) => {
-                        tracing::debug!(%peer, ?bound, "a response made no progress; closing");
-                        // A stalled client will not answer a graceful close either.
-                        Duration::ZERO
+    accept_loop(
+        listener,
+        limits,
+        stop,
+        move |stream, peer, closing, permit| {
+            let (activity, quiet) = watch::channel(Activity::default());
+            let service = Tracked {
+                inner: TowerToHyperService::new(app.clone()),
+                activity: Arc::new(activity),
+            };
+            let io = TokioIo::new(WriteProgress::new(stream, write_timeout));
+            let connection = builder.serve_connection(io, service).into_owned();
+            let quiet_for_stall = quiet.clone();
+            drive(
+                connection,
+                |connection: Pin<&mut _>| connection.graceful_shutdown(),
+                closing,
+                async move {
+                    tokio::select! {
+                        bound = idle(quiet, idle_timeout) => bound,
+                        bound = stalled(quiet_for_stall, write_timeout) => {
+                            tracing::debug!(%peer, ?bound, "a response made no progress; closing");
+                            // A stalled client will not answer a graceful close either.
+                            Duration::ZERO
+                        }
                     }
-                }
-            },
-            peer,
-        )
-    })
+                },
+                peer,
+                permit,
+            )
+        },
+    )
     .await;
 }
 
 /// The accept loop and the drain, for connections served by `connect` (given the stream, the
-/// peer's address and the signal to close).
+/// peer's address, the signal to close and the connection's permit under the cap).
 async fn accept_loop<F, C>(
     listener: TcpListener,
     limits: ServerLimits,
     stop: impl Future<Output = Instant>,
     connect: F,
 ) where
-    F: Fn(TcpStream, SocketAddr, watch::Receiver<bool>) -> C,
+    F: Fn(TcpStream, SocketAddr, watch::Receiver<bool>, OwnedSemaphorePermit) -> C,
     C: Future<Output = ()> + Send + 'static,
 {
     bound_socket_buffers(&listener);
@@ -243,11 +255,8 @@ async fn accept_loop<F, C>(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, %peer, "cannot set TCP_NODELAY");
         }
-        let connection = connect(stream, peer, closing.subscribe());
-        tasks.spawn(async move {
-            connection.await;
-            drop(permit);
-        });
+        // Spawned as it is: wrapped in an `async` block it would be held twice.
+        tasks.spawn(connect(stream, peer, closing.subscribe(), permit));
     };
     tokio::pin!(stop);
     let grace_from = loop {
@@ -320,45 +329,100 @@ async fn accept_loop<F, C>(
 
 /// Serves one connection until it ends; once `closing` is set or `idle` completes, asks it to
 /// finish what it has and close (`close`: hyper's graceful shutdown of that connection). After
-/// `idle`, the connection gets the time `idle` gave to close, then it is dropped.
-async fn drive<C, E>(
+/// `idle`, the connection gets the time `idle` gave to close, then it is dropped. Holds the
+/// connection's `permit` under the cap until then.
+fn drive<C, E, F, I>(
     connection: C,
-    close: impl FnOnce(Pin<&mut C>),
+    close: F,
     closing: watch::Receiver<bool>,
-    idle: impl Future<Output = Duration>,
+    idle: I,
     peer: SocketAddr,
-) where
+    permit: OwnedSemaphorePermit,
+) -> Driven<C, F, impl Future<Output = ()>, I>
+where
     C: Future<Output = Result<(), E>>,
     E: Display,
+    F: FnOnce(Pin<&mut C>),
+    I: Future<Output = Duration>,
 {
-    tokio::pin!(connection);
-    let ended = tokio::select! {
-        result = connection.as_mut() => Ok(result),
-        () = closed(closing) => Err(None),
-        bound = idle => Err(Some(bound)),
-    };
-    let result = match ended {
-        Ok(result) => result,
-        Err(bound) => {
-            close(connection.as_mut());
-            match bound {
-                // The server's own drain bounds this wait.
-                None => connection.await,
-                // An HTTP/2 close waits for the client to answer a ping; one that never does
-                // is cut off.
-                Some(bound) => match tokio::time::timeout(bound, connection).await {
-                    Ok(result) => result,
-                    Err(_) => {
-                        tracing::debug!(%peer, ?bound, "an idle connection did not close; dropped");
-                        return;
-                    }
-                },
+    Driven {
+        connection,
+        close: Some(close),
+        closing: closed(closing),
+        idle,
+        cutoff: None,
+        peer,
+        _permit: permit,
+    }
+}
+
+pin_project! {
+    /// [`drive`]'s future, written out rather than an `async fn`: every open connection is one
+    /// of these, and an `async` body would hold the connection twice over (once as its argument,
+    /// once pinned in its body; again in the task that awaits it), several kilobytes per
+    /// connection.
+    struct Driven<C, F, K, I> {
+        #[pin]
+        connection: C,
+        // Taken once the connection has been asked to close.
+        close: Option<F>,
+        #[pin]
+        closing: K,
+        #[pin]
+        idle: I,
+        // After `idle`: when the connection is dropped if it has not closed (made only then).
+        cutoff: Option<Pin<Box<tokio::time::Sleep>>>,
+        peer: SocketAddr,
+        _permit: OwnedSemaphorePermit,
+    }
+}
+
+impl<C, E, F, K, I> Future for Driven<C, F, K, I>
+where
+    C: Future<Output = Result<(), E>>,
+    E: Display,
+    F: FnOnce(Pin<&mut C>),
+    K: Future<Output = ()>,
+    I: Future<Output = Duration>,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        loop {
+            if let Poll::Ready(result) = this.connection.as_mut().poll(cx) {
+                if let Err(error) = result {
+                    // Timeouts, resets and malformed requests are the client's business.
+                    tracing::debug!(%error, peer = %this.peer, "connection ended with an error");
+                }
+                return Poll::Ready(());
             }
+            if this.close.is_some() {
+                let bound = if this.closing.as_mut().poll(cx).is_ready() {
+                    // The server's own drain bounds the wait.
+                    None
+                } else if let Poll::Ready(bound) = this.idle.as_mut().poll(cx) {
+                    Some(bound)
+                } else {
+                    return Poll::Pending;
+                };
+                if let Some(close) = this.close.take() {
+                    close(this.connection.as_mut());
+                }
+                // An HTTP/2 close waits for the client to answer a ping; one that never does is
+                // cut off.
+                *this.cutoff = bound.map(|bound| Box::pin(tokio::time::sleep(bound)));
+                // The connection may close at once.
+                continue;
+            }
+            if let Some(cutoff) = this.cutoff.as_mut()
+                && cutoff.as_mut().poll(cx).is_ready()
+            {
+                tracing::debug!(peer = %this.peer, "an idle connection did not close; dropped");
+                return Poll::Ready(());
+            }
+            return Poll::Pending;
         }
-    };
-    if let Err(error) = result {
-        // Timeouts, resets and malformed requests are the client's business.
-        tracing::debug!(%error, %peer, "connection ended with an error");
     }
 }
 
