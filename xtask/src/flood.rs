@@ -125,6 +125,12 @@ fn cgroup_memory(id: &str) -> Option<(u64, u64)> {
     Some((now, read(format!("{v2}/memory.peak")).unwrap_or(now)))
 }
 
+/// One look during the flood: the container's state and its memory (now, peak).
+struct Sample {
+    state: State,
+    memory: Option<(u64, u64)>,
+}
+
 /// What the flood's clients did.
 #[derive(Debug, Default)]
 struct Counts {
@@ -256,12 +262,15 @@ pub fn run(sh: &Shell, options: &Options) -> Result<()> {
             thread::spawn(move || opener(index, target, total, &counts, &stop))
         })
         .collect();
-    let mut samples: Vec<(f64, State, Option<(u64, u64)>)> = Vec::new();
+    let mut samples: Vec<Sample> = Vec::new();
     let watched = (|| -> Result<()> {
         while started.elapsed() < flood_for {
             let now = state(sh, &id)?;
             let memory = cgroup_memory(&id);
-            samples.push((started.elapsed().as_secs_f64(), now.clone(), memory));
+            samples.push(Sample {
+                state: now.clone(),
+                memory,
+            });
             ensure!(
                 now.id == first.id && now.restarts == 0 && !now.oom_killed && now.running,
                 "the container died or was replaced during the flood: {now:?}"
@@ -309,11 +318,11 @@ pub fn run(sh: &Shell, options: &Options) -> Result<()> {
 
     let peak = samples
         .iter()
-        .filter_map(|(_, _, memory)| memory.map(|m| m.1))
+        .filter_map(|sample| sample.memory.map(|m| m.1))
         .max();
     let healthy = samples
         .iter()
-        .filter(|(_, state, _)| state.health == "healthy")
+        .filter(|sample| sample.state.health == "healthy")
         .count();
     let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
     println!("\n== flood summary");

@@ -1,8 +1,8 @@
 //! Project automation, run as `cargo xtask <task>`: release artefacts, the container image, a local
-//! Swarm deployment, the end-to-end container scenarios, the benchmarks, the three-node Swarm lab,
-//! the root-only fault tests, a connection flood under the stack's limits, the API fuzzing, the status page in a browser, the shipped HAProxy
-//! and Prometheus configurations against real servers, and the gRPC health code and its check,
-//! written in Rust instead of shell scripts.
+//! Swarm deployment, the end-to-end container scenarios, a connection flood under the stack's
+//! limits, the benchmarks, the three-node Swarm lab, the root-only fault tests, the API fuzzing,
+//! the status page in a browser, the shipped HAProxy and Prometheus configurations against real
+//! servers, and the gRPC health code and its check, written in Rust instead of shell scripts.
 //!
 //! `main` only parses the command line and dispatches; each task lives in its own module.
 //! Exit codes: 0 when the task succeeded, 1 when it failed (the error and its causes go to stderr).

@@ -22,14 +22,18 @@ const BOUND: Duration = Duration::from_secs(2);
 /// A connection to `address` with a receive buffer as small as the kernel allows, on which as
 /// many pipelined requests as the server will take are written, and nothing is ever read.
 async fn never_reading(address: std::net::SocketAddr) -> TcpStream {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(1024).unwrap();
+    let socket = TcpSocket::new_v4().expect("a socket");
+    socket
+        .set_recv_buffer_size(1024)
+        .expect("a receive buffer size");
     // Not megabytes of requests queued on our side either.
-    socket.set_send_buffer_size(4096).unwrap();
+    socket
+        .set_send_buffer_size(4096)
+        .expect("a send buffer size");
     let stream = tokio::time::timeout(TIMEOUT, socket.connect(address))
         .await
         .expect("connect timed out")
-        .unwrap();
+        .expect("cannot connect");
     let request = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n".repeat(64);
 
     // Written until the server stops taking them (its buffers and ours full), or for a while.
@@ -94,7 +98,7 @@ async fn wait_closed(stream: &TcpStream, deadline: Instant) {
         tokio::time::timeout_at(deadline.into(), stream.writable())
             .await
             .expect("the server kept a stalled connection open past the write timeout")
-            .unwrap();
+            .expect("cannot wait for the socket");
         match stream.try_write(b"\r\n") {
             Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(_) => return,
@@ -107,7 +111,9 @@ async fn wait_closed(stream: &TcpStream, deadline: Instant) {
 
 /// An HTTP/2 frame: its 9-byte header and `payload`.
 fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let length = u32::try_from(payload.len()).unwrap().to_be_bytes();
+    let length = u32::try_from(payload.len())
+        .expect("a small payload")
+        .to_be_bytes();
     let mut frame = vec![length[1], length[2], length[3], kind, flags];
     frame.extend_from_slice(&stream.to_be_bytes());
     frame.extend_from_slice(payload);
