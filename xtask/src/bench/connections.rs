@@ -115,6 +115,8 @@ impl Group {
                 if group.usage().is_some() {
                     return Some(group);
                 }
+                // A v2 group without the memory controller: of no use (dropping removes it).
+                drop(group);
             }
         }
         None
