@@ -5,7 +5,8 @@
 //!
 //! - [`config`]: the one typed settings struct (flags with `ACCOUNTSERVICE_*` fallbacks).
 //! - [`domain`]: [`domain::AccountId`] (parsed at the edge) and [`domain::Account`].
-//! - [`store`]: the [`store::AccountStore`] trait and its redb implementation.
+//! - [`store`]: the [`store::AccountStore`] trait and its redb implementation; with
+//!   `--testability`, [`store::FaultSwitch`] fails or hangs every call on demand.
 //! - [`seed`]: idempotent, chunked seeding of fake accounts with progress output.
 //! - [`router`], [`routes`], [`error`], [`state`]: the HTTP surface over [`state::AppState`]
 //!   and [`router::Endpoints`] (live handles, with their plain [`router::EndpointSettings`]).
@@ -25,12 +26,16 @@
 //!   routes.
 //! - [`startup`]: [`startup::Application`], the start-up in order (bind, open, seed, listen),
 //!   which then hands over to [`lifecycle`]: the signals that end the service
-//!   ([`lifecycle::Signals`]), the drain ([`lifecycle::Draining`]: a flag the edge reads, which
-//!   also turns readiness 503 "draining") and the order of stopping
+//!   ([`lifecycle::Signals`]: the first SIGTERM or Ctrl-C stops, a second cuts the stop
+//!   short), the drain ([`lifecycle::Draining`]: a flag the edge reads, which also turns
+//!   readiness 503 "draining"), the division of the orchestrator's grace between the phases of
+//!   a stop ([`lifecycle::StopBudget`], from `--stop-grace`) and the order of stopping
 //!   ([`lifecycle::Lifecycle::run`]: drain, stop the listeners and the refresher, close the
-//!   database once its last user lets go, [`lifecycle::Lent`]); [`server`]: the HTTP server
-//!   loop with its connection limits, driven by both (HTTP/1.1 only on the public port, also
-//!   h2c on the management port); [`telemetry`]: logging.
+//!   database once its last user lets go, [`lifecycle::Lent`], each phase under its bound);
+//!   [`server`]: the HTTP server loop with its connection limits, driven by both (HTTP/1.1
+//!   only on the public port, also h2c on the management port); [`telemetry`]: logging, where
+//!   [`telemetry::Repeats`] writes a warning or error of one cause once per window and counts
+//!   the rest.
 //! - [`memory_limit`]: the memory limit (the container's, or `--memory-limit`) and the two
 //!   listeners' connection caps that fit in it, every connection counted at its worst, kernel
 //!   socket buffers included.

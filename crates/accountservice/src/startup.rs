@@ -48,7 +48,7 @@ use crate::{
     config::Settings,
     fleet::{Fleet, FleetOptions},
     grpc,
-    lifecycle::{Draining, Lent, Lifecycle},
+    lifecycle::{BudgetError, Draining, Lent, Lifecycle, StopBudget},
     management::{self, Management},
     memory_limit,
     metrics::Metrics,
@@ -95,6 +95,9 @@ pub enum StartupError {
     /// The health registry could not be built from the settings.
     #[error("invalid health check settings")]
     Health(#[from] health::BuildError),
+    /// The phases of a stop do not fit the orchestrator's grace.
+    #[error(transparent)]
+    StopBudget(#[from] BudgetError),
     /// A background task panicked or was cancelled.
     #[error("a start-up task did not complete")]
     Task(#[from] JoinError),
@@ -120,6 +123,8 @@ impl Application {
     /// Runs start-up steps 1 to 5 for `settings`.
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
         let started_at = SystemTime::now();
+        // Before anything starts: settings whose stop cannot fit the grace are refused.
+        let budget = StopBudget::of(settings)?;
         let version = settings.version();
         tracing::info!(
             version,
@@ -133,7 +138,14 @@ impl Application {
                 port: address.port(),
             });
         }
-        let caps = connection_caps(settings, management_address.is_some())?;
+        let caps = connection_caps(settings)?;
+        tracing::info!(
+            memory_limit = caps.limit,
+            max_connections = caps.public,
+            backlog = caps.backlog,
+            management_max_connections = caps.management,
+            "connection caps set"
+        );
         let limits = |max_connections| ServerLimits {
             header_read_timeout: settings.header_read_timeout,
             max_header_bytes: settings.max_header_bytes,
@@ -248,7 +260,7 @@ impl Application {
             public_routes,
             state,
             endpoints,
-            lifecycle: Lifecycle::new(health, draining, management, claim, settings),
+            lifecycle: Lifecycle::new(health, draining, management, claim, budget),
         })
     }
 
@@ -285,7 +297,18 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<Stopped, StartupError> {
-        self.serve_router(None, shutdown).await
+        self.serve_router(None, shutdown, std::future::pending())
+            .await
+    }
+
+    /// Like [`Application::run_until`], and the stop is cut short (every remaining wait
+    /// skipped) when `hurry` completes: the binary's second SIGTERM or Ctrl-C.
+    pub async fn run_until_hurried(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+        hurry: impl Future<Output = ()> + Send,
+    ) -> Result<Stopped, StartupError> {
+        self.serve_router(None, shutdown, hurry).await
     }
 
     /// Like [`Application::run_until`] with a router of the caller's making (built over
@@ -295,13 +318,15 @@ impl Application {
         app: Router,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<Stopped, StartupError> {
-        self.serve_router(Some(app), shutdown).await
+        self.serve_router(Some(app), shutdown, std::future::pending())
+            .await
     }
 
     async fn serve_router(
         self,
         app: Option<Router>,
         shutdown: impl Future<Output = ()> + Send,
+        hurry: impl Future<Output = ()> + Send,
     ) -> Result<Stopped, StartupError> {
         tracing::info!(
             address = %self.local_addr,
@@ -310,7 +335,7 @@ impl Application {
             self.local_addr
         );
         let (listener, app, limits, lifecycle) = self.into_serving(app);
-        lifecycle.run(listener, app, limits, shutdown).await
+        lifecycle.run(listener, app, limits, shutdown, hurry).await
     }
 
     /// What serving needs: the listener, the public router (`app`, else the one built at
@@ -328,20 +353,20 @@ impl Application {
 /// `TcpListener::bind` uses).
 const LISTEN_BACKLOG: u32 = 1024;
 
-/// The two listeners' connection caps for `settings`, under the memory limit if there is one
-/// (logged, with the caps it gives).
-fn connection_caps(
+/// The two listeners' connection caps for `settings`, under the memory limit if there is one;
+/// an error if an explicit `--max-connections` cannot fit (`main` exits 2 with it, as for any
+/// invalid setting, before anything starts).
+pub fn connection_caps(
     settings: &Settings,
-    management: bool,
 ) -> Result<memory_limit::ConnectionCaps, memory_limit::PlanError> {
     let limit = settings.memory_limit.resolve();
     let max_header_bytes = settings.max_header_bytes.max(MIN_HEADER_BYTES);
-    let caps = memory_limit::plan(
+    memory_limit::plan(
         limit,
         memory_limit::Demands {
             requested: settings.max_connections,
             default: DEFAULT_MAX_CONNECTIONS,
-            management: if management {
+            management: if settings.management_address().is_some() {
                 management::MAX_CONNECTIONS
             } else {
                 0
@@ -350,15 +375,7 @@ fn connection_caps(
             management_worst: memory_limit::h2c_worst_case(max_header_bytes, &management::HTTP2),
             backlog: LISTEN_BACKLOG,
         },
-    )?;
-    tracing::info!(
-        memory_limit = caps.limit,
-        max_connections = caps.public,
-        backlog = caps.backlog,
-        management_max_connections = caps.management,
-        "connection caps set"
-    );
-    Ok(caps)
+    )
 }
 
 /// The public port's connection cap when no memory limit holds fewer and none is given.

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 use crate::builder::HealthBuilder;
-use crate::history::{History, Observation, Transition};
+use crate::history::{History, Observation, Recorded, Transition};
 use crate::report::{ComponentKind, ComponentReport, Report};
 use crate::{CheckOutcome, HealthCheck, Probes, Scope, Startup, Status};
 
@@ -120,7 +120,7 @@ impl Health {
             }),
         };
         // The baseline every later transition is measured against.
-        health.observe();
+        health.observe().finish();
         health
     }
 
@@ -186,7 +186,7 @@ impl Health {
         self.update(|snap| {
             Arc::make_mut(&mut snap.manual).insert(name, manual);
         });
-        self.observe();
+        self.observe().finish();
     }
 
     /// Removes a manual component, effective on the very next report or probe. Returns whether
@@ -200,7 +200,7 @@ impl Health {
         });
         if existed {
             tracing::debug!(component = %name, "health component cleared");
-            self.observe();
+            self.observe().finish();
         }
         existed
     }
@@ -253,19 +253,26 @@ impl Health {
         self.shared.created_at
     }
 
-    /// Compares the current state with the last one seen and records the transitions.
-    fn observe(&self) {
+    /// Compares the current state with the last one seen and records the transitions, to be
+    /// logged once no lock is held.
+    fn observe(&self) -> Recorded<'_> {
         let snapshot = self.snapshot();
         let now = Instant::now();
         let reports = Scope::ALL.map(|scope| self.report_from(&snapshot, scope, now));
-        self.observe_reports(snapshot.generation, now, &reports);
+        self.observe_reports(snapshot.generation, now, &reports)
     }
 
     /// Records the transitions between the last state seen and these reports of the three
-    /// scopes (in [`Scope::ALL`] order), made from `generation` at `now`.
-    pub(crate) fn observe_reports(&self, generation: u64, now: Instant, reports: &[Report; 3]) {
+    /// scopes (in [`Scope::ALL`] order), made from `generation` at `now`; the caller finishes
+    /// them (logs and signals) once it holds no lock.
+    pub(crate) fn observe_reports(
+        &self,
+        generation: u64,
+        now: Instant,
+        reports: &[Report; 3],
+    ) -> Recorded<'_> {
         let observation = Observation::from_reports(generation, now, reports);
-        self.shared.history.observe(observation);
+        self.shared.history.record(observation)
     }
 
     /// A number that changes whenever results or manual components change.
@@ -297,14 +304,16 @@ impl Health {
             .store(state.generation, Ordering::Release);
     }
 
-    /// Publishes the results of a full round and records (and logs) what changed.
-    pub(crate) fn publish(&self, results: Vec<Option<CheckResult>>) {
+    /// Publishes the results of a full round and records what changed, to be logged once the
+    /// caller holds no lock (the round's).
+    pub(crate) fn publish(&self, results: Vec<Option<CheckResult>>) -> Recorded<'_> {
         self.update(|snap| snap.results = results.into());
         self.shared.refreshed.store(true, Ordering::Release);
-        self.observe();
+        let recorded = self.observe();
         if self.shared.own_startup {
             self.shared.startup.complete();
         }
+        recorded
     }
 
     /// The report for a scope from a snapshot, at a given time.

@@ -10,5 +10,5 @@ mod redb_store;
 pub use account_store::MockAccountStore;
 pub use account_store::{AccountStore, SeedReport};
 pub use error::StoreError;
-pub use fault::{FaultInjectingStore, FaultSwitch};
+pub use fault::{Fault, FaultInjectingStore, FaultSwitch};
 pub use redb_store::{ACCOUNTS, RedbStore};

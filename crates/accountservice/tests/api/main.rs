@@ -14,6 +14,7 @@ mod metrics;
 mod openapi;
 mod progress;
 mod properties;
+mod reference;
 mod release;
 mod slot;
 mod testability;
