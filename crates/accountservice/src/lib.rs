@@ -16,8 +16,9 @@
 //!   request as the edge finishes it.
 //! - [`fleet`]: with `--peers`, `/health/fleet` and `/status`: every replica's health, asked of
 //!   the peers' `/health/history` only while someone looks, and of two answering replicas that
-//!   claim one `--slot`, which holds it (the later started); knows nothing of this replica's
-//!   own health.
+//!   claim one `--slot`, which holds it (the later started); each round on a task of its own,
+//!   what it reads and keeps within stated byte bounds; knows nothing of this replica's own
+//!   health.
 //! - [`served_by`]: the instance name put in every account answer, computed once.
 //! - [`openapi`]: the OpenAPI document served at `/openapi.json`.
 //! - [`guard`]: the request edge: [`guard::edge`] composes, on every route, the size limits

@@ -9,7 +9,6 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use crate::builder::HealthBuilder;
 use crate::history::{History, Observation, Recorded, Transition};
 use crate::report::{ComponentKind, ComponentReport, Report};
 use crate::{CheckOutcome, HealthCheck, Probes, Scope, Startup, Status};
@@ -86,12 +85,6 @@ pub(crate) struct Shared {
 }
 
 impl Health {
-    /// Starts configuring a registry.
-    #[must_use]
-    pub fn builder() -> HealthBuilder {
-        HealthBuilder::default()
-    }
-
     pub(crate) fn new(
         checks: Vec<Registered>,
         interval: Duration,
@@ -241,7 +234,8 @@ impl Health {
     }
 
     /// The service's start-up state (`/health/started`): the one given to
-    /// [`HealthBuilder::startup`], else the registry's own, complete after the first round.
+    /// [`HealthBuilder::startup`](crate::HealthBuilder::startup), else the registry's own,
+    /// complete after the first round.
     #[must_use]
     pub fn startup(&self) -> &Startup {
         &self.shared.startup
