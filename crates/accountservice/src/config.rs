@@ -154,14 +154,35 @@ pub struct Settings {
     pub max_header_bytes: usize,
 
     /// Connections served at once; further clients wait in the listen backlog until one ends.
-    /// Bounds memory under a connection flood.
+    /// Bounds memory under a connection flood. Default: as many as fit the memory limit at
+    /// their worst, at most 10000; a number that does not fit is refused at start.
     #[arg(
         long,
         env = "ACCOUNTSERVICE_MAX_CONNECTIONS",
-        default_value_t = 10_000,
         value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize)
     )]
-    pub max_connections: usize,
+    pub max_connections: Option<usize>,
+
+    /// The memory the process may use, which the connection caps are sized to fit: `auto` reads
+    /// the container's limit (cgroup v2 `memory.max`, v1 `memory.limit_in_bytes`; none outside
+    /// a container), `none` ignores it, or bytes such as `64m`.
+    #[arg(
+        long,
+        env = "ACCOUNTSERVICE_MEMORY_LIMIT",
+        default_value = "auto",
+        value_parser = crate::memory_limit::parse_memory_limit
+    )]
+    pub memory_limit: crate::memory_limit::MemoryLimitSetting,
+
+    /// Seconds a response may make no write progress (the client reads nothing) before its
+    /// connection is closed, on both ports.
+    #[arg(
+        long,
+        env = "ACCOUNTSERVICE_WRITE_TIMEOUT",
+        default_value = "30",
+        value_parser = seconds(MIN_POSITIVE_SECONDS, MAX_SECONDS)
+    )]
+    pub write_timeout: Duration,
 
     /// Account and testability requests in progress at once; past it, requests are answered
     /// 503 with Retry-After at once instead of queueing. Health and metrics are exempt, so a busy
@@ -277,7 +298,8 @@ impl Default for Settings {
 const EXIT_CODES: &str = "Exit status:
   0  stopped by SIGTERM or Ctrl-C while healthy, after draining
   1  start-up or serving failed (one line on stderr says why)
-  2  invalid arguments, or settings whose stop cannot fit --stop-grace (one line on stderr)
+  2  invalid arguments, settings whose stop cannot fit --stop-grace, or a --max-connections
+     that cannot fit the memory limit (one line on stderr)
   3  stopped by SIGTERM or Ctrl-C while the instance's own health was DOWN, after draining
      (one line on stderr and in the log names the reason); orchestrators record a failure";
 
@@ -432,7 +454,8 @@ mod tests {
         assert!(!settings.testability, "testability must be off by default");
         assert_eq!(settings.header_read_timeout, Duration::from_secs(10));
         assert_eq!(settings.max_header_bytes, 16 * 1024);
-        assert_eq!(settings.max_connections, 10_000);
+        assert_eq!(settings.max_connections, None);
+        assert_eq!(settings.write_timeout, Duration::from_secs(30));
         assert_eq!(settings.max_concurrent_requests, 1024);
         assert_eq!(settings.peers, None, "no fleet view unless asked for");
         assert_eq!(
@@ -600,6 +623,10 @@ mod tests {
             &["--health-timeout", "0"],
             &["--max-header-bytes", "100"],
             &["--max-connections", "0"],
+            &["--write-timeout", "0"],
+            &["--write-timeout", "7e18"],
+            &["--memory-limit", "0"],
+            &["--memory-limit", "lots"],
             &["--max-concurrent-requests", "0"],
             &["--header-read-timeout", "0"],
             &["--peers", "tasks.accountservice"],
@@ -618,7 +645,7 @@ mod tests {
     }
 
     /// Every duration setting and the range it takes, in seconds.
-    const DURATIONS: [(&str, f64, f64); 8] = [
+    const DURATIONS: [(&str, f64, f64); 9] = [
         ("--stop-grace", MIN_STOP_GRACE, MAX_SECONDS),
         ("--shutdown-timeout", 0.0, MAX_SECONDS),
         ("--db-lock-timeout", 0.0, MAX_SECONDS),
@@ -627,10 +654,11 @@ mod tests {
         ("--pre-stop-delay", 0.0, MAX_SECONDS),
         ("--header-read-timeout", MIN_POSITIVE_SECONDS, MAX_SECONDS),
         ("--close-grace", 0.0, MAX_SECONDS),
+        ("--write-timeout", MIN_POSITIVE_SECONDS, MAX_SECONDS),
     ];
 
     /// Every size or count setting and the range it takes.
-    const COUNTS: [(&str, u64, u64); 6] = [
+    const COUNTS: [(&str, u64, u64); 7] = [
         ("--port", 0, 65_535),
         ("--seed-accounts", 0, MAX_SEED_ACCOUNTS),
         ("--max-header-bytes", 8192, 1_048_576),
@@ -641,6 +669,7 @@ mod tests {
             MAX_CONCURRENT_REQUESTS as u64,
         ),
         ("--slot", 0, u32::MAX as u64),
+        ("--memory-limit", 1, u64::MAX),
     ];
 
     /// The settings that are neither: words, addresses, paths, switches.
@@ -684,6 +713,7 @@ mod tests {
             "--pre-stop-delay" => settings.pre_stop_delay,
             "--header-read-timeout" => settings.header_read_timeout,
             "--close-grace" => settings.close_grace,
+            "--write-timeout" => settings.write_timeout,
             _ => unreachable!("{flag} is not a duration"),
         }
     }
@@ -694,9 +724,13 @@ mod tests {
             "--port" => settings.port.into(),
             "--seed-accounts" => settings.seed_accounts,
             "--max-header-bytes" => settings.max_header_bytes as u64,
-            "--max-connections" => settings.max_connections as u64,
+            "--max-connections" => settings.max_connections.map_or(0, |n| n as u64),
             "--max-concurrent-requests" => settings.max_concurrent_requests as u64,
             "--slot" => settings.slot.map_or(0, u64::from),
+            "--memory-limit" => match settings.memory_limit {
+                crate::memory_limit::MemoryLimitSetting::Bytes(bytes) => bytes,
+                _ => 0,
+            },
             _ => unreachable!("{flag} is not a count"),
         }
     }

@@ -37,6 +37,9 @@
 //!   only on the public port, also h2c on the management port); [`telemetry`]: logging, where
 //!   [`telemetry::Repeats`] writes a warning or error of one cause once per window and counts
 //!   the rest.
+//! - [`memory_limit`]: the memory limit (the container's, or `--memory-limit`) and the two
+//!   listeners' connection caps that fit in it, every connection counted at its worst, kernel
+//!   socket buffers included.
 //! - [`management`]: with `--management-port`, the operator endpoints on a listener with a
 //!   runtime and thread of its own; [`router::split`] divides the routes between the ports.
 //! - [`grpc`]: gRPC health (`grpc.health.v1`, the `health` crate's service over the same
@@ -52,6 +55,7 @@ pub mod grpc;
 pub mod guard;
 pub mod lifecycle;
 pub mod management;
+pub mod memory_limit;
 pub mod metrics;
 pub mod openapi;
 pub mod router;
