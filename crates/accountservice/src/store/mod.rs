@@ -8,13 +8,13 @@ mod fault;
 mod integrity;
 pub mod postgres;
 mod redb_store;
-mod serving;
+pub(crate) mod serving;
 
 #[cfg(test)]
 pub use account_store::MockAccountStore;
 pub use account_store::{AccountStore, SeedReport};
 pub use error::StoreError;
-pub use fault::{FaultInjectingStore, FaultSwitch};
+pub use fault::{Fault, FaultInjectingStore, FaultSwitch};
 pub use postgres::PgStore;
 pub use redb_store::{ACCOUNTS, RedbStore};
 pub use serving::Store;

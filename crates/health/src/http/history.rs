@@ -29,7 +29,7 @@ pub struct HistoryBody<'a> {
     status: Status,
     /// Why it is not UP (as `/health` says it).
     reason: Option<String>,
-    /// The last change of the overall status (`startedAt` if none).
+    /// The last change of the overall status, whatever changed after it (`startedAt` if none).
     since: String,
     /// The last changes, newest first; at details level `never` only the scopes'.
     transitions: Vec<TransitionBody<'a>>,
@@ -67,7 +67,9 @@ pub(crate) fn render(health: &Health, options: &HttpOptions) -> Vec<u8> {
     let snapshot = health.snapshot();
     let now = Instant::now();
     let reports = Scope::ALL.map(|scope| health.report_from(&snapshot, scope, now));
-    health.observe_reports(snapshot.generation, now, &reports);
+    health
+        .observe_reports(snapshot.generation, now, &reports)
+        .finish();
     let [overall, _, _] = reports;
 
     let identity = &options.identity;

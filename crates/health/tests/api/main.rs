@@ -7,6 +7,7 @@
 mod helpers;
 mod history;
 mod http;
+mod locks;
 mod registry;
 mod startup_and_components;
 mod transitions;
