@@ -15,7 +15,16 @@ use clap::{
 };
 use health::http::Details;
 
-use crate::fleet::Peers;
+use crate::{
+    fleet::Peers,
+    store::{
+        StoreError,
+        postgres::{
+            DatabaseUrl, PgSettings,
+            settings::{InvalidUrl, seconds as shown_seconds},
+        },
+    },
+};
 
 /// Everything the service can be told at start. `--help` documents each field.
 #[derive(Debug, Clone, Parser)]
@@ -32,6 +41,68 @@ pub struct Settings {
     /// Path of the redb database file; created if missing, refused if it is not a database.
     #[arg(long, env = "ACCOUNTSERVICE_DB_PATH", default_value = "accounts.db")]
     pub db_path: PathBuf,
+
+    /// PostgreSQL to keep the accounts in instead of the redb file, shared by every replica: a
+    /// `postgres://user:password@host:port/dbname?sslmode=...` URL or a libpq key=value string
+    /// (several hosts as libpq allows). Unset: the embedded redb file (--db-path). The password is
+    /// never shown: logs, errors and health details print the URL with `***` in its place.
+    #[arg(
+        long,
+        env = "ACCOUNTSERVICE_DATABASE_URL",
+        hide_env_values = true,
+        value_parser = DatabaseUrlParser,
+        conflicts_with = "database_url_file"
+    )]
+    pub database_url: Option<DatabaseUrl>,
+
+    /// A file holding the --database-url (a Docker or Kubernetes secret), read at start.
+    #[arg(long, env = "ACCOUNTSERVICE_DATABASE_URL_FILE")]
+    pub database_url_file: Option<PathBuf>,
+
+    /// A file holding the database password (a Docker or Kubernetes secret, as the official
+    /// postgres image takes POSTGRES_PASSWORD_FILE); it replaces any password in the URL. One
+    /// trailing newline is ignored.
+    #[arg(long, env = "ACCOUNTSERVICE_DATABASE_PASSWORD_FILE")]
+    pub database_password_file: Option<PathBuf>,
+
+    /// PostgreSQL connections kept at most by this replica.
+    #[arg(
+        long,
+        env = "ACCOUNTSERVICE_DATABASE_POOL_SIZE",
+        default_value_t = 16,
+        value_parser = clap::value_parser!(u32).range(1..=1000).map(|n| n as usize)
+    )]
+    pub database_pool_size: usize,
+
+    /// Seconds a lookup or health check waits for a PostgreSQL connection (opening one
+    /// included) before failing with 503; must be below --health-timeout.
+    #[arg(
+        long,
+        env = "ACCOUNTSERVICE_DATABASE_ACQUIRE_TIMEOUT",
+        default_value = "0.5",
+        value_parser = seconds(MIN_POSITIVE_SECONDS, MAX_SECONDS)
+    )]
+    pub database_acquire_timeout: Duration,
+
+    /// Seconds one PostgreSQL statement may run (the server's statement_timeout; the client
+    /// gives up 0.1 s later, for a server that stopped answering).
+    #[arg(
+        long,
+        env = "ACCOUNTSERVICE_DATABASE_STATEMENT_TIMEOUT",
+        default_value = "0.4",
+        value_parser = seconds(MIN_POSITIVE_SECONDS, MAX_SECONDS)
+    )]
+    pub database_statement_timeout: Duration,
+
+    /// Seconds opening a PostgreSQL connection may take at start, when the URL gives no
+    /// connect_timeout.
+    #[arg(
+        long,
+        env = "ACCOUNTSERVICE_DATABASE_CONNECT_TIMEOUT",
+        default_value = "5",
+        value_parser = seconds(MIN_POSITIVE_SECONDS, MAX_SECONDS)
+    )]
+    pub database_connect_timeout: Duration,
 
     /// Number of fake accounts to make sure exist at start (ids 10000.., names Person_0..);
     /// existing accounts are never overwritten. 0 disables seeding.
@@ -154,14 +225,35 @@ pub struct Settings {
     pub max_header_bytes: usize,
 
     /// Connections served at once; further clients wait in the listen backlog until one ends.
-    /// Bounds memory under a connection flood.
+    /// Bounds memory under a connection flood. Default: as many as fit the memory limit at
+    /// their worst, at most 10000; a number that does not fit is refused at start.
     #[arg(
         long,
         env = "ACCOUNTSERVICE_MAX_CONNECTIONS",
-        default_value_t = 10_000,
         value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize)
     )]
-    pub max_connections: usize,
+    pub max_connections: Option<usize>,
+
+    /// The memory the process may use, which the connection caps are sized to fit: `auto` reads
+    /// the container's limit (cgroup v2 `memory.max`, v1 `memory.limit_in_bytes`; none outside
+    /// a container), `none` ignores it, or bytes such as `64m`.
+    #[arg(
+        long,
+        env = "ACCOUNTSERVICE_MEMORY_LIMIT",
+        default_value = "auto",
+        value_parser = crate::memory_limit::parse_memory_limit
+    )]
+    pub memory_limit: crate::memory_limit::MemoryLimitSetting,
+
+    /// Seconds a response may make no write progress (the client reads nothing) before its
+    /// connection is closed, on both ports.
+    #[arg(
+        long,
+        env = "ACCOUNTSERVICE_WRITE_TIMEOUT",
+        default_value = "30",
+        value_parser = seconds(MIN_POSITIVE_SECONDS, MAX_SECONDS)
+    )]
+    pub write_timeout: Duration,
 
     /// Account and testability requests in progress at once; past it, requests are answered
     /// 503 with Retry-After at once instead of queueing. Health and metrics are exempt, so a busy
@@ -238,6 +330,38 @@ impl Settings {
         }
     }
 
+    /// The PostgreSQL settings, when --database-url or --database-url-file is given: files read,
+    /// the password file applied, every bound filled in. Errors name the file or the setting,
+    /// never the URL's contents.
+    pub fn database(&self) -> Result<Option<PgSettings>, StoreError> {
+        let url = match (&self.database_url, &self.database_url_file) {
+            (Some(url), _) => url.clone(),
+            (None, Some(path)) => read_secret(path, "database URL")?
+                .parse()
+                .map_err(|error| StoreError::Config(format!("{}: {error}", path.display())))?,
+            (None, None) => return Ok(None),
+        };
+        let mut url = url;
+        if let Some(path) = &self.database_password_file {
+            url.set_password(read_secret(path, "database password")?.as_bytes());
+        }
+        if self.database_acquire_timeout >= self.health_timeout {
+            return Err(StoreError::Config(format!(
+                "--database-acquire-timeout ({}) must be below --health-timeout ({}), so a \
+                 database that cannot give a connection is reported, not timed out",
+                shown_seconds(self.database_acquire_timeout),
+                shown_seconds(self.health_timeout)
+            )));
+        }
+        Ok(Some(PgSettings::new(
+            url,
+            self.database_pool_size,
+            self.database_acquire_timeout,
+            self.database_statement_timeout,
+            self.database_connect_timeout,
+        )))
+    }
+
     /// The management listener's address, if one is configured.
     pub fn management_address(&self) -> Option<SocketAddr> {
         self.management_port
@@ -273,11 +397,53 @@ impl Default for Settings {
     }
 }
 
+/// Reads a secret file, without one trailing newline (`echo secret > file` writes one).
+fn read_secret(path: &std::path::Path, what: &str) -> Result<String, StoreError> {
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        StoreError::Config(format!(
+            "cannot read the {what} file {}: {error}",
+            path.display()
+        ))
+    })?;
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    Ok(text.strip_suffix('\r').unwrap_or(text).to_owned())
+}
+
+/// Parses `--database-url` with an error that never repeats the value (clap's own "invalid
+/// value '…'" would print the password).
+#[derive(Debug, Clone, Copy)]
+struct DatabaseUrlParser;
+
+impl clap::builder::TypedValueParser for DatabaseUrlParser {
+    type Value = DatabaseUrl;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<DatabaseUrl, clap::Error> {
+        let refuse = |reason: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("--database-url: {reason}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| refuse("the URL is not UTF-8".into()))?;
+        text.parse()
+            .map_err(|error: InvalidUrl| refuse(error.to_string()))
+    }
+}
+
 /// The exit statuses, as `--help` lists them.
 const EXIT_CODES: &str = "Exit status:
   0  stopped by SIGTERM or Ctrl-C while healthy, after draining
   1  start-up or serving failed (one line on stderr says why)
-  2  invalid arguments, or settings whose stop cannot fit --stop-grace (one line on stderr)
+  2  invalid arguments, settings whose stop cannot fit --stop-grace, or a --max-connections
+     that cannot fit the memory limit (one line on stderr)
   3  stopped by SIGTERM or Ctrl-C while the instance's own health was DOWN, after draining
      (one line on stderr and in the log names the reason); orchestrators record a failure";
 
@@ -432,7 +598,8 @@ mod tests {
         assert!(!settings.testability, "testability must be off by default");
         assert_eq!(settings.header_read_timeout, Duration::from_secs(10));
         assert_eq!(settings.max_header_bytes, 16 * 1024);
-        assert_eq!(settings.max_connections, 10_000);
+        assert_eq!(settings.max_connections, None);
+        assert_eq!(settings.write_timeout, Duration::from_secs(30));
         assert_eq!(settings.max_concurrent_requests, 1024);
         assert_eq!(settings.peers, None, "no fleet view unless asked for");
         assert_eq!(
@@ -600,6 +767,10 @@ mod tests {
             &["--health-timeout", "0"],
             &["--max-header-bytes", "100"],
             &["--max-connections", "0"],
+            &["--write-timeout", "0"],
+            &["--write-timeout", "7e18"],
+            &["--memory-limit", "0"],
+            &["--memory-limit", "lots"],
             &["--max-concurrent-requests", "0"],
             &["--header-read-timeout", "0"],
             &["--peers", "tasks.accountservice"],
@@ -617,8 +788,75 @@ mod tests {
         }
     }
 
+    #[test]
+    fn without_a_database_url_the_store_is_redb() {
+        assert!(parse(&[]).unwrap().database().unwrap().is_none());
+    }
+
+    #[test]
+    fn an_acquire_timeout_not_below_the_health_timeout_is_refused() {
+        let settings = parse(&[
+            "--database-url",
+            "postgres://app:pw@db/accounts",
+            "--database-acquire-timeout",
+            "1",
+            "--health-timeout",
+            "1",
+        ])
+        .unwrap();
+        let error = settings.database().unwrap_err().to_string();
+        assert!(
+            error.contains("--database-acquire-timeout (1 s)"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_url_and_password_files_are_read_and_the_password_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, password) = (dir.path().join("url"), dir.path().join("password"));
+        std::fs::write(&url, "postgres://app@db:6432/accounts\n").unwrap();
+        std::fs::write(&password, "s3cret\n").unwrap();
+        let settings = parse(&[
+            "--database-url-file",
+            url.to_str().unwrap(),
+            "--database-password-file",
+            password.to_str().unwrap(),
+        ])
+        .unwrap();
+        let database = settings.database().unwrap().unwrap();
+        assert_eq!(database.url.config().get_password(), Some(&b"s3cret"[..]));
+        assert_eq!(
+            database.url.to_string(),
+            "postgres://app:***@db:6432/accounts"
+        );
+        assert!(!format!("{settings:?} {database:?}").contains("s3cret"));
+
+        std::fs::write(&url, "postgres://app:s3cret@db/x?sslmode=bogus").unwrap();
+        let error = settings.database().unwrap_err().to_string();
+        assert!(
+            error.contains("sslmode") && !error.contains("s3cret"),
+            "{error}"
+        );
+    }
+
     /// Every duration setting and the range it takes, in seconds.
-    const DURATIONS: [(&str, f64, f64); 8] = [
+    const DURATIONS: [(&str, f64, f64); 12] = [
+        (
+            "--database-acquire-timeout",
+            MIN_POSITIVE_SECONDS,
+            MAX_SECONDS,
+        ),
+        (
+            "--database-statement-timeout",
+            MIN_POSITIVE_SECONDS,
+            MAX_SECONDS,
+        ),
+        (
+            "--database-connect-timeout",
+            MIN_POSITIVE_SECONDS,
+            MAX_SECONDS,
+        ),
         ("--stop-grace", MIN_STOP_GRACE, MAX_SECONDS),
         ("--shutdown-timeout", 0.0, MAX_SECONDS),
         ("--db-lock-timeout", 0.0, MAX_SECONDS),
@@ -627,10 +865,12 @@ mod tests {
         ("--pre-stop-delay", 0.0, MAX_SECONDS),
         ("--header-read-timeout", MIN_POSITIVE_SECONDS, MAX_SECONDS),
         ("--close-grace", 0.0, MAX_SECONDS),
+        ("--write-timeout", MIN_POSITIVE_SECONDS, MAX_SECONDS),
     ];
 
     /// Every size or count setting and the range it takes.
-    const COUNTS: [(&str, u64, u64); 6] = [
+    const COUNTS: [(&str, u64, u64); 8] = [
+        ("--database-pool-size", 1, 1000),
         ("--port", 0, 65_535),
         ("--seed-accounts", 0, MAX_SEED_ACCOUNTS),
         ("--max-header-bytes", 8192, 1_048_576),
@@ -641,10 +881,14 @@ mod tests {
             MAX_CONCURRENT_REQUESTS as u64,
         ),
         ("--slot", 0, u32::MAX as u64),
+        ("--memory-limit", 1, u64::MAX),
     ];
 
     /// The settings that are neither: words, addresses, paths, switches.
-    const OTHERS: [&str; 12] = [
+    const OTHERS: [&str; 15] = [
+        "--database-url",
+        "--database-url-file",
+        "--database-password-file",
         "--bind",
         "--db-path",
         "--log-format",
@@ -684,6 +928,10 @@ mod tests {
             "--pre-stop-delay" => settings.pre_stop_delay,
             "--header-read-timeout" => settings.header_read_timeout,
             "--close-grace" => settings.close_grace,
+            "--write-timeout" => settings.write_timeout,
+            "--database-acquire-timeout" => settings.database_acquire_timeout,
+            "--database-statement-timeout" => settings.database_statement_timeout,
+            "--database-connect-timeout" => settings.database_connect_timeout,
             _ => unreachable!("{flag} is not a duration"),
         }
     }
@@ -694,9 +942,14 @@ mod tests {
             "--port" => settings.port.into(),
             "--seed-accounts" => settings.seed_accounts,
             "--max-header-bytes" => settings.max_header_bytes as u64,
-            "--max-connections" => settings.max_connections as u64,
+            "--max-connections" => settings.max_connections.map_or(0, |n| n as u64),
             "--max-concurrent-requests" => settings.max_concurrent_requests as u64,
             "--slot" => settings.slot.map_or(0, u64::from),
+            "--database-pool-size" => settings.database_pool_size as u64,
+            "--memory-limit" => match settings.memory_limit {
+                crate::memory_limit::MemoryLimitSetting::Bytes(bytes) => bytes,
+                _ => 0,
+            },
             _ => unreachable!("{flag} is not a count"),
         }
     }

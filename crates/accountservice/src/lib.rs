@@ -5,8 +5,11 @@
 //!
 //! - [`config`]: the one typed settings struct (flags with `ACCOUNTSERVICE_*` fallbacks).
 //! - [`domain`]: [`domain::AccountId`] (parsed at the edge) and [`domain::Account`].
-//! - [`store`]: the [`store::AccountStore`] trait and its redb implementation; with
-//!   `--testability`, [`store::FaultSwitch`] fails or hangs every call on demand.
+//! - [`store`]: [`store::Store`], what handlers and the health check read through, over the
+//!   synchronous [`store::AccountStore`] trait and its redb implementation (the default), or
+//!   [`store::postgres`] (`--database-url`): a pool with prepared statements, every wait
+//!   bounded, embedded migrations; with `--testability`, [`store::FaultSwitch`] fails or hangs
+//!   every call on demand.
 //! - [`seed`]: idempotent, chunked seeding of fake accounts with progress output.
 //! - [`router`], [`routes`], [`error`], [`state`]: the HTTP surface over [`state::AppState`]
 //!   and [`router::Endpoints`] (live handles, with their plain [`router::EndpointSettings`]).
@@ -37,6 +40,9 @@
 //!   only on the public port, also h2c on the management port); [`telemetry`]: logging, where
 //!   [`telemetry::Repeats`] writes a warning or error of one cause once per window and counts
 //!   the rest.
+//! - [`memory_limit`]: the memory limit (the container's, or `--memory-limit`) and the two
+//!   listeners' connection caps that fit in it, every connection counted at its worst, kernel
+//!   socket buffers included.
 //! - [`management`]: with `--management-port`, the operator endpoints on a listener with a
 //!   runtime and thread of its own; [`router::split`] divides the routes between the ports.
 //! - [`grpc`]: gRPC health (`grpc.health.v1`, the `health` crate's service over the same
@@ -52,6 +58,7 @@ pub mod grpc;
 pub mod guard;
 pub mod lifecycle;
 pub mod management;
+pub mod memory_limit;
 pub mod metrics;
 pub mod openapi;
 pub mod router;

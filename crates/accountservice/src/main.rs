@@ -1,8 +1,9 @@
 //! Entry point of the account service: parse settings, start logging, run until a signal.
 //!
 //! Exit codes (also in `--help`): 0 after a clean shutdown (SIGTERM or Ctrl-C) while healthy;
-//! 1 when start-up or serving fails; 2 for invalid command-line arguments (clap) and for
-//! settings whose stop cannot fit `--stop-grace` ([`lifecycle::StopBudget`]); 3
+//! 1 when start-up or serving fails; 2 for invalid command-line arguments (clap), for
+//! settings whose stop cannot fit `--stop-grace` ([`lifecycle::StopBudget`]) and for a
+//! `--max-connections` that cannot fit the memory limit ([`startup::connection_caps`]); 3
 //! ([`lifecycle::EXIT_UNHEALTHY`]) after a clean shutdown asked for while the instance's own health
 //! was `DOWN`. Codes 1 and 3 come with one line on stderr giving the reason; 3 logs it too.
 
@@ -11,7 +12,7 @@ use std::process::ExitCode;
 use accountservice::{
     config::Settings,
     lifecycle::{self, Signals, StopBudget, Stopped},
-    startup::Application,
+    startup::{self, Application},
     telemetry,
 };
 use anyhow::Context as _;
@@ -39,6 +40,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // So is a connection cap that cannot fit the memory limit.
+    if let Err(error) = startup::connection_caps(&settings) {
+        eprintln!("accountservice: {error}");
+        return ExitCode::from(2);
+    }
     match run(settings, budget) {
         Ok(Stopped::Healthy) => ExitCode::SUCCESS,
         Ok(Stopped::Unhealthy(reason)) => {

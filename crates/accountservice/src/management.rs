@@ -34,7 +34,8 @@ use tower::{Service, ServiceExt as _, util::Oneshot};
 
 use crate::server::{self, Http2Limits, ServerLimits};
 
-/// Connections the management listener serves at once; more wait in its backlog. A tenth of the
+/// Connections the management listener serves at once, unless a memory limit holds fewer
+/// ([`crate::memory_limit::plan`]); more wait in its backlog. A tenth of the
 /// public port's default, yet room for many status pages: each open page holds a keep-alive
 /// connection while it polls the fleet view, and were the cap a few dozen, a few operators'
 /// browsers would hold every connection and leave the orchestrator's probes waiting in the
@@ -50,6 +51,7 @@ pub const HTTP2: Http2Limits = Http2Limits {
     connection_window: 64 * 1024,
     keep_alive_interval: Duration::from_secs(10),
     keep_alive_timeout: Duration::from_secs(10),
+    max_send_buffer: 16 * 1024,
 };
 
 /// A running management listener. Dropping it stops the listener too (without waiting).
@@ -64,15 +66,9 @@ pub struct Management {
 }
 
 impl Management {
-    /// Binds `address` and starts serving `routes` on a new thread with a runtime of its own.
-    /// Errors (port in use, no thread) come back before anything is served.
-    pub fn start(
-        address: SocketAddr,
-        header_read_timeout: Duration,
-        max_header_bytes: usize,
-        close_grace: Duration,
-        routes: Router,
-    ) -> io::Result<Self> {
+    /// Binds `address` and starts serving `routes` under `limits` on a new thread with a runtime
+    /// of its own. Errors (port in use, no thread) come back before anything is served.
+    pub fn start(address: SocketAddr, limits: ServerLimits, routes: Router) -> io::Result<Self> {
         let listener = StdTcpListener::bind(address)?;
         listener.set_nonblocking(true)?;
         let local_addr = listener.local_addr()?;
@@ -80,12 +76,6 @@ impl Management {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let limits = ServerLimits {
-            header_read_timeout,
-            max_header_bytes,
-            max_connections: MAX_CONNECTIONS,
-            close_grace,
-        };
         let routes = Arc::new(RwLock::new(routes));
         let app = Router::new().fallback_service(Current(routes.clone()));
         let (stop, stop_signal) = watch::channel(None);

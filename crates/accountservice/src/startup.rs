@@ -48,16 +48,21 @@ use crate::{
     config::Settings,
     fleet::{Fleet, FleetOptions},
     grpc,
-    lifecycle::{BudgetError, Draining, Lent, Lifecycle, StopBudget},
-    management::Management,
+    lifecycle::{BudgetError, Draining, Lent, Lifecycle, StopBudget, StoreClaim},
+    management::{self, Management},
+    memory_limit,
     metrics::Metrics,
     router::{self, EndpointSettings, Endpoints, Split},
     routes::testability::Testability,
     seed::{self, DEFAULT_CHUNK_SIZE},
     served_by,
-    server::ServerLimits,
+    server::{MIN_HEADER_BYTES, ServerLimits},
     state::AppState,
-    store::{AccountStore, FaultInjectingStore, FaultSwitch, RedbStore, SeedReport, StoreError},
+    store::{
+        AccountStore, FaultInjectingStore, FaultSwitch, PgStore, RedbStore, SeedReport, Store,
+        StoreError,
+        postgres::{Blocking, PgSettings, pool_metrics::PoolCollector},
+    },
 };
 
 /// How a stop ended: decided by the stop sequence, named here too because
@@ -70,6 +75,15 @@ pub enum StartupError {
     /// The database could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// PostgreSQL could not be reached or its schema could not be brought up to date.
+    #[error("cannot use the database at {url}")]
+    Database {
+        /// The URL, password redacted.
+        url: String,
+        /// The cause (boxed: the URL makes this variant the largest).
+        #[source]
+        source: Box<StoreError>,
+    },
     /// Seeding failed.
     #[error("cannot seed the accounts")]
     Seed(#[source] StoreError),
@@ -100,6 +114,9 @@ pub enum StartupError {
     /// A background task panicked or was cancelled.
     #[error("a start-up task did not complete")]
     Task(#[from] JoinError),
+    /// The connection caps do not fit the memory limit.
+    #[error(transparent)]
+    Memory(#[from] memory_limit::PlanError),
 }
 
 /// A started service: database open and seeded, listener bound, not yet serving (the
@@ -134,6 +151,21 @@ impl Application {
                 port: address.port(),
             });
         }
+        let caps = connection_caps(settings)?;
+        tracing::info!(
+            memory_limit = caps.limit,
+            max_connections = caps.public,
+            backlog = caps.backlog,
+            management_max_connections = caps.management,
+            "connection caps set"
+        );
+        let limits = |max_connections| ServerLimits {
+            header_read_timeout: settings.header_read_timeout,
+            max_header_bytes: settings.max_header_bytes,
+            max_connections,
+            close_grace: settings.close_grace,
+            write_timeout: settings.write_timeout,
+        };
         // Created first, so that everything slow below can say how far it got, on the
         // management port if there is one.
         let startup = Startup::new();
@@ -142,28 +174,45 @@ impl Application {
             .map(|address| {
                 Management::start(
                     address,
-                    settings.header_read_timeout,
-                    settings.max_header_bytes,
-                    settings.close_grace,
+                    limits(caps.management),
                     starting_routes(startup.clone()),
                 )
                 .map_err(|source| StartupError::Bind { address, source })
             })
             .transpose()?;
         startup.progress("opening the database");
-        // Lent to the handlers and the health check; the lifecycle's claim gets it back, to
-        // close it, once the last of them has let go.
-        let (store, claim) = Lent::new(open_store(settings).await?);
-        seed_store(&store, settings.seed_accounts, &startup).await?;
-
         // With testability on, every store call goes through a switch that can fail it, so the
         // database fault travels the same paths as a real one. Off, nothing is in between.
         let fault = settings
             .testability
             .then(|| Arc::new(FaultSwitch::default()));
-        let serving: Arc<dyn AccountStore> = match &fault {
-            Some(switch) => Arc::new(FaultInjectingStore::new(store.clone(), switch.clone())),
-            None => store.clone(),
+        let (serving, claim) = match settings.database()? {
+            Some(database) => {
+                let store = connect_postgres(&database).await?;
+                let seeding: Arc<dyn AccountStore> = Arc::new(Blocking::new(
+                    store.clone(),
+                    tokio::runtime::Handle::current(),
+                ));
+                seed_store(seeding, settings.seed_accounts, &startup).await?;
+                let serving = Store::Postgres {
+                    store: store.clone(),
+                    fault: fault.clone(),
+                };
+                (serving, StoreClaim::Postgres(store))
+            }
+            None => {
+                // Lent to the handlers and the health check; the lifecycle's claim gets it back,
+                // to close it, once the last of them has let go.
+                let (store, claim) = Lent::new(open_store(settings).await?);
+                seed_store(store.clone(), settings.seed_accounts, &startup).await?;
+                let serving: Arc<dyn AccountStore> = match &fault {
+                    Some(switch) => {
+                        Arc::new(FaultInjectingStore::new(store.clone(), switch.clone()))
+                    }
+                    None => store,
+                };
+                (Store::Embedded(serving), StoreClaim::Redb(claim))
+            }
         };
         let health = checks::registry(serving.clone(), settings, &startup)?;
         startup.progress("running the first health checks");
@@ -190,16 +239,20 @@ impl Application {
             )))
         });
         let listener = public
-            .listen(LISTEN_BACKLOG)
+            .listen(caps.backlog)
             .map_err(|source| StartupError::Bind { address, source })?;
         let local_addr = listener
             .local_addr()
             .map_err(|source| StartupError::Bind { address, source })?;
         let draining = Draining::reported_in(health.clone());
+        let mut metrics = Metrics::new(health.clone(), &version);
+        if let Store::Postgres { store, .. } = &serving {
+            metrics.register_collector(Box::new(PoolCollector::new(store.clone())));
+        }
         let endpoints = Endpoints {
             fleet,
             draining: draining.clone(),
-            metrics: Arc::new(Metrics::new(health.clone(), &version)),
+            metrics: Arc::new(metrics),
             testability: fault.map(|database| Testability {
                 health: health.clone(),
                 database,
@@ -239,12 +292,7 @@ impl Application {
         Ok(Self {
             listener,
             local_addr,
-            limits: ServerLimits {
-                header_read_timeout: settings.header_read_timeout,
-                max_header_bytes: settings.max_header_bytes,
-                max_connections: settings.max_connections,
-                close_grace: settings.close_grace,
-            },
+            limits: limits(caps.public),
             public_routes,
             state,
             endpoints,
@@ -341,6 +389,34 @@ impl Application {
 /// `TcpListener::bind` uses).
 const LISTEN_BACKLOG: u32 = 1024;
 
+/// The two listeners' connection caps for `settings`, under the memory limit if there is one;
+/// an error if an explicit `--max-connections` cannot fit (`main` exits 2 with it, as for any
+/// invalid setting, before anything starts).
+pub fn connection_caps(
+    settings: &Settings,
+) -> Result<memory_limit::ConnectionCaps, memory_limit::PlanError> {
+    let limit = settings.memory_limit.resolve();
+    let max_header_bytes = settings.max_header_bytes.max(MIN_HEADER_BYTES);
+    memory_limit::plan(
+        limit,
+        memory_limit::Demands {
+            requested: settings.max_connections,
+            default: DEFAULT_MAX_CONNECTIONS,
+            management: if settings.management_address().is_some() {
+                management::MAX_CONNECTIONS
+            } else {
+                0
+            },
+            public_worst: memory_limit::http1_worst_case(max_header_bytes),
+            management_worst: memory_limit::h2c_worst_case(max_header_bytes, &management::HTTP2),
+            backlog: LISTEN_BACKLOG,
+        },
+    )
+}
+
+/// The public port's connection cap when no memory limit holds fewer and none is given.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
 /// Binds `address` without listening: the port is taken (an error now if it is in use), but
 /// clients are refused, as before, until the service is ready to listen.
 fn reserve(address: SocketAddr) -> io::Result<TcpSocket> {
@@ -375,30 +451,42 @@ async fn open_store(settings: &Settings) -> Result<RedbStore, StartupError> {
     Ok(tokio::task::spawn_blocking(move || RedbStore::open(path, lock_timeout)).await??)
 }
 
+/// Connects to PostgreSQL and applies the migrations (see `store::postgres`).
+async fn connect_postgres(database: &PgSettings) -> Result<PgStore, StartupError> {
+    tracing::info!(
+        url = %database.url,
+        pool_size = database.pool_size,
+        "connecting to PostgreSQL"
+    );
+    let store = PgStore::connect(database)
+        .await
+        .map_err(|source| StartupError::Database {
+            url: database.url.to_string(),
+            source: Box::new(source),
+        })?;
+    tracing::info!(url = %database.url, "PostgreSQL schema is current");
+    Ok(store)
+}
+
 /// Seeds off the reactor and logs what was done.
 async fn seed_store(
-    store: &Arc<Lent<RedbStore>>,
+    store: Arc<dyn AccountStore>,
     count: u64,
     startup: &Startup,
 ) -> Result<SeedReport, StartupError> {
     let started = Instant::now();
-    let seeding = store.clone();
     let startup = startup.clone();
     startup.progress(format!("seeding, 0% (0 of {count} accounts)"));
-    let report = tokio::task::spawn_blocking(move || {
-        seed::seed_with_progress(
-            seeding.as_ref(),
-            count,
-            DEFAULT_CHUNK_SIZE,
-            &|done, total| {
+    let (report, stored) = tokio::task::spawn_blocking(move || {
+        let report =
+            seed::seed_with_progress(store.as_ref(), count, DEFAULT_CHUNK_SIZE, &|done, total| {
                 let percent = done.saturating_mul(100) / total.max(1);
                 startup.progress(format!("seeding, {percent}% ({done} of {total} accounts)"));
-            },
-        )
+            })?;
+        Ok((report, store.check()?))
     })
     .await?
     .map_err(StartupError::Seed)?;
-    let stored = store.check().map_err(StartupError::Seed)?;
     tracing::info!(
         inserted = report.inserted,
         existing = report.existing,

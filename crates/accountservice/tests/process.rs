@@ -617,6 +617,10 @@ fn settings_whose_stop_cannot_fit_the_grace_or_out_of_range_exit_2_with_one_line
             &["--max-concurrent-requests", "18446744073709551616"],
             "--max-concurrent-requests",
         ),
+        (
+            &["--memory-limit", "64m", "--max-connections", "10000"],
+            "does not fit the memory limit",
+        ),
     ] {
         let (status, stderr, took) = run_to_exit(dir.path(), &args("accounts.db", extra));
         assert_eq!(status.code(), Some(2), "{extra:?}: {stderr}");

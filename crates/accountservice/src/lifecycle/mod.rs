@@ -65,7 +65,7 @@ use crate::{
     management::Management,
     server::{self, ServerLimits},
     startup::StartupError,
-    store::RedbStore,
+    store::{PgStore, RedbStore},
 };
 
 /// The exit status of the binary after a clean drain that was asked for while the instance's own
@@ -102,7 +102,7 @@ pub struct Lifecycle {
     health: Health,
     draining: Draining,
     management: Option<Management>,
-    store: Claim<RedbStore>,
+    store: StoreClaim,
     budget: StopBudget,
 }
 
@@ -113,7 +113,7 @@ impl Lifecycle {
         health: Health,
         draining: Draining,
         management: Option<Management>,
-        store: Claim<RedbStore>,
+        store: StoreClaim,
         budget: StopBudget,
     ) -> Self {
         Self {
@@ -340,16 +340,29 @@ impl Refresher {
     }
 }
 
-/// Closes the database once its last user has let go of it, waiting until `release_by` (a
-/// connection task the runtime is still tearing down, or a database check's read still running
-/// on a blocking thread, which its timeout abandoned but cannot cancel); past that, or after a
-/// second stop request, it closes when the last user drops it, if that happens before the
-/// process exits.
-async fn close_store(
-    store: Claim<RedbStore>,
-    release_by: tokio::time::Instant,
-    hurry: &mut Hurry<'_>,
-) {
+/// What the stop sequence closes: the redb file once its last user lets go, or the PostgreSQL
+/// pool (its clones share it: closing one closes it for all).
+pub enum StoreClaim {
+    /// The embedded file, lent to the handlers and the health check.
+    Redb(Claim<RedbStore>),
+    /// The pool.
+    Postgres(PgStore),
+}
+
+/// Closes the database: the PostgreSQL pool at once (nothing is served any more); the redb file
+/// once its last user has let go of it, waiting until `release_by` (a connection task the
+/// runtime is still tearing down, or a database check's read still running on a blocking
+/// thread, which its timeout abandoned but cannot cancel); past that, or after a second stop
+/// request, it closes when the last user drops it, if that happens before the process exits.
+async fn close_store(store: StoreClaim, release_by: tokio::time::Instant, hurry: &mut Hurry<'_>) {
+    let store = match store {
+        StoreClaim::Redb(store) => store,
+        StoreClaim::Postgres(pool) => {
+            pool.close();
+            tracing::info!(url = pool.shown_url(), "database connections closed");
+            return;
+        }
+    };
     let returned = hurry
         .within(store.returned_before(release_by))
         .await

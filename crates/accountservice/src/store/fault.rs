@@ -77,6 +77,17 @@ impl FaultSwitch {
             .wait_while(guard, |()| self.fault() == Fault::Hanging)
             .unwrap_or_else(PoisonError::into_inner);
     }
+
+    /// The error a store call fails with while the switch says fail (a hang is the caller's
+    /// to wait out: the PostgreSQL store does it without blocking a thread, `store::Store`).
+    pub fn fail_if_on(&self) -> Result<(), StoreError> {
+        if self.is_failing() {
+            return Err(StoreError::Unavailable(
+                "fault injected through /testability/database/down".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// An [`AccountStore`] that forwards to `inner` unless its [`FaultSwitch`] is on.
