@@ -19,6 +19,12 @@
 //!   readiness, both or neither; `/health` ([`Scope::Overall`]) shows every component.
 //!   Checks default to readiness only: a liveness probe that fails with a dependency restarts
 //!   healthy processes and fixes nothing.
+//! - **Curable by restart or not** ([`Curability`], [`HealthCheck::curability`]): whether
+//!   restarting the instance can cure a failure. An embedded database file can be (a
+//!   replacement gets a fresh one); a database server every replica shares cannot. A failure a
+//!   restart cannot cure fails `/health` but weighs at most `DEGRADED` in liveness and
+//!   readiness: the restart signals fail only on faults a restart can cure, and readiness fails
+//!   open rather than take every replica out of rotation at once.
 //! - **Never looks healthy by accident**: a check that has not run yet is `OUT_OF_SERVICE`
 //!   ("not checked yet"); a timeout, a panic or a result older than the staleness bound is
 //!   `DOWN` ("timed out after 1s", "check panicked", "stale: last result 5s old"). A refresher
@@ -56,7 +62,7 @@
 //! # Layout
 //!
 //! `status` (statuses and their order), `probe` (probes and scopes), `check` (the trait and
-//! outcomes), `builder` (configuration), `registry` (cached state and reports), `refresh`
+//! outcomes), `curability` (what a restart can cure), `builder` (configuration), `registry` (cached state and reports), `refresh`
 //! (running rounds and the refresher), `report` (reports), `history` (transitions, their
 //! counts and the change signal), `startup` (start-up state), `http` (axum handlers, the bodies
 //! they write and, with `openapi`, those bodies' schemas), `grpc` (the gRPC health service and
@@ -142,6 +148,7 @@
 
 mod builder;
 mod check;
+mod curability;
 mod history;
 mod probe;
 mod refresh;
@@ -157,6 +164,7 @@ pub mod http;
 
 pub use builder::{BuildError, DEFAULT_INTERVAL, DEFAULT_TIMEOUT, HealthBuilder};
 pub use check::{BoxFuture, CheckOutcome, FnCheck, HealthCheck, check_fn};
+pub use curability::Curability;
 pub use history::{Subject, TRANSITIONS_KEPT, Transition};
 pub use probe::{Probes, Scope};
 pub use registry::Health;

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use crate::builder::HealthBuilder;
 use crate::history::{History, Observation, Transition};
 use crate::report::{ComponentKind, ComponentReport, Report};
-use crate::{CheckOutcome, HealthCheck, Probes, Scope, Startup, Status};
+use crate::{CheckOutcome, Curability, HealthCheck, Probes, Scope, Startup, Status};
 
 /// The health of a service: checks refreshed in the background, manual components set from
 /// outside, and reports built from the latest results.
@@ -31,6 +31,7 @@ pub(crate) struct Registered {
     pub(crate) name: String,
     pub(crate) critical: bool,
     pub(crate) probes: Probes,
+    pub(crate) curability: Curability,
     pub(crate) timeout: Duration,
     pub(crate) measurement: String,
 }
@@ -321,7 +322,7 @@ impl Health {
                 components.insert(name.clone(), manual_component(m));
             }
         }
-        Report::from_components(components)
+        Report::for_scope(scope, components)
     }
 
     /// The first moment a result in the snapshot that is not stale at `now` turns stale;
@@ -350,6 +351,7 @@ impl Health {
             observed_unit: None,
             measurement: reg.measurement.clone(),
             critical: reg.critical,
+            curability: reg.curability,
             kind: ComponentKind::Check,
             checked_at: None,
             duration: None,
@@ -366,6 +368,8 @@ impl Health {
         let age = now.saturating_duration_since(r.finished);
         if age >= self.shared.staleness {
             c.status = Status::Down;
+            // Whatever the check declares: no result means this process stopped checking.
+            c.curability = Curability::Restart;
             c.reason = Some(format!("stale: last result {}s old", age.as_secs()));
             c.detail = Some(match &o.reason {
                 Some(reason) => format!("last result was {}: {reason}", o.status),
@@ -385,6 +389,7 @@ fn manual_component(m: &Manual) -> ComponentReport {
         observed_unit: None,
         measurement: "status".to_owned(),
         critical: true,
+        curability: Curability::Restart,
         kind: ComponentKind::Manual,
         checked_at: Some(m.set_at),
         duration: None,

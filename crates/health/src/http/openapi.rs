@@ -191,6 +191,7 @@ mod tests {
             observed_unit: Some("ms".to_owned()),
             measurement: "responseTime".to_owned(),
             critical: kind == ComponentKind::Check,
+            curability: crate::Curability::NotByRestart,
             kind,
             checked_at: Some(SystemTime::now()),
             duration: (kind == ComponentKind::Check).then(|| Duration::from_millis(2)),
