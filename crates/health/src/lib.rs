@@ -31,7 +31,10 @@
 //!   that died or hangs therefore turns the service 503 within the staleness bound.
 //! - **Manual components** ([`Health::set_manual`], [`Health::clear_manual`]): states set from
 //!   outside, such as "draining" at shutdown or an operator's "forced unhealthy" switch. They
-//!   take effect on the very next probe and never turn stale.
+//!   take effect on the very next probe and never turn stale; with a detail
+//!   ([`Health::set_manual_with_detail`]) saying what the state was concluded from.
+//! - **Weak handles** ([`Health::downgrade`], [`WeakHealth`]): for a background task that
+//!   watches the registry without keeping its checks (and what they hold) alive.
 //! - **Reasons and details** ([`CheckOutcome`]): a short, public `reason` ("read failed") and
 //!   an internal `detail` (error text, paths), plus an optional observed value and unit. The
 //!   HTTP layer shows the detail only at [`http::Details::Always`].
@@ -62,11 +65,12 @@
 //! # Layout
 //!
 //! `status` (statuses and their order), `probe` (probes and scopes), `check` (the trait and
-//! outcomes), `curability` (what a restart can cure), `builder` (configuration), `registry` (cached state and reports), `refresh`
-//! (running rounds and the refresher), `report` (reports), `history` (transitions, their
-//! counts and the change signal), `startup` (start-up state), `http` (axum handlers, the bodies
-//! they write and, with `openapi`, those bodies' schemas), `grpc` (the gRPC health service and
-//! its generated protocol code).
+//! outcomes), `curability` (what a restart can cure), `builder` (configuration), `registry`
+//! (cached state and reports), `refresh` (running rounds and the refresher), `report`
+//! (reports), `history` (transitions, their counts and the change signal), `startup` (start-up
+//! state), `weak` (handles that do not keep the registry alive), `http` (axum handlers, the
+//! bodies they write and, with `openapi`, those bodies' schemas), `grpc` (the gRPC health
+//! service and its generated protocol code).
 //!
 //! # Example
 //!
@@ -156,6 +160,7 @@ mod registry;
 mod report;
 mod startup;
 mod status;
+mod weak;
 
 #[cfg(feature = "grpc")]
 pub mod grpc;
@@ -171,3 +176,4 @@ pub use registry::Health;
 pub use report::{ComponentKind, ComponentReport, Report};
 pub use startup::Startup;
 pub use status::Status;
+pub use weak::WeakHealth;

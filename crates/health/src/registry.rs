@@ -52,6 +52,7 @@ pub(crate) struct CheckResult {
 pub(crate) struct Manual {
     status: Status,
     reason: String,
+    detail: Option<String>,
     probes: Probes,
     set_at: SystemTime,
 }
@@ -174,10 +175,24 @@ impl Health {
         reason: impl Into<String>,
         probes: Probes,
     ) {
+        self.set_manual_with_detail(name, status, reason, None, probes);
+    }
+
+    /// [`set_manual`](Self::set_manual) with an internal detail, shown like a check's (only at
+    /// `details=always`): what the state was concluded from, e.g. the answers behind it.
+    pub fn set_manual_with_detail(
+        &self,
+        name: impl Into<String>,
+        status: Status,
+        reason: impl Into<String>,
+        detail: Option<String>,
+        probes: Probes,
+    ) {
         let name = name.into();
         let manual = Manual {
             status,
             reason: reason.into(),
+            detail,
             probes,
             set_at: SystemTime::now(),
         };
@@ -384,7 +399,7 @@ fn manual_component(m: &Manual) -> ComponentReport {
     ComponentReport {
         status: m.status,
         reason: Some(m.reason.clone()),
-        detail: None,
+        detail: m.detail.clone(),
         observed_value: None,
         observed_unit: None,
         measurement: "status".to_owned(),
