@@ -51,6 +51,7 @@ use crate::{
     lifecycle::{Draining, Lent, Lifecycle},
     management::Management,
     metrics::Metrics,
+    outage::{Me, Outage, OutageSeries, WatchOptions, Watcher},
     router::{self, EndpointSettings, Endpoints, Split},
     routes::testability::Testability,
     seed::{self, DEFAULT_CHUNK_SIZE},
@@ -191,10 +192,34 @@ impl Application {
             .local_addr()
             .map_err(|source| StartupError::Bind { address, source })?;
         let draining = Draining::reported_in(health.clone());
+        // Is it me, or everyone? Watches the checks a restart cannot cure; it holds no handle
+        // that keeps the registry (and so the store) alive, and ends with it.
+        let outage = Arc::new(Outage::new(
+            &health,
+            checks::DATABASE,
+            settings.health_interval,
+        ));
+        let peer_port = management
+            .as_ref()
+            .map_or(local_addr.port(), |m| m.local_addr().port());
+        Watcher::new(
+            outage.clone(),
+            &health,
+            WatchOptions {
+                peers: settings.peers.clone(),
+                me: Me::detect(peer_port),
+                interval: settings.health_interval,
+                timeout: settings.health_timeout,
+                grace: settings.local_fault_grace,
+            },
+        )
+        .spawn();
+        let mut metrics = Metrics::new(health.clone(), &version);
+        metrics.add_collector(Box::new(OutageSeries::new(outage.clone())));
         let endpoints = Endpoints {
             fleet,
             draining: draining.clone(),
-            metrics: Arc::new(Metrics::new(health.clone(), &version)),
+            metrics: Arc::new(metrics),
             testability: fault.map(|database| Testability {
                 health: health.clone(),
                 database,
@@ -217,7 +242,7 @@ impl Application {
             },
         };
 
-        let state = AppState::new(serving, served_by);
+        let state = AppState::new(serving, served_by).with_outage(outage);
         let public_routes = management.as_ref().map(|management| {
             let grpc_health = grpc::routes(
                 health.clone(),

@@ -46,8 +46,9 @@ pub struct AccountBody<'a> {
         (status = 200, description = "The account", body = AccountBody<'_>),
         (status = 400, description = "Not a valid account id", body = crate::error::ErrorBody),
         (status = 404, description = "No account has this id", body = crate::error::ErrorBody),
-        (status = 503, description = "The store is unavailable, or too many requests are in \
-            progress (then with Retry-After)", body = crate::error::ErrorBody),
+        (status = 503, description = "The store is unavailable; or in a shared outage (every \
+            replica fails to reach it: answered at once, with Retry-After and the reason); or too \
+            many requests are in progress (then with Retry-After)", body = crate::error::ErrorBody),
     )
 ))]
 pub async fn get_account(
@@ -56,6 +57,13 @@ pub async fn get_account(
 ) -> Result<Response, ApiError> {
     let Path(raw) = path.map_err(|rejection| ApiError::InvalidPath(rejection.body_text()))?;
     let id = AccountId::parse(&raw)?;
+    // During a shared outage no lookup waits on the store to fail: one atomic load otherwise.
+    if let Some((reason, retry_after)) = state.outage.as_ref().and_then(|o| o.store_outage()) {
+        return Err(ApiError::SharedOutage {
+            reason,
+            retry_after,
+        });
+    }
     let account = state.store.get(&id)?.ok_or(ApiError::AccountNotFound(id))?;
     let body = AccountBody {
         id: &account.id,
