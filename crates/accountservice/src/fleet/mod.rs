@@ -5,26 +5,34 @@
 //! recurses, and only while someone looks: at most one round per health interval however many
 //! viewers, each peer under a timeout and a byte cap, at most [`MAX_PEERS`] of them.
 //!
+//! Modules, each using only those listed before it:
+//! - `time`: the RFC 3339 timestamps the view writes;
 //! - [`peers`]: parsing `--peers` and looking the replicas up;
-//! - `client`: one bounded request to one peer; `history`: what its answer must hold;
-//! - `roster`: what is known of each replica, including those that stopped answering or
-//!   vanished (kept [`RETENTION`]), and the slot rule: of two answering replicas that report
-//!   the same slot, the later started holds it and the other is [`SUPERSEDED`];
-//! - `view`: [`Fleet`], the cached, single-flight rounds; `routes`: the HTTP surface;
-//! - `time`: the RFC 3339 timestamps the view writes.
+//! - `history`: what a peer's answer must hold; `client`: one bounded request to one peer;
+//! - `known`: what is kept of one replica, and the statuses the view adds ([`UNREACHABLE`],
+//!   [`GONE`], [`SUPERSEDED`]);
+//! - `slots`: the slot rule: of two answering replicas that report the same slot, the later
+//!   started holds it and the other is [`SUPERSEDED`];
+//! - `render`: the known replicas as the view shows them, transitions merged;
+//! - `roster`: what is known of each replica round after round, including those that stopped
+//!   answering or vanished (kept [`RETENTION`]) or were replaced at their address;
+//! - `view`: [`Fleet`], the cached, single-flight rounds; `routes`: the HTTP surface.
 //!
 //! This module knows nothing of this replica's own health: a peer's state never changes it.
 
 mod client;
 mod history;
+mod known;
 pub mod peers;
+mod render;
 mod roster;
 pub(crate) mod routes;
+mod slots;
 mod time;
 mod view;
 
 pub use client::HISTORY_PATH;
+pub use known::{GONE, SUPERSEDED, UNREACHABLE, VIEW_STATUSES};
 pub use peers::Peers;
-pub use roster::{GONE, SUPERSEDED, UNREACHABLE, VIEW_STATUSES};
 pub use routes::routes;
 pub use view::{Fleet, FleetOptions, MAX_BODY, MAX_PEERS, RETENTION};

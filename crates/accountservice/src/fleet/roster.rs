@@ -1,4 +1,6 @@
-//! The replicas this replica knows of, what each said last, and the view rendered from them.
+//! The replicas this replica knows of and what each said last, round after round: those that
+//! stop answering or vanish are kept for the retention, an address answering as a new instance
+//! lists the old one as replaced, and the whole stays within [`MAX_KNOWN`] replicas.
 //!
 //! Pure bookkeeping: no I/O, no clock of its own (the caller passes `now`), so every rule about
 //! replicas that stop answering, vanish from DNS or are replaced is tested here without sockets.
@@ -8,99 +10,15 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use serde::Serialize;
-
-use super::history::{HEALTH_STATUSES, PeerHistory, PeerTransition};
+use super::history::{HEALTH_STATUSES, PeerHistory};
+use super::known::{GONE, Known, UNREACHABLE};
 use super::peers::Target;
-use super::time::{rfc3339, sort_key};
-
-/// The status of a replica that resolves but did not give a health answer this time.
-pub const UNREACHABLE: &str = "UNREACHABLE";
-
-/// The status of a replica that is no longer among the peers (gone from DNS or replaced).
-pub const GONE: &str = "GONE";
-
-/// The status of a replica that still answers but claims a slot another replica holds: both
-/// report the same `slot`, and the other started later, so the orchestrator replaced this one
-/// (e.g. a Swarm task cut off from its manager, back after its replacement started).
-pub const SUPERSEDED: &str = "SUPERSEDED";
-
-/// Every status the view can show, best first: the replicas' own, then the view's.
-pub const VIEW_STATUSES: [&str; 8] = [
-    "UP",
-    "UNKNOWN",
-    "DEGRADED",
-    "OUT_OF_SERVICE",
-    "DOWN",
-    SUPERSEDED,
-    UNREACHABLE,
-    GONE,
-];
+use super::render::{ReplicaView, TransitionView, render};
+use super::slots::resolve_slots;
+use super::time::rfc3339;
 
 /// The most replicas kept, answering or not (four times the peers asked in one round).
 pub const MAX_KNOWN: usize = 1024;
-
-/// The merged transitions shown, newest first.
-pub const MAX_VIEW_TRANSITIONS: usize = 200;
-
-/// What is known about one replica.
-#[derive(Debug, Clone)]
-struct Known {
-    address: String,
-    /// Where it was last reached; used to ask again when a lookup fails.
-    connect: Option<std::net::SocketAddr>,
-    status: &'static str,
-    reason: Option<String>,
-    /// When `status` last changed: the replica's own `since` while it answers.
-    since: String,
-    last_seen: Option<SystemTime>,
-    /// When it stopped answering or vanished; `None` while it answers.
-    missing_since: Option<SystemTime>,
-    /// Its last health answer.
-    answer: Option<PeerHistory>,
-    /// While another answering replica holds the slot this one claims.
-    superseded: Option<Superseded>,
-}
-
-/// Why a replica is [`SUPERSEDED`], and since when.
-#[derive(Debug, Clone)]
-struct Superseded {
-    /// The address of the replica holding the slot (as listed: unique in the view, where
-    /// instance names need not be).
-    by: String,
-    reason: String,
-    /// When this view first found it superseded (by anyone, without a break).
-    since: String,
-}
-
-/// Who holds a slot: of the answering replicas claiming it, the greatest by this key, i.e. the
-/// one that started last; equal start times fall to the greater instance name, then address,
-/// so every viewer picks the same one. A replica that gives no start time sorts first.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Claim {
-    started_at: String,
-    instance: String,
-    address: String,
-}
-
-impl Claim {
-    fn of(known: &Known) -> Option<(u32, Self)> {
-        if known.missing_since.is_some() {
-            return None;
-        }
-        let answer = known.answer.as_ref()?;
-        let claim = Self {
-            started_at: answer
-                .started_at
-                .as_deref()
-                .map(sort_key)
-                .unwrap_or_default(),
-            instance: answer.instance.clone(),
-            address: known.address.clone(),
-        };
-        Some((answer.slot?, claim))
-    }
-}
 
 /// The replicas known, keyed by listed address, plus replaced ones kept for a while.
 #[derive(Debug, Default)]
@@ -161,52 +79,7 @@ impl Roster {
         self.current.retain(|_, known| keep(known));
         self.replaced.retain(keep);
         self.forget_oldest_missing();
-        self.resolve_slots(&stamp);
-    }
-
-    /// Marks every answering replica that claims a slot held by another as superseded, and
-    /// clears the mark of every other replica. Only replicas that answered this round claim a
-    /// slot: one unreachable or gone already shows it does not serve.
-    fn resolve_slots(&mut self, stamp: &str) {
-        let mut holders: BTreeMap<u32, Claim> = BTreeMap::new();
-        for (slot, claim) in self.current.values().filter_map(Claim::of) {
-            match holders.get(&slot) {
-                Some(holder) if *holder >= claim => {}
-                _ => {
-                    holders.insert(slot, claim);
-                }
-            }
-        }
-        for known in self.current.values_mut() {
-            let Some((slot, claim)) = Claim::of(known) else {
-                known.superseded = None;
-                continue;
-            };
-            let Some(holder) = holders.get(&slot).filter(|holder| **holder != claim) else {
-                known.superseded = None;
-                continue;
-            };
-            let reason = if holder.started_at > claim.started_at {
-                format!(
-                    "slot {slot} is held by {}, which started later",
-                    holder.address
-                )
-            } else {
-                format!(
-                    "slot {slot} is held by {}, which started at the same time and sorts after it",
-                    holder.address
-                )
-            };
-            let since = match &known.superseded {
-                Some(before) => before.since.clone(),
-                None => stamp.to_owned(),
-            };
-            known.superseded = Some(Superseded {
-                by: holder.address.clone(),
-                reason,
-                since,
-            });
-        }
+        resolve_slots(&mut self.current, &stamp);
     }
 
     /// Keeps at most [`MAX_KNOWN`] replicas: a service replacing replicas faster than the
@@ -311,140 +184,13 @@ impl Roster {
         Vec<TransitionView>,
         BTreeMap<&'static str, usize>,
     ) {
-        let mut all: Vec<&Known> = self.current.values().chain(&self.replaced).collect();
-        all.sort_by(|a, b| {
-            (a.status == GONE, &a.address, &a.since).cmp(&(b.status == GONE, &b.address, &b.since))
-        });
-        let mut counts: BTreeMap<&'static str, usize> =
-            VIEW_STATUSES.iter().map(|status| (*status, 0)).collect();
-        let mut transitions = Vec::new();
-        let replicas = all
-            .into_iter()
-            .map(|known| {
-                let superseded = known.superseded.as_ref();
-                let status = if superseded.is_some() {
-                    SUPERSEDED
-                } else {
-                    known.status
-                };
-                *counts.entry(status).or_default() += 1;
-                let answer = known.answer.as_ref();
-                if let Some(answer) = answer {
-                    transitions.extend(answer.transitions.iter().map(|t| (known, answer, t)));
-                }
-                let lost = known.missing_since.is_some() || superseded.is_some();
-                ReplicaView {
-                    address: known.address.clone(),
-                    instance: answer.map(|a| a.instance.clone()),
-                    version: answer.and_then(|a| a.version.clone()),
-                    started_at: answer.and_then(|a| a.started_at.clone()),
-                    slot: answer.and_then(|a| a.slot),
-                    status,
-                    superseded_by: superseded.map(|s| s.by.clone()),
-                    reason: superseded
-                        .map_or_else(|| known.reason.clone(), |s| Some(s.reason.clone())),
-                    since: superseded.map_or_else(|| known.since.clone(), |s| s.since.clone()),
-                    last_seen: known.last_seen.map(rfc3339),
-                    last_status: if lost {
-                        answer.map(|a| a.status.clone())
-                    } else {
-                        None
-                    },
-                    last_reason: if lost {
-                        answer.and_then(|a| a.reason.clone())
-                    } else {
-                        None
-                    },
-                }
-            })
-            .collect();
-        transitions.sort_by_cached_key(|(_, _, t)| std::cmp::Reverse(sort_key(&t.at)));
-        transitions.truncate(MAX_VIEW_TRANSITIONS);
-        let transitions = transitions
-            .into_iter()
-            .map(|(known, answer, t)| TransitionView::new(known, answer, t))
-            .collect();
-        (replicas, transitions, counts)
-    }
-}
-
-/// One replica in `GET /health/fleet`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-#[cfg_attr(test, derive(utoipa::ToSchema), schema(as = FleetReplica))]
-pub struct ReplicaView {
-    /// The `host:port` asked.
-    pub address: String,
-    /// Its instance name, from its last answer.
-    pub instance: Option<String>,
-    /// Its version, from its last answer.
-    pub version: Option<String>,
-    /// When it started, from its last answer.
-    pub started_at: Option<String>,
-    /// The slot it claims among the service's replicas, from its last answer.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub slot: Option<u32>,
-    /// Its own status while it answers and holds its slot (or claims none), else
-    /// `SUPERSEDED`, `UNREACHABLE` or `GONE`.
-    pub status: &'static str,
-    /// While `SUPERSEDED`: the address (as listed) of the replica holding its slot.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub superseded_by: Option<String>,
-    /// Its own reason while it answers, else why it is superseded, unreachable or gone.
-    pub reason: Option<String>,
-    /// When `status` last changed.
-    pub since: String,
-    /// When it last answered.
-    pub last_seen: Option<String>,
-    /// While superseded, unreachable or gone: the status of its last answer.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_status: Option<String>,
-    /// While superseded, unreachable or gone: the reason of its last answer.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_reason: Option<String>,
-}
-
-/// One transition of one replica in the merged list.
-#[derive(Debug, Serialize)]
-#[cfg_attr(test, derive(utoipa::ToSchema), schema(as = FleetTransition))]
-pub struct TransitionView {
-    /// The replica's address.
-    pub address: String,
-    /// The replica's instance name.
-    pub instance: String,
-    /// When, as the replica reported it.
-    pub at: String,
-    /// The component that changed (absent for a scope).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub component: Option<String>,
-    /// The scope whose aggregate changed (absent for a component).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
-    /// Status before.
-    pub from: String,
-    /// Status after.
-    pub to: String,
-    /// Why.
-    pub reason: Option<String>,
-}
-
-impl TransitionView {
-    fn new(known: &Known, answer: &PeerHistory, t: &PeerTransition) -> Self {
-        Self {
-            address: known.address.clone(),
-            instance: answer.instance.clone(),
-            at: t.at.clone(),
-            component: t.component.clone(),
-            scope: t.scope.clone(),
-            from: t.from.clone(),
-            to: t.to.clone(),
-            reason: t.reason.clone(),
-        }
+        render(self.current.values().chain(&self.replaced))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::known::SUPERSEDED;
     use super::*;
 
     const MINUTE: Duration = Duration::from_secs(60);

@@ -16,7 +16,8 @@ use tokio::task::JoinSet;
 
 use super::client::{self, Limits};
 use super::peers::Peers;
-use super::roster::{ReplicaView, Roster, TransitionView};
+use super::render::{ReplicaView, TransitionView};
+use super::roster::Roster;
 use super::time::rfc3339;
 
 /// How long a replica that stopped answering or vanished stays listed.
