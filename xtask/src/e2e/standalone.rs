@@ -162,9 +162,8 @@ pub fn healthy_container(sh: &Shell) -> Result<Vec<Timing>> {
         .quiet()
         .read()?;
     // The restart signal: liveness, which fails only on faults a restart can cure.
-    let wanted = format!(
-        r#"["CMD","/healthchecker","--port","{MANAGEMENT_PORT}","--path","/health/live"]"#
-    );
+    let wanted =
+        format!(r#"["CMD","/healthchecker","--port","{MANAGEMENT_PORT}","--path","/health/live"]"#);
     ensure!(
         test.trim() == wanted,
         "the image's health check is {test}, expected {wanted}"

@@ -39,7 +39,10 @@ fn judge(status: StatusCode, body: &[u8]) -> Answer {
         reason: Option<String>,
     }
     let Ok(component) = serde_json::from_slice::<Component>(body) else {
-        return Answer::NoAnswer(format!("answered {} without a component status", status.as_u16()));
+        return Answer::NoAnswer(format!(
+            "answered {} without a component status",
+            status.as_u16()
+        ));
     };
     match component.status.as_str() {
         "UP" | "DEGRADED" | "UNKNOWN" => Answer::Reaches,
@@ -133,11 +136,17 @@ mod tests {
             Answer::CannotReach("connection refused".into())
         );
         assert_eq!(
-            judge(down, br#"{"status":"OUT_OF_SERVICE","reason":"not checked yet"}"#),
+            judge(
+                down,
+                br#"{"status":"OUT_OF_SERVICE","reason":"not checked yet"}"#
+            ),
             Answer::NoAnswer("OUT_OF_SERVICE: not checked yet".into())
         );
         assert_eq!(
-            judge(StatusCode::NOT_FOUND, br#"{"error":"no health component named \"x\""}"#),
+            judge(
+                StatusCode::NOT_FOUND,
+                br#"{"error":"no health component named \"x\""}"#
+            ),
             Answer::NoAnswer("answered 404 without a component status".into())
         );
         assert_eq!(
@@ -148,7 +157,10 @@ mod tests {
 
     #[test]
     fn what_a_peer_says_is_kept_short_and_printable() {
-        let long = format!(r#"{{"status":"DOWN","reason":"{}\u0007é"}}"#, "x".repeat(500));
+        let long = format!(
+            r#"{{"status":"DOWN","reason":"{}\u0007é"}}"#,
+            "x".repeat(500)
+        );
         let Answer::CannotReach(reason) = judge(StatusCode::SERVICE_UNAVAILABLE, long.as_bytes())
         else {
             panic!("not a DOWN answer");

@@ -78,7 +78,10 @@ mod tests {
     }
 
     fn me() -> Me {
-        Me::new(6768, vec!["10.0.1.1".parse().unwrap(), "127.0.0.1".parse().unwrap()])
+        Me::new(
+            6768,
+            vec!["10.0.1.1".parse().unwrap(), "127.0.0.1".parse().unwrap()],
+        )
     }
 
     #[test]

@@ -63,7 +63,10 @@ impl Collector for OutageSeries {
             };
             for (answer, n) in [
                 ("reaches", count(|a| *a == Answer::Reaches)),
-                ("cannot_reach", count(|a| matches!(a, Answer::CannotReach(_)))),
+                (
+                    "cannot_reach",
+                    count(|a| matches!(a, Answer::CannotReach(_))),
+                ),
                 ("no_answer", count(|a| matches!(a, Answer::NoAnswer(_)))),
             ] {
                 let labels = [("component", name.as_str()), ("answer", answer)];

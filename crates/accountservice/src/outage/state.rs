@@ -298,7 +298,10 @@ mod tests {
         assert_eq!(retry_after, 2);
         let (status, _, detail, probes) = outage.component().unwrap();
         assert_eq!((status, probes), (Status::Degraded, Probes::ALL));
-        assert!(detail.starts_with("database: 10.0.1.0:6768 cannot reach it"), "{detail}");
+        assert!(
+            detail.starts_with("database: 10.0.1.0:6768 cannot reach it"),
+            "{detail}"
+        );
 
         assert_eq!(outage.recovered("database"), Some(verdict));
         assert_eq!(outage.store_outage(), None);
@@ -342,7 +345,10 @@ mod tests {
     async fn a_check_that_is_not_watched_is_not_recorded() {
         let outage = outage();
         let verdict = Verdict::judge(&[]);
-        assert_eq!(outage.judged("disk", verdict, Vec::new(), Instant::now()), None);
+        assert_eq!(
+            outage.judged("disk", verdict, Vec::new(), Instant::now()),
+            None
+        );
         assert_eq!(outage.component(), None);
     }
 }

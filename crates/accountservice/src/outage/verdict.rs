@@ -158,7 +158,13 @@ mod tests {
     #[test]
     fn most_peers_reaching_it_make_the_fault_this_replica_s_own() {
         let verdict = Verdict::judge(&answers(&[Answer::Reaches, Answer::Reaches]));
-        assert_eq!(verdict, Verdict::Local { reach: 2, cannot: 0 });
+        assert_eq!(
+            verdict,
+            Verdict::Local {
+                reach: 2,
+                cannot: 0
+            }
+        );
         assert_eq!(
             verdict.reason("database"),
             "local fault: 2 of 3 replicas reach the database, this one cannot"
@@ -172,7 +178,13 @@ mod tests {
     #[test]
     fn most_peers_failing_too_is_a_shared_outage() {
         let verdict = Verdict::judge(&answers(&[cannot(), cannot()]));
-        assert_eq!(verdict, Verdict::Shared { reach: 0, cannot: 2 });
+        assert_eq!(
+            verdict,
+            Verdict::Shared {
+                reach: 0,
+                cannot: 2
+            }
+        );
         assert_eq!(
             verdict.reason("database"),
             "shared outage: 3 of 3 replicas cannot reach the database"
@@ -188,7 +200,13 @@ mod tests {
     #[test]
     fn a_tie_is_not_proof_of_a_local_fault() {
         let verdict = Verdict::judge(&answers(&[cannot(), Answer::Reaches]));
-        assert_eq!(verdict, Verdict::Shared { reach: 1, cannot: 1 });
+        assert_eq!(
+            verdict,
+            Verdict::Shared {
+                reach: 1,
+                cannot: 1
+            }
+        );
         assert!(!verdict.is_local());
     }
 
