@@ -171,3 +171,29 @@ async fn excluding_a_component_keeps_the_scope_s_rule() {
     assert_eq!(answer.status, PASS);
     assert_eq!(answer.json()["status"], "DEGRADED");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_history_lists_each_component_with_whether_a_restart_can_cure_it() {
+    let app = start(Curability::NotByRestart).await;
+    app.database_fails().await;
+    app.health
+        .set_manual("outage", Status::Degraded, "shared outage", Probes::ALL);
+    let body = get(&app.router, "/health/history").await.json();
+    assert_eq!(
+        body["components"],
+        serde_json::json!({
+            "database": {"status": "DOWN", "curableByRestart": false},
+            "outage": {"status": "DEGRADED", "curableByRestart": true},
+        })
+    );
+
+    let never = router(
+        app.health.clone(),
+        HttpOptions {
+            details: Details::Never,
+            ..HttpOptions::default()
+        },
+    );
+    let body = get(&never, "/health/history").await.json();
+    assert!(body.get("components").is_none(), "{body}");
+}
