@@ -183,6 +183,15 @@ impl Metrics {
         }
     }
 
+    /// Adds series read at each scrape from something the metrics do not know (the PostgreSQL
+    /// pool's, `store::postgres::pool_metrics`).
+    pub fn register_collector(
+        &mut self,
+        collector: Box<dyn prometheus_client::collector::Collector>,
+    ) {
+        self.registry.register_collector(collector);
+    }
+
     /// Counts one answered request, by the route template it matched (`None`: `unmatched`).
     pub fn record(
         &self,

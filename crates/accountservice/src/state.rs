@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::store::AccountStore;
+use crate::store::Store;
 
 /// Shared, cheaply cloned state of the HTTP layer.
 ///
@@ -10,16 +10,16 @@ use crate::store::AccountStore;
 #[derive(Clone)]
 pub struct AppState {
     /// Where accounts are read from.
-    pub store: Arc<dyn AccountStore>,
+    pub store: Store,
     /// The `servedBy` value of every account answer, computed once at start.
     pub served_by: Arc<str>,
 }
 
 impl AppState {
-    /// Bundles a store and an instance name.
-    pub fn new(store: Arc<dyn AccountStore>, served_by: impl Into<Arc<str>>) -> Self {
+    /// Bundles a store (a [`Store`], or any `Arc` of an `AccountStore`) and an instance name.
+    pub fn new(store: impl Into<Store>, served_by: impl Into<Arc<str>>) -> Self {
         Self {
-            store,
+            store: store.into(),
             served_by: served_by.into(),
         }
     }
