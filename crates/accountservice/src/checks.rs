@@ -1,13 +1,15 @@
 //! The service's health checks and the registry that runs them (see the `health` crate).
 //!
-//! One check, `database`: a real read transaction on the accounts table, timed. The original
-//! service tested `db != nil`, which can never fail; this one fails when reads fail.
+//! One check, `database`: a real read of the accounts table, timed: a read transaction on the
+//! redb file, or a query through the PostgreSQL pool, whose details name the backend and the
+//! pool's state. The original service tested `db != nil`, which can never fail; this one fails
+//! when reads fail.
 //!
 //! It takes part in every probe, and declares whether a restart can cure its failure from the
-//! store behind it ([`AccountStore::is_shared`]): an embedded file of the replica's own can be
-//! (the restart signals fail, and the orchestrator replaces the replica, as the original's
+//! store behind it ([`Store::is_shared`]): an embedded file of the replica's own can be (the
+//! restart signals fail, and the orchestrator replaces the replica, as the original's
 //! `HEALTHCHECK` did); a database every replica shares cannot (only `/health` fails, and the
-//! fleet decides whether the fault is this replica's alone).
+//! replica asks its peers whether the fault is its alone: `crate::outage`).
 
 use std::{
     sync::{
@@ -24,13 +26,13 @@ use health::{
 use crate::{
     config::Settings,
     error::chain,
-    store::{AccountStore, StoreError},
+    store::{AccountStore, PgStore, Store},
 };
 
 /// Builds the registry for `settings` over the store the HTTP layer reads from, sharing the
 /// service's start-up state (which the service completes, not the first round).
 pub fn registry(
-    store: Arc<dyn AccountStore>,
+    store: Store,
     settings: &Settings,
     startup: &Startup,
 ) -> Result<Health, BuildError> {
@@ -42,15 +44,16 @@ pub fn registry(
         .build()
 }
 
-/// Reads the accounts table through the store, in the blocking pool, and reports how long
-/// the read took (`database:responseTime` in ms).
+/// Reads the accounts table through the store and reports how long the read took
+/// (`database:responseTime` in ms).
 ///
-/// The read runs in `spawn_blocking` because storage calls can block (a stalled disk); the
-/// registry then gives up at its timeout and reports `DOWN` "timed out". A blocking call cannot be
-/// cancelled, so while one is still running no other is started: a stuck disk costs one
-/// thread, not one per interval.
+/// An embedded store is read in `spawn_blocking` because storage calls can block (a stalled
+/// disk); the registry then gives up at its timeout and reports `DOWN` "timed out". A blocking
+/// call cannot be cancelled, so while one is still running no other is started: a stuck disk
+/// costs one thread, not one per interval. PostgreSQL is asked on the async worker: the pool
+/// bounds every wait and a timed-out query is simply dropped.
 pub struct DatabaseCheck {
-    store: Arc<dyn AccountStore>,
+    store: Store,
     curability: Curability,
     in_flight: Arc<AtomicBool>,
 }
@@ -59,8 +62,10 @@ pub struct DatabaseCheck {
 pub const DATABASE: &str = "database";
 
 impl DatabaseCheck {
-    /// A check over `store`, curable by restart unless the store is shared by every replica.
-    pub fn new(store: Arc<dyn AccountStore>) -> Self {
+    /// A check over `store` (a [`Store`], or any `Arc` of an `AccountStore`), curable by
+    /// restart unless the store is shared by every replica.
+    pub fn new(store: impl Into<Store>) -> Self {
+        let store = store.into();
         let curability = if store.is_shared() {
             Curability::NotByRestart
         } else {
@@ -70,6 +75,57 @@ impl DatabaseCheck {
             store,
             curability,
             in_flight: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The redb path: a read transaction on a blocking thread.
+    async fn check_embedded(&self, store: &Arc<dyn AccountStore>) -> CheckOutcome {
+        if self.in_flight.swap(true, Ordering::AcqRel) {
+            return CheckOutcome::down("read still blocked")
+                .with_detail("the previous read has not returned");
+        }
+        let guard = InFlight(self.in_flight.clone());
+        let store = store.clone();
+        let started = Instant::now();
+        let read = tokio::task::spawn_blocking(move || {
+            let _guard = guard;
+            store.check()
+        })
+        .await;
+        let millis = started.elapsed().as_secs_f64() * 1000.0;
+        match read {
+            Ok(Ok(_accounts)) => CheckOutcome::up().with_observed(round_ms(millis), "ms"),
+            Ok(Err(error)) => {
+                // A short reason that says what is wrong without internals: "file removed",
+                // "storage error, restart needed"; any other failure is a failed read.
+                CheckOutcome::down(error.summary())
+                    .with_detail(chain(&error))
+                    .with_observed(round_ms(millis), "ms")
+            }
+            Err(error) => CheckOutcome::down("read failed").with_detail(error.to_string()),
+        }
+    }
+
+    /// The PostgreSQL path: a query through the pool; the details name the backend, the URL
+    /// (password redacted) and the pool's state after the query.
+    async fn check_postgres(
+        store: &PgStore,
+        fault: Option<&crate::store::FaultSwitch>,
+    ) -> CheckOutcome {
+        let started = Instant::now();
+        let result = match fault.map_or(Ok(()), |switch| switch.fail_if_on()) {
+            Ok(()) => store.check().await,
+            Err(error) => Err(error),
+        };
+        let millis = round_ms(started.elapsed().as_secs_f64() * 1000.0);
+        let about = format!("postgresql {}; {}", store.shown_url(), store.state());
+        match result {
+            Ok(()) => CheckOutcome::up()
+                .with_detail(about)
+                .with_observed(millis, "ms"),
+            Err(error) => CheckOutcome::down(error.summary())
+                .with_detail(format!("{about}; {}", chain(&error)))
+                .with_observed(millis, "ms"),
         }
     }
 }
@@ -103,33 +159,11 @@ impl HealthCheck for DatabaseCheck {
 
     fn check(&self) -> BoxFuture<'_, CheckOutcome> {
         Box::pin(async move {
-            if self.in_flight.swap(true, Ordering::AcqRel) {
-                return CheckOutcome::down("read still blocked")
-                    .with_detail("the previous read has not returned");
-            }
-            let guard = InFlight(self.in_flight.clone());
-            let store = self.store.clone();
-            let started = Instant::now();
-            let read = tokio::task::spawn_blocking(move || {
-                let _guard = guard;
-                store.check()
-            })
-            .await;
-            let millis = started.elapsed().as_secs_f64() * 1000.0;
-            match read {
-                Ok(Ok(_accounts)) => CheckOutcome::up().with_observed(round_ms(millis), "ms"),
-                Ok(Err(error)) => {
-                    // A short reason that says what is wrong without internals: "file removed",
-                    // "storage error, restart needed"; any other failure is a failed read.
-                    let reason = match &error {
-                        StoreError::Unusable { summary, .. } => *summary,
-                        _ => "read failed",
-                    };
-                    CheckOutcome::down(reason)
-                        .with_detail(chain(&error))
-                        .with_observed(round_ms(millis), "ms")
+            match &self.store {
+                Store::Embedded(store) => self.check_embedded(store).await,
+                Store::Postgres { store, fault } => {
+                    Self::check_postgres(store, fault.as_deref()).await
                 }
-                Err(error) => CheckOutcome::down("read failed").with_detail(error.to_string()),
             }
         })
     }

@@ -15,7 +15,16 @@ use clap::{
 };
 use health::http::Details;
 
-use crate::fleet::Peers;
+use crate::{
+    fleet::Peers,
+    store::{
+        StoreError,
+        postgres::{
+            DatabaseUrl, PgSettings,
+            settings::{InvalidUrl, seconds},
+        },
+    },
+};
 
 /// Everything the service can be told at start. `--help` documents each field.
 #[derive(Debug, Clone, Parser)]
@@ -32,6 +41,68 @@ pub struct Settings {
     /// Path of the redb database file; created if missing, refused if it is not a database.
     #[arg(long, env = "ACCOUNTSERVICE_DB_PATH", default_value = "accounts.db")]
     pub db_path: PathBuf,
+
+    /// PostgreSQL to keep the accounts in instead of the redb file, shared by every replica: a
+    /// `postgres://user:password@host:port/dbname?sslmode=...` URL or a libpq key=value string
+    /// (several hosts as libpq allows). Unset: the embedded redb file (--db-path). The password is
+    /// never shown: logs, errors and health details print the URL with `***` in its place.
+    #[arg(
+        long,
+        env = "ACCOUNTSERVICE_DATABASE_URL",
+        hide_env_values = true,
+        value_parser = DatabaseUrlParser,
+        conflicts_with = "database_url_file"
+    )]
+    pub database_url: Option<DatabaseUrl>,
+
+    /// A file holding the --database-url (a Docker or Kubernetes secret), read at start.
+    #[arg(long, env = "ACCOUNTSERVICE_DATABASE_URL_FILE")]
+    pub database_url_file: Option<PathBuf>,
+
+    /// A file holding the database password (a Docker or Kubernetes secret, as the official
+    /// postgres image takes POSTGRES_PASSWORD_FILE); it replaces any password in the URL. One
+    /// trailing newline is ignored.
+    #[arg(long, env = "ACCOUNTSERVICE_DATABASE_PASSWORD_FILE")]
+    pub database_password_file: Option<PathBuf>,
+
+    /// PostgreSQL connections kept at most by this replica.
+    #[arg(
+        long,
+        env = "ACCOUNTSERVICE_DATABASE_POOL_SIZE",
+        default_value_t = 16,
+        value_parser = clap::value_parser!(u32).range(1..=1000).map(|n| n as usize)
+    )]
+    pub database_pool_size: usize,
+
+    /// Seconds a lookup or health check waits for a PostgreSQL connection (opening one
+    /// included) before failing with 503; must be below --health-timeout.
+    #[arg(
+        long,
+        env = "ACCOUNTSERVICE_DATABASE_ACQUIRE_TIMEOUT",
+        default_value = "0.5",
+        value_parser = parse_positive_seconds
+    )]
+    pub database_acquire_timeout: Duration,
+
+    /// Seconds one PostgreSQL statement may run (the server's statement_timeout; the client
+    /// gives up 0.1 s later, for a server that stopped answering).
+    #[arg(
+        long,
+        env = "ACCOUNTSERVICE_DATABASE_STATEMENT_TIMEOUT",
+        default_value = "0.4",
+        value_parser = parse_positive_seconds
+    )]
+    pub database_statement_timeout: Duration,
+
+    /// Seconds opening a PostgreSQL connection may take at start, when the URL gives no
+    /// connect_timeout.
+    #[arg(
+        long,
+        env = "ACCOUNTSERVICE_DATABASE_CONNECT_TIMEOUT",
+        default_value = "5",
+        value_parser = parse_positive_seconds
+    )]
+    pub database_connect_timeout: Duration,
 
     /// Number of fake accounts to make sure exist at start (ids 10000.., names Person_0..);
     /// existing accounts are never overwritten. 0 disables seeding.
@@ -241,6 +312,38 @@ impl Settings {
         }
     }
 
+    /// The PostgreSQL settings, when --database-url or --database-url-file is given: files read,
+    /// the password file applied, every bound filled in. Errors name the file or the setting,
+    /// never the URL's contents.
+    pub fn database(&self) -> Result<Option<PgSettings>, StoreError> {
+        let url = match (&self.database_url, &self.database_url_file) {
+            (Some(url), _) => url.clone(),
+            (None, Some(path)) => read_secret(path, "database URL")?
+                .parse()
+                .map_err(|error| StoreError::Config(format!("{}: {error}", path.display())))?,
+            (None, None) => return Ok(None),
+        };
+        let mut url = url;
+        if let Some(path) = &self.database_password_file {
+            url.set_password(read_secret(path, "database password")?.as_bytes());
+        }
+        if self.database_acquire_timeout >= self.health_timeout {
+            return Err(StoreError::Config(format!(
+                "--database-acquire-timeout ({}) must be below --health-timeout ({}), so a \
+                 database that cannot give a connection is reported, not timed out",
+                seconds(self.database_acquire_timeout),
+                seconds(self.health_timeout)
+            )));
+        }
+        Ok(Some(PgSettings::new(
+            url,
+            self.database_pool_size,
+            self.database_acquire_timeout,
+            self.database_statement_timeout,
+            self.database_connect_timeout,
+        )))
+    }
+
     /// The management listener's address, if one is configured.
     pub fn management_address(&self) -> Option<SocketAddr> {
         self.management_port
@@ -273,6 +376,47 @@ impl Default for Settings {
     fn default() -> Self {
         // Every default is a constant above, and the unit tests parse them all.
         Self::from_args_ignoring_env::<_, OsString>([]).expect("the built-in defaults parse")
+    }
+}
+
+/// Reads a secret file, without one trailing newline (`echo secret > file` writes one).
+fn read_secret(path: &std::path::Path, what: &str) -> Result<String, StoreError> {
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        StoreError::Config(format!(
+            "cannot read the {what} file {}: {error}",
+            path.display()
+        ))
+    })?;
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    Ok(text.strip_suffix('\r').unwrap_or(text).to_owned())
+}
+
+/// Parses `--database-url` with an error that never repeats the value (clap's own "invalid
+/// value '…'" would print the password).
+#[derive(Debug, Clone, Copy)]
+struct DatabaseUrlParser;
+
+impl clap::builder::TypedValueParser for DatabaseUrlParser {
+    type Value = DatabaseUrl;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<DatabaseUrl, clap::Error> {
+        let refuse = |reason: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("--database-url: {reason}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| refuse("the URL is not UTF-8".into()))?;
+        text.parse()
+            .map_err(|error: InvalidUrl| refuse(error.to_string()))
     }
 }
 

@@ -5,7 +5,10 @@
 //!
 //! - [`config`]: the one typed settings struct (flags with `ACCOUNTSERVICE_*` fallbacks).
 //! - [`domain`]: [`domain::AccountId`] (parsed at the edge) and [`domain::Account`].
-//! - [`store`]: the [`store::AccountStore`] trait and its redb implementation.
+//! - [`store`]: [`store::Store`], what handlers and the health check read through, over the
+//!   synchronous [`store::AccountStore`] trait and its redb implementation (the default), or
+//!   [`store::postgres`] (`--database-url`): a pool with prepared statements, every wait
+//!   bounded, embedded migrations.
 //! - [`seed`]: idempotent, chunked seeding of fake accounts with progress output.
 //! - [`router`], [`routes`], [`error`], [`state`]: the HTTP surface over [`state::AppState`]
 //!   and [`router::Endpoints`] (live handles, with their plain [`router::EndpointSettings`]).

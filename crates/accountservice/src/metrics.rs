@@ -140,12 +140,6 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Adds a collector encoded at each scrape after the others (the outage verdicts), before
-    /// the metrics are shared.
-    pub fn add_collector(&mut self, collector: Box<dyn prometheus_client::collector::Collector>) {
-        self.registry.register_collector(collector);
-    }
-
     /// Registers every metric; health series are read from `health` at each scrape. `version`
     /// is the build info's (`Settings::version`: with the release label when there is one).
     pub fn new(health: Health, version: &str) -> Self {
@@ -187,6 +181,15 @@ impl Metrics {
             requests,
             latency,
         }
+    }
+
+    /// Adds series read at each scrape from something the metrics do not know (the PostgreSQL
+    /// pool's, `store::postgres::pool_metrics`).
+    pub fn register_collector(
+        &mut self,
+        collector: Box<dyn prometheus_client::collector::Collector>,
+    ) {
+        self.registry.register_collector(collector);
     }
 
     /// Counts one answered request, by the route template it matched (`None`: `unmatched`).

@@ -48,7 +48,7 @@ use crate::{
     config::Settings,
     fleet::{Fleet, FleetOptions},
     grpc,
-    lifecycle::{Draining, Lent, Lifecycle},
+    lifecycle::{Draining, Lent, Lifecycle, StoreClaim},
     management::Management,
     metrics::Metrics,
     outage::{Me, Outage, OutageSeries, WatchOptions, Watcher},
@@ -58,7 +58,11 @@ use crate::{
     served_by,
     server::ServerLimits,
     state::AppState,
-    store::{AccountStore, FaultInjectingStore, FaultSwitch, RedbStore, SeedReport, StoreError},
+    store::{
+        AccountStore, FaultInjectingStore, FaultSwitch, PgStore, RedbStore, SeedReport, Store,
+        StoreError,
+        postgres::{Blocking, PgSettings, pool_metrics::PoolCollector},
+    },
 };
 
 /// How a stop ended: decided by the stop sequence, named here too because
@@ -71,6 +75,15 @@ pub enum StartupError {
     /// The database could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// PostgreSQL could not be reached or its schema could not be brought up to date.
+    #[error("cannot use the database at {url}")]
+    Database {
+        /// The URL, password redacted.
+        url: String,
+        /// The cause (boxed: the URL makes this variant the largest).
+        #[source]
+        source: Box<StoreError>,
+    },
     /// Seeding failed.
     #[error("cannot seed the accounts")]
     Seed(#[source] StoreError),
@@ -147,19 +160,38 @@ impl Application {
             })
             .transpose()?;
         startup.progress("opening the database");
-        // Lent to the handlers and the health check; the lifecycle's claim gets it back, to
-        // close it, once the last of them has let go.
-        let (store, claim) = Lent::new(open_store(settings).await?);
-        seed_store(&store, settings.seed_accounts, &startup).await?;
-
         // With testability on, every store call goes through a switch that can fail it, so the
         // database fault travels the same paths as a real one. Off, nothing is in between.
         let fault = settings
             .testability
             .then(|| Arc::new(FaultSwitch::default()));
-        let serving: Arc<dyn AccountStore> = match &fault {
-            Some(switch) => Arc::new(FaultInjectingStore::new(store.clone(), switch.clone())),
-            None => store.clone(),
+        let (serving, claim) = match settings.database()? {
+            Some(database) => {
+                let store = connect_postgres(&database).await?;
+                let seeding: Arc<dyn AccountStore> = Arc::new(Blocking::new(
+                    store.clone(),
+                    tokio::runtime::Handle::current(),
+                ));
+                seed_store(seeding, settings.seed_accounts, &startup).await?;
+                let serving = Store::Postgres {
+                    store: store.clone(),
+                    fault: fault.clone(),
+                };
+                (serving, StoreClaim::Postgres(store))
+            }
+            None => {
+                // Lent to the handlers and the health check; the lifecycle's claim gets it back,
+                // to close it, once the last of them has let go.
+                let (store, claim) = Lent::new(open_store(settings).await?);
+                seed_store(store.clone(), settings.seed_accounts, &startup).await?;
+                let serving: Arc<dyn AccountStore> = match &fault {
+                    Some(switch) => {
+                        Arc::new(FaultInjectingStore::new(store.clone(), switch.clone()))
+                    }
+                    None => store,
+                };
+                (Store::Embedded(serving), StoreClaim::Redb(claim))
+            }
         };
         let health = checks::registry(serving.clone(), settings, &startup)?;
         startup.progress("running the first health checks");
@@ -215,7 +247,10 @@ impl Application {
         )
         .spawn();
         let mut metrics = Metrics::new(health.clone(), &version);
-        metrics.add_collector(Box::new(OutageSeries::new(outage.clone())));
+        if let Store::Postgres { store, .. } = &serving {
+            metrics.register_collector(Box::new(PoolCollector::new(store.clone())));
+        }
+        metrics.register_collector(Box::new(OutageSeries::new(outage.clone())));
         let endpoints = Endpoints {
             fleet,
             draining: draining.clone(),
@@ -382,30 +417,42 @@ async fn open_store(settings: &Settings) -> Result<RedbStore, StartupError> {
     Ok(tokio::task::spawn_blocking(move || RedbStore::open(path, lock_timeout)).await??)
 }
 
+/// Connects to PostgreSQL and applies the migrations (see `store::postgres`).
+async fn connect_postgres(database: &PgSettings) -> Result<PgStore, StartupError> {
+    tracing::info!(
+        url = %database.url,
+        pool_size = database.pool_size,
+        "connecting to PostgreSQL"
+    );
+    let store = PgStore::connect(database)
+        .await
+        .map_err(|source| StartupError::Database {
+            url: database.url.to_string(),
+            source: Box::new(source),
+        })?;
+    tracing::info!(url = %database.url, "PostgreSQL schema is current");
+    Ok(store)
+}
+
 /// Seeds off the reactor and logs what was done.
 async fn seed_store(
-    store: &Arc<Lent<RedbStore>>,
+    store: Arc<dyn AccountStore>,
     count: u64,
     startup: &Startup,
 ) -> Result<SeedReport, StartupError> {
     let started = Instant::now();
-    let seeding = store.clone();
     let startup = startup.clone();
     startup.progress(format!("seeding, 0% (0 of {count} accounts)"));
-    let report = tokio::task::spawn_blocking(move || {
-        seed::seed_with_progress(
-            seeding.as_ref(),
-            count,
-            DEFAULT_CHUNK_SIZE,
-            &|done, total| {
+    let (report, stored) = tokio::task::spawn_blocking(move || {
+        let report =
+            seed::seed_with_progress(store.as_ref(), count, DEFAULT_CHUNK_SIZE, &|done, total| {
                 let percent = done.saturating_mul(100) / total.max(1);
                 startup.progress(format!("seeding, {percent}% ({done} of {total} accounts)"));
-            },
-        )
+            })?;
+        Ok((report, store.check()?))
     })
     .await?
     .map_err(StartupError::Seed)?;
-    let stored = store.check().map_err(StartupError::Seed)?;
     tracing::info!(
         inserted = report.inserted,
         existing = report.existing,

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::{outage::Outage, store::AccountStore};
+use crate::{outage::Outage, store::Store};
 
 /// Shared, cheaply cloned state of the HTTP layer.
 ///
@@ -10,7 +10,7 @@ use crate::{outage::Outage, store::AccountStore};
 #[derive(Clone)]
 pub struct AppState {
     /// Where accounts are read from.
-    pub store: Arc<dyn AccountStore>,
+    pub store: Store,
     /// The `servedBy` value of every account answer, computed once at start.
     pub served_by: Arc<str>,
     /// The verdict on a failing store shared by every replica: during a shared outage lookups
@@ -19,10 +19,10 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Bundles a store and an instance name.
-    pub fn new(store: Arc<dyn AccountStore>, served_by: impl Into<Arc<str>>) -> Self {
+    /// Bundles a store (a [`Store`], or any `Arc` of an `AccountStore`) and an instance name.
+    pub fn new(store: impl Into<Store>, served_by: impl Into<Arc<str>>) -> Self {
         Self {
-            store,
+            store: store.into(),
             served_by: served_by.into(),
             outage: None,
         }

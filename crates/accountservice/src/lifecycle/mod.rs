@@ -54,7 +54,7 @@ use crate::{
     management::Management,
     server::{self, ServerLimits},
     startup::StartupError,
-    store::RedbStore,
+    store::{PgStore, RedbStore},
 };
 
 /// The exit status of the binary after a clean drain that was asked for while the instance's own
@@ -91,7 +91,7 @@ pub struct Lifecycle {
     health: Health,
     draining: Draining,
     management: Option<Management>,
-    store: Claim<RedbStore>,
+    store: StoreClaim,
     pre_stop_delay: Duration,
     shutdown_timeout: Duration,
 }
@@ -103,7 +103,7 @@ impl Lifecycle {
         health: Health,
         draining: Draining,
         management: Option<Management>,
-        store: Claim<RedbStore>,
+        store: StoreClaim,
         settings: &Settings,
     ) -> Self {
         Self {
@@ -283,10 +283,27 @@ impl Refresher {
 /// thread (which its timeout abandoned but cannot cancel).
 const STORE_RELEASE_WAIT: Duration = Duration::from_secs(3);
 
-/// Closes the database once its last user has let go of it, waiting up to
-/// [`STORE_RELEASE_WAIT`]; past that it closes when the last user drops it (at the latest when
-/// the runtime stops).
-async fn close_store(store: Claim<RedbStore>) {
+/// What the stop sequence closes: the redb file once its last user lets go, or the PostgreSQL
+/// pool (its clones share it: closing one closes it for all).
+pub enum StoreClaim {
+    /// The embedded file, lent to the handlers and the health check.
+    Redb(Claim<RedbStore>),
+    /// The pool.
+    Postgres(PgStore),
+}
+
+/// Closes the database: the PostgreSQL pool at once (nothing is served any more), the redb file
+/// once its last user has let go of it, waiting up to [`STORE_RELEASE_WAIT`]; past that it
+/// closes when the last user drops it (at the latest when the runtime stops).
+async fn close_store(store: StoreClaim) {
+    let store = match store {
+        StoreClaim::Redb(store) => store,
+        StoreClaim::Postgres(pool) => {
+            pool.close();
+            tracing::info!(url = pool.shown_url(), "database connections closed");
+            return;
+        }
+    };
     let Some(store) = store.returned_within(STORE_RELEASE_WAIT).await else {
         tracing::warn!(
             waited = ?STORE_RELEASE_WAIT,

@@ -25,12 +25,14 @@ pub struct AccountBody<'a> {
 /// Looks the account up and answers 200, 400 (invalid id), 404 (unknown id) or 503 (store
 /// failure).
 ///
-/// The store read runs inline on the async worker, not in `spawn_blocking`: a warm point read
+/// With the embedded store, the read runs inline on the async worker, not in `spawn_blocking`: a warm point read
 /// including the JSON decode is far cheaper than the hand-off to the blocking pool and back
 /// (`cargo bench -p accountservice --bench store` prints both). A read never waits for a lock (redb readers do not block on the writer, and the
 /// service writes only while seeding, before it listens); a cold read is a `pread` of a 4 KiB
 /// page, normally from the OS page cache. If the database ever outgrows memory, or a check
-/// needs a long scan, that call belongs in `spawn_blocking`.
+/// needs a long scan, that call belongs in `spawn_blocking`. With PostgreSQL the lookup awaits
+/// the pool and the network, each wait bounded (`store::postgres`), so a database that cannot
+/// answer is a 503 within those bounds, never a hung request.
 #[cfg_attr(test, utoipa::path(
     get,
     path = "/accounts/{accountId}",
@@ -64,7 +66,11 @@ pub async fn get_account(
             retry_after,
         });
     }
-    let account = state.store.get(&id)?.ok_or(ApiError::AccountNotFound(id))?;
+    let account = state
+        .store
+        .get(&id)
+        .await?
+        .ok_or(ApiError::AccountNotFound(id))?;
     let body = AccountBody {
         id: &account.id,
         name: &account.name,

@@ -72,12 +72,48 @@ pub enum StoreError {
         /// The whole story, for logs and `--health-details always`.
         detail: String,
     },
+    /// PostgreSQL failed or did not answer in time. `cause` is a few words safe to show anyone
+    /// ("connection refused", "timed out after 1 s"); the source has the server's own words.
+    #[error("PostgreSQL {operation} failed: {cause}")]
+    Postgres {
+        /// What was being done: "connect", "read", "check", "seed", "migration".
+        operation: &'static str,
+        /// The short cause, from the error's kind, never its text.
+        cause: String,
+        /// tokio-postgres's error, absent for a timeout of our own.
+        #[source]
+        source: Option<tokio_postgres::Error>,
+    },
+    /// The database's schema is newer than this binary knows: refused rather than misread.
+    #[error(
+        "the database schema is version {found}, newer than this binary's version {known}; \
+         run an accountservice that knows it"
+    )]
+    SchemaTooNew {
+        /// The version recorded in the database.
+        found: i32,
+        /// The newest version this binary knows.
+        known: i32,
+    },
+    /// The database settings cannot be used (an unreadable URL or password file, ...).
+    #[error("{0}")]
+    Config(String),
     /// The store was deliberately made unavailable (fault injection, shutdown).
     #[error("the account store is unavailable: {0}")]
     Unavailable(String),
 }
 
 impl StoreError {
+    /// The short reason a health check shows: a few words, no internals.
+    pub fn summary(&self) -> &str {
+        match self {
+            Self::Unusable { summary, .. } => summary,
+            Self::Postgres { cause, .. } => cause,
+            Self::SchemaTooNew { .. } => "schema newer than this binary",
+            _ => "read failed",
+        }
+    }
+
     /// Wraps any redb error raised while doing `operation`.
     pub(crate) fn transaction(operation: &'static str, source: impl Into<redb::Error>) -> Self {
         Self::Transaction {

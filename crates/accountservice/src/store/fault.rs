@@ -28,6 +28,16 @@ impl FaultSwitch {
     pub fn is_failing(&self) -> bool {
         self.failing.load(Ordering::Relaxed)
     }
+
+    /// The error a store call fails with while the switch is on.
+    pub fn fail_if_on(&self) -> Result<(), StoreError> {
+        if self.is_failing() {
+            return Err(StoreError::Unavailable(
+                "fault injected through /testability/database/down".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// An [`AccountStore`] that forwards to `inner` unless its [`FaultSwitch`] is on.
@@ -43,12 +53,7 @@ impl FaultInjectingStore {
     }
 
     fn fail_if_switched(&self) -> Result<(), StoreError> {
-        if self.switch.is_failing() {
-            return Err(StoreError::Unavailable(
-                "fault injected through /testability/database/down".into(),
-            ));
-        }
-        Ok(())
+        self.switch.fail_if_on()
     }
 }
 

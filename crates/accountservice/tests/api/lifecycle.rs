@@ -5,7 +5,7 @@ use std::{net::TcpListener, time::Duration, time::Instant};
 use accountservice::{
     domain::{Account, AccountId},
     startup::{Application, StartupError, Stopped},
-    store::{AccountStore as _, RedbStore, StoreError},
+    store::{AccountStore as _, RedbStore, Store, StoreError},
 };
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -130,9 +130,12 @@ async fn application_state_exposes_the_store_for_health_checks() {
         .await
         .unwrap();
     let state = application.state();
-    assert_eq!(state.store.check().unwrap(), 100);
+    let Store::Embedded(store) = &state.store else {
+        panic!("without --database-url the store is the embedded one");
+    };
+    assert_eq!(store.check().unwrap(), 100);
     let id = AccountId::parse("10001").unwrap();
-    assert_eq!(state.store.get(&id).unwrap(), Some(Account::fake(1)));
+    assert_eq!(state.store.get(&id).await.unwrap(), Some(Account::fake(1)));
 }
 
 #[tokio::test]

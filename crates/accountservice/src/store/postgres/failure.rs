@@ -1,0 +1,75 @@
+//! What went wrong talking to PostgreSQL, in the few words a health reason or an exit line can
+//! carry. The words come from the error's kind (SQLSTATE, the socket's error), never from its
+//! text, so no credential or query can end up in a reason.
+
+use std::{error::Error as _, io};
+
+use tokio_postgres::error::SqlState;
+
+/// The short cause of a tokio-postgres error: "connection refused", "authentication failed",
+/// "unknown database", "too many clients", "statement timeout", "connection lost", ...
+pub fn cause(error: &tokio_postgres::Error) -> &'static str {
+    if let Some(code) = error.code() {
+        return sql_state_cause(code);
+    }
+    if let Some(kind) = io_kind(error) {
+        return match kind {
+            io::ErrorKind::ConnectionRefused => "connection refused",
+            io::ErrorKind::TimedOut => "timed out",
+            io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => {
+                "host unreachable"
+            }
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof => "connection lost",
+            _ if is_name_lookup(error) => "host not found",
+            _ => "connection failed",
+        };
+    }
+    if error.is_closed() {
+        return "connection lost";
+    }
+    // The server asked for a password that was not given ("password missing"): the same fix as
+    // a wrong one.
+    if error.to_string().contains("password") {
+        return "authentication failed";
+    }
+    "query failed"
+}
+
+fn sql_state_cause(code: &SqlState) -> &'static str {
+    match *code {
+        SqlState::INVALID_PASSWORD | SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
+            "authentication failed"
+        }
+        SqlState::TOO_MANY_CONNECTIONS => "too many clients",
+        SqlState::INVALID_CATALOG_NAME => "unknown database",
+        SqlState::QUERY_CANCELED => "statement timeout",
+        SqlState::ADMIN_SHUTDOWN | SqlState::CRASH_SHUTDOWN => "server shutting down",
+        SqlState::CANNOT_CONNECT_NOW => "server starting up",
+        SqlState::UNDEFINED_TABLE => "schema missing",
+        SqlState::INSUFFICIENT_PRIVILEGE => "permission denied",
+        SqlState::READ_ONLY_SQL_TRANSACTION => "server is read-only",
+        _ => "query failed",
+    }
+}
+
+/// The kind of the first I/O error in the chain.
+fn io_kind(error: &tokio_postgres::Error) -> Option<io::ErrorKind> {
+    let mut source = error.source();
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<io::Error>() {
+            return Some(io.kind());
+        }
+        source = cause.source();
+    }
+    None
+}
+
+/// Whether the failure is a failed host name lookup (tokio-postgres reports it as an I/O error
+/// of no particular kind).
+fn is_name_lookup(error: &tokio_postgres::Error) -> bool {
+    let text = error.to_string();
+    text.contains("lookup address") || text.contains("Name or service not known")
+}
