@@ -30,7 +30,7 @@
 
 pub(crate) mod balancer;
 mod fleet;
-mod guards;
+pub(crate) mod guards;
 mod heal;
 mod http;
 mod rolling;

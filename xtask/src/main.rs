@@ -1,5 +1,6 @@
 //! Project automation, run as `cargo xtask <task>`: release artefacts, the container image, a local
-//! Swarm deployment, the end-to-end container scenarios, the benchmarks, the three-node Swarm lab,
+//! Swarm deployment, the narrated demo of a replica healed by Swarm, the end-to-end container
+//! scenarios, the benchmarks, the three-node Swarm lab,
 //! the root-only fault tests, the API fuzzing, the status page in a browser, the shipped HAProxy
 //! and Prometheus configurations against real servers, and the gRPC health code and its check,
 //! written in Rust instead of shell scripts.
@@ -11,6 +12,7 @@ mod api_fuzz;
 mod bench;
 mod browser;
 mod codegen;
+mod demo;
 mod deploy;
 mod dist;
 mod docker;
@@ -53,6 +55,11 @@ enum Task {
     /// Deploys the image to the local Swarm as copyall.sh did (swarm init if needed, overlay
     /// network my_network, service recreated).
     Deploy(deploy::Options),
+    /// The original tutorial's story on the local Docker Engine, narrated: two replicas with the
+    /// testability switches on, one flipped unhealthy, Swarm replacing it, the task history and
+    /// the fleet view; removes everything and leaves the swarm as it was (--keep: leaves the fleet
+    /// running).
+    Demo(demo::Options),
     /// Runs the end-to-end container scenarios on the local Docker Engine (builds the image
     /// first unless --no-build).
     E2e(e2e::Options),
@@ -114,6 +121,7 @@ fn run(task: Task) -> Result<()> {
         Task::Dist => dist::run(&sh, &project).map(drop),
         Task::Image => image::run(&sh, &project).map(drop),
         Task::Deploy(options) => deploy::run(&sh, &project, &options),
+        Task::Demo(options) => demo::run(&sh, &project, &options),
         Task::E2e(options) => e2e::run(&sh, &project, &options),
         Task::Lab(options) => lab::run(&sh, &project, &options),
         Task::LabClient(options) => lab::client::run(&options),

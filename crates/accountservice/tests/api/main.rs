@@ -13,6 +13,7 @@ mod management;
 mod metrics;
 mod openapi;
 mod properties;
+mod reference;
 mod release;
 mod slot;
 mod testability;
