@@ -10,6 +10,7 @@
 
 mod callgrind;
 mod hold;
+mod postgres;
 mod probe;
 mod report;
 mod results;
@@ -249,6 +250,7 @@ impl Lab {
             self.note(!status.success(), unclean);
         }
         yardstick.stop(STOP_GRACE, false)?;
+        self.r.postgres = Some(self.postgres()?);
         self.r.instructions = self.instructions()?;
         let size = |path: &Path| std::fs::metadata(path).map(|file| file.len());
         self.r.sizes = Binaries {

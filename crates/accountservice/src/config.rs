@@ -732,4 +732,56 @@ mod tests {
             assert!(parse(args).is_err(), "{args:?} was accepted");
         }
     }
+
+    #[test]
+    fn without_a_database_url_the_store_is_redb() {
+        assert!(parse(&[]).unwrap().database().unwrap().is_none());
+    }
+
+    #[test]
+    fn an_acquire_timeout_not_below_the_health_timeout_is_refused() {
+        let settings = parse(&[
+            "--database-url",
+            "postgres://app:pw@db/accounts",
+            "--database-acquire-timeout",
+            "1",
+            "--health-timeout",
+            "1",
+        ])
+        .unwrap();
+        let error = settings.database().unwrap_err().to_string();
+        assert!(
+            error.contains("--database-acquire-timeout (1 s)"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_url_and_password_files_are_read_and_the_password_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, password) = (dir.path().join("url"), dir.path().join("password"));
+        std::fs::write(&url, "postgres://app@db:6432/accounts\n").unwrap();
+        std::fs::write(&password, "s3cret\n").unwrap();
+        let settings = parse(&[
+            "--database-url-file",
+            url.to_str().unwrap(),
+            "--database-password-file",
+            password.to_str().unwrap(),
+        ])
+        .unwrap();
+        let database = settings.database().unwrap().unwrap();
+        assert_eq!(database.url.config().get_password(), Some(&b"s3cret"[..]));
+        assert_eq!(
+            database.url.to_string(),
+            "postgres://app:***@db:6432/accounts"
+        );
+        assert!(!format!("{settings:?} {database:?}").contains("s3cret"));
+
+        std::fs::write(&url, "postgres://app:s3cret@db/x?sslmode=bogus").unwrap();
+        let error = settings.database().unwrap_err().to_string();
+        assert!(
+            error.contains("sslmode") && !error.contains("s3cret"),
+            "{error}"
+        );
+    }
 }

@@ -16,3 +16,4 @@ mod faults;
 mod lookups;
 mod outage;
 mod process;
+mod tls;

@@ -47,6 +47,24 @@ impl PgServer {
 
     /// A server with extra `-c name=value` settings, e.g. `("max_connections", "5")`.
     pub fn start_with(settings: &[(&str, &str)]) -> Self {
+        Self::start_full(settings, &[])
+    }
+
+    /// A server with `ssl=on`, presenting `certificate` (PEM, with its chain) and `key`.
+    pub fn start_tls(certificate: &str, key: &str) -> Self {
+        Self::start_full(
+            &[
+                ("ssl", "on"),
+                ("ssl_cert_file", "{dir}/server.crt"),
+                ("ssl_key_file", "{dir}/server.key"),
+            ],
+            &[("server.crt", certificate), ("server.key", key)],
+        )
+    }
+
+    /// A server with extra settings (`{dir}` in a value is its directory) and extra files in
+    /// its directory, readable by the server only.
+    fn start_full(settings: &[(&str, &str)], files: &[(&str, &str)]) -> Self {
         let bin = binaries();
         let as_postgres_user = is_root();
         let dir = tempfile::Builder::new()
@@ -69,11 +87,20 @@ impl PgServer {
             "synchronous_commit=off".into(),
             "full_page_writes=off".into(),
         ];
+        let dir_text = dir.display().to_string();
         extra.extend(
             settings
                 .iter()
-                .map(|(name, value)| format!("{name}={value}")),
+                .map(|(name, value)| format!("{name}={}", value.replace("{dir}", &dir_text))),
         );
+        for (name, contents) in files {
+            let path = dir.join(name);
+            std::fs::write(&path, contents).expect("a server file");
+            run_checked(Command::new("chmod").arg("600").arg(&path));
+            if as_postgres_user {
+                run_checked(Command::new("chown").arg("postgres").arg(&path));
+            }
+        }
         let mut server = Self {
             port: 0,
             watchdog_pipe: None,
@@ -446,5 +473,22 @@ fn pipe_both_ways(
             }
             let _ = to.shutdown(std::net::Shutdown::Write);
         });
+    }
+}
+
+impl PgServer {
+    /// The postmaster's process id (from `postmaster.pid`); its backends are its children.
+    pub fn postmaster_pid(&self) -> u32 {
+        let text = std::fs::read_to_string(self.data().join("postmaster.pid"))
+            .expect("the server is running");
+        text.lines()
+            .next()
+            .and_then(|line| line.trim().parse().ok())
+            .expect("a pid on the first line")
+    }
+
+    /// The `bin` directory of the server's binaries (psql, pgbench, ...).
+    pub fn bin(&self) -> &Path {
+        &self.bin
     }
 }

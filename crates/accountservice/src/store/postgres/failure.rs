@@ -12,6 +12,16 @@ pub fn cause(error: &tokio_postgres::Error) -> &'static str {
     if let Some(code) = error.code() {
         return sql_state_cause(code);
     }
+    if let Some(tls) = tls_error(error) {
+        return match tls {
+            rustls::Error::InvalidCertificate(_) => "certificate rejected",
+            _ => "TLS handshake failed",
+        };
+    }
+    // tokio-postgres's own words when the server answered "no TLS here" to `sslmode=require`.
+    if chain_contains(error, "server does not support TLS") {
+        return "server does not offer TLS";
+    }
     if let Some(kind) = io_kind(error) {
         return match kind {
             io::ErrorKind::ConnectionRefused => "connection refused",
@@ -53,6 +63,38 @@ fn sql_state_cause(code: &SqlState) -> &'static str {
         SqlState::READ_ONLY_SQL_TRANSACTION => "server is read-only",
         _ => "query failed",
     }
+}
+
+/// The rustls error in the chain, if the TLS handshake failed (tokio-rustls wraps it in an I/O
+/// error).
+fn tls_error(error: &tokio_postgres::Error) -> Option<&rustls::Error> {
+    let mut source = error.source();
+    while let Some(cause) = source {
+        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        if let Some(inner) = cause
+            .downcast_ref::<io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Some(inner);
+        }
+        source = cause.source();
+    }
+    None
+}
+
+/// Whether the error or one of its sources says `words`.
+fn chain_contains(error: &tokio_postgres::Error, words: &str) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = source {
+        if cause.to_string().contains(words) {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// The kind of the first I/O error in the chain.

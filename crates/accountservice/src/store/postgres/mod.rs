@@ -4,6 +4,7 @@
 //! - [`settings`]: the URL (libpq URL or key=value, parsed by tokio-postgres), the password file,
 //!   every bound (connect, acquire, statement, TCP keepalive and user timeout), and the URL as
 //!   it may be shown: with the password redacted.
+//! - [`tls`]: `sslmode` and `sslrootcert` with rustls.
 //! - [`failure`]: what went wrong, in the few words a health reason or an exit line can carry
 //!   ("connection refused", "authentication failed", "too many clients", ...).
 //! - [`migrations`]: the versioned schema embedded in the binary, applied at start under an
@@ -18,6 +19,7 @@ pub mod migrations;
 mod pg_store;
 pub mod pool_metrics;
 pub mod settings;
+pub mod tls;
 
 pub use pg_store::{Blocking, PgStore, PoolState};
 pub use settings::{DatabaseUrl, PgSettings};

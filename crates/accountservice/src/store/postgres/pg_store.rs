@@ -28,6 +28,7 @@ use super::{
     migrations::{self, Applied},
     pool_metrics::PoolMetrics,
     settings::{CLIENT_GRACE, PgSettings, seconds},
+    tls::RustlsConnect,
 };
 use crate::{
     domain::{Account, AccountId},
@@ -96,15 +97,16 @@ impl PgStore {
 
     /// The pool, without connecting yet.
     pub fn new(settings: &PgSettings) -> Result<Self, StoreError> {
-        let manager = Manager::from_config(
-            settings.url.config().clone(),
-            NoTls,
-            ManagerConfig {
-                // Only `is_closed`: a round trip per checkout would double a lookup's cost;
-                // dead connections are caught by the statement bound and TCP settings instead.
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let config = settings.url.config().clone();
+        // Only `is_closed`: a round trip per checkout would double a lookup's cost; dead
+        // connections are caught by the statement bound and the TCP settings instead.
+        let manager_config = || ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match settings.url.tls().client_config()? {
+            None => Manager::from_config(config, NoTls, manager_config()),
+            Some(tls) => Manager::from_config(config, RustlsConnect::new(tls), manager_config()),
+        };
         let acquire = Some(settings.acquire_timeout);
         let pool = Pool::builder(manager)
             .max_size(settings.pool_size)

@@ -11,14 +11,21 @@ use std::{fmt, str::FromStr, time::Duration};
 
 use tokio_postgres::config::Host;
 
+pub use super::tls::{Tls, TlsMode};
+
 /// A parsed `--database-url`; shows itself with the password redacted.
 #[derive(Clone, PartialEq)]
-pub struct DatabaseUrl(tokio_postgres::Config);
+pub struct DatabaseUrl(tokio_postgres::Config, Tls);
 
 impl DatabaseUrl {
     /// The parsed connection settings (with the password, for connecting).
     pub fn config(&self) -> &tokio_postgres::Config {
         &self.0
+    }
+
+    /// How TLS is used: `sslmode` and `sslrootcert`, which tokio-postgres leaves to us.
+    pub fn tls(&self) -> &Tls {
+        &self.1
     }
 
     /// Replaces the password (from a password file).
@@ -38,6 +45,13 @@ impl DatabaseUrl {
 #[error("{0}")]
 pub struct InvalidUrl(String);
 
+impl InvalidUrl {
+    /// A refusal saying `reason`.
+    pub(super) fn new(reason: impl Into<String>) -> Self {
+        Self(reason.into())
+    }
+}
+
 impl FromStr for DatabaseUrl {
     type Err = InvalidUrl;
 
@@ -46,9 +60,12 @@ impl FromStr for DatabaseUrl {
         if text.is_empty() {
             return Err(InvalidUrl("the database URL is empty".into()));
         }
+        // tokio-postgres knows only three `sslmode`s and no `sslrootcert`: both are taken out
+        // here and handled by `tls`.
+        let (rest, tls) = take_tls_params(text)?;
         // tokio-postgres's messages name the key that is wrong ("invalid value for option
         // `sslmode`"), never the value; its error is still not shown whole, to be sure.
-        let config = tokio_postgres::Config::from_str(text).map_err(|error| {
+        let mut config = tokio_postgres::Config::from_str(&rest).map_err(|error| {
             let reason = error
                 .source_text()
                 .unwrap_or_else(|| "not a postgres:// URL or key=value string".into());
@@ -59,8 +76,129 @@ impl FromStr for DatabaseUrl {
                 "the database URL names no host (host=... or postgres://HOST/...)".into(),
             ));
         }
-        Ok(Self(config))
+        config.ssl_mode(tls.mode.library_mode());
+        Ok(Self(config, tls))
     }
+}
+
+/// Takes `sslmode` and `sslrootcert` out of a URL's query or a key=value string; the rest is
+/// left as it was, for tokio-postgres to parse.
+fn take_tls_params(text: &str) -> Result<(String, Tls), InvalidUrl> {
+    let mut mode = None;
+    let mut root_cert = None;
+    let mut take = |key: &str, value: String| -> Result<bool, InvalidUrl> {
+        match key {
+            "sslmode" => {
+                mode = Some(value.parse::<TlsMode>()?);
+                Ok(true)
+            }
+            "sslrootcert" => {
+                root_cert = Some(value);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    };
+    let rest = if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+        match text.split_once('?') {
+            None => text.to_owned(),
+            Some((base, query)) => {
+                let mut kept = Vec::new();
+                for pair in query.split('&') {
+                    let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                    let value = percent_decode(value);
+                    if !take(key, value)? {
+                        kept.push(pair);
+                    }
+                }
+                if kept.is_empty() {
+                    base.to_owned()
+                } else {
+                    format!("{base}?{}", kept.join("&"))
+                }
+            }
+        }
+    } else {
+        let mut kept = String::new();
+        for (key, value, raw) in key_values(text)? {
+            if !take(key, value)? {
+                kept.push_str(raw);
+                kept.push(' ');
+            }
+        }
+        kept
+    };
+    let mode = mode.unwrap_or(TlsMode::Prefer);
+    Ok((
+        rest,
+        Tls {
+            mode,
+            root_cert: root_cert.map(Into::into),
+        },
+    ))
+}
+
+/// `%2F` and the like decoded; a malformed escape is kept as it is (tokio-postgres decides).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let hex = bytes
+            .get(index + 1..index + 3)
+            .and_then(|pair| std::str::from_utf8(pair).ok())
+            .and_then(|pair| u8::from_str_radix(pair, 16).ok());
+        match (bytes[index], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                index += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The `key=value` pairs of a libpq connection string: each key, its value (quotes and
+/// backslash escapes undone) and the pair's raw text.
+fn key_values(text: &str) -> Result<Vec<(&str, String, &str)>, InvalidUrl> {
+    let bad =
+        || InvalidUrl("invalid database URL: not a postgres:// URL or key=value string".into());
+    let mut pairs = Vec::new();
+    let mut rest = text.trim_start();
+    while !rest.is_empty() {
+        let start = rest;
+        let equals = rest.find('=').ok_or_else(bad)?;
+        let key = rest[..equals].trim();
+        rest = rest[equals + 1..].trim_start();
+        let mut value = String::new();
+        if let Some(quoted) = rest.strip_prefix('\'') {
+            let mut chars = quoted.char_indices();
+            let mut end = None;
+            while let Some((at, c)) = chars.next() {
+                match c {
+                    '\\' => value.extend(chars.next().map(|(_, c)| c)),
+                    '\'' => {
+                        end = Some(at + 1);
+                        break;
+                    }
+                    c => value.push(c),
+                }
+            }
+            rest = &quoted[end.ok_or_else(bad)?..];
+        } else {
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            value.push_str(&rest[..end]);
+            rest = &rest[end..];
+        }
+        let raw = &start[..start.len() - rest.len()];
+        pairs.push((key, value, raw));
+        rest = rest.trim_start();
+    }
+    Ok(pairs)
 }
 
 /// The cause of a tokio-postgres parse error, when it is one that names a key rather than the
@@ -108,6 +246,9 @@ impl fmt::Display for DatabaseUrl {
         }
         if let Some(dbname) = config.get_dbname() {
             write!(f, "/{dbname}")?;
+        }
+        if self.1.mode != TlsMode::Prefer {
+            write!(f, "?sslmode={}", self.1.mode.as_str())?;
         }
         Ok(())
     }
@@ -165,7 +306,7 @@ impl PgSettings {
         statement_timeout: Duration,
         connect_timeout: Duration,
     ) -> Self {
-        let DatabaseUrl(mut config) = url;
+        let DatabaseUrl(mut config, tls) = url;
         let connect_timeout = config
             .get_connect_timeout()
             .copied()
@@ -197,7 +338,7 @@ impl PgSettings {
         };
         config.options(options);
         Self {
-            url: DatabaseUrl(config),
+            url: DatabaseUrl(config, tls),
             pool_size: pool_size.max(1),
             acquire_timeout,
             statement_timeout,
@@ -235,7 +376,7 @@ mod tests {
         let url = url("postgres://app:s3cret@db.example:6432/accounts?sslmode=disable");
         assert_eq!(
             url.to_string(),
-            "postgres://app:***@db.example:6432/accounts"
+            "postgres://app:***@db.example:6432/accounts?sslmode=disable"
         );
         assert!(!format!("{url:?}").contains("s3cret"));
     }
@@ -306,6 +447,42 @@ mod tests {
             config.get_options(),
             Some("-c search_path=x -c statement_timeout=400")
         );
+    }
+
+    #[test]
+    fn sslmode_and_sslrootcert_are_taken_from_both_forms() {
+        let parsed = url(
+            "postgres://app:pw@db/accounts?sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem&application_name=x",
+        );
+        assert_eq!(parsed.tls().mode, TlsMode::VerifyFull);
+        assert_eq!(
+            parsed.tls().root_cert.as_deref(),
+            Some(std::path::Path::new("/etc/ca.pem"))
+        );
+        assert_eq!(parsed.config().get_application_name(), Some("x"));
+        assert_eq!(
+            parsed.config().get_ssl_mode(),
+            tokio_postgres::config::SslMode::Require
+        );
+        assert!(
+            parsed
+                .to_string()
+                .ends_with("/accounts?sslmode=verify-full"),
+            "{parsed}"
+        );
+
+        let parsed =
+            url("host=db user=app sslrootcert='/my ca\\'s.pem' sslmode = verify-ca dbname=a");
+        assert_eq!(parsed.tls().mode, TlsMode::VerifyCa);
+        assert_eq!(
+            parsed.tls().root_cert.as_deref(),
+            Some(std::path::Path::new("/my ca's.pem"))
+        );
+        assert_eq!(parsed.config().get_dbname(), Some("a"));
+
+        let parsed = url("postgres://db/a");
+        assert_eq!(parsed.tls().mode, TlsMode::Prefer);
+        assert_eq!(parsed.tls().root_cert, None);
     }
 
     #[test]
