@@ -9,6 +9,7 @@
 //! (`bench/BENCHMARKS.md.jinja`); [`Lab::measure`] runs the phases in order.
 
 mod callgrind;
+mod connections;
 mod hold;
 mod postgres;
 mod probe;
@@ -73,6 +74,10 @@ pub struct Options {
     /// Use the binaries already built in target/ instead of building them first.
     #[arg(long)]
     no_build: bool,
+    /// Measure only the bytes per idle and per busy connection (printed; BENCHMARKS.md is left
+    /// alone).
+    #[arg(long)]
+    connections_only: bool,
 }
 
 /// What a run does, from the options; part of the results. `seconds` is the length of each
@@ -90,6 +95,7 @@ pub struct Plan {
     pub saturating: u32,
     pub saturation_seconds: u64,
     pub held_connections: usize,
+    pub busy_connections: usize,
 }
 
 impl Plan {
@@ -108,6 +114,7 @@ impl Plan {
             saturating: 1000,
             saturation_seconds: seconds + 5,
             held_connections: if full { 9_999 } else { 1_000 },
+            busy_connections: if full { 1_000 } else { 200 },
         }
     }
 }
@@ -115,7 +122,13 @@ impl Plan {
 /// Runs the bench.
 pub fn run(sh: &Shell, project: &Project, options: &Options) -> Result<()> {
     let started = Instant::now();
-    let mut r = Lab::prepare(sh, project, Plan::new(options), options.no_build)?.measure()?;
+    let lab = Lab::prepare(sh, project, Plan::new(options), options.no_build)?;
+    if options.connections_only {
+        let cost = lab.connections_only()?;
+        println!("{}", serde_json::to_string_pretty(&cost)?);
+        return Ok(());
+    }
+    let mut r = lab.measure()?;
     r.total = started.elapsed().as_secs_f64();
     r.finish();
     let json = project.target_dir.join("bench/results.json");
@@ -240,6 +253,7 @@ impl Lab {
         println!("bench: {held} idle keep-alive connections, then one more /health");
         self.r.held.service = hold::hold(base, held)?;
         self.r.held.yardstick = hold::hold(yardstick, held)?;
+        self.r.connections = self.connection_cost()?;
 
         let [yardstick, services @ ..] = servers;
         self.r.clean_exit = true;
@@ -260,6 +274,67 @@ impl Lab {
             floor: size(&self.bin.floor)?,
         };
         Ok(self.r)
+    }
+
+    /// Only [`Lab::connection_cost`].
+    fn connections_only(mut self) -> Result<connections::ConnectionCost> {
+        self.connection_cost()
+    }
+
+    /// Bytes per idle and per busy connection of the service and the yardstick, each measured
+    /// on a fresh server in a control group of its own ([`connections`]).
+    fn connection_cost(&mut self) -> Result<connections::ConnectionCost> {
+        use connections::{Cost, Group, Kind};
+        let body = if self.r.body.is_empty() {
+            r#"{"id":"10050","name":"Person_50"}"#.to_owned()
+        } else {
+            self.r.body.clone()
+        };
+        let mut cost = connections::ConnectionCost::default();
+        for (kind, count) in [
+            (Kind::Idle, self.r.plan.held_connections),
+            (Kind::Busy, self.r.plan.busy_connections),
+        ] {
+            let mut measured = Vec::new();
+            for yardstick in [true, false] {
+                let label = format!("{kind:?} connections").to_lowercase();
+                let mut server = if yardstick {
+                    let args = ["0".to_owned(), body.clone()];
+                    self.start(
+                        &format!("yardstick ({label})"),
+                        &self.bin.yardstick.clone(),
+                        &args,
+                    )?
+                } else {
+                    self.start_service(&format!("service ({label})"), BASE_ACCOUNTS, &[])?
+                };
+                let group = Group::create(&format!(
+                    "xtask-bench-{}-{}",
+                    std::process::id(),
+                    measured.len()
+                ));
+                if let Some(group) = &group {
+                    group.add(server.pid())?;
+                }
+                let per = connections::measure(&mut server, group.as_ref(), kind, count);
+                let (name, status) = (server.name.clone(), server.stop(STOP_GRACE, false)?);
+                // The yardstick has no handler: SIGTERM ends it, as at the end of every run.
+                self.note(
+                    !yardstick && !status.success(),
+                    format!("{name} exited with {status} on SIGTERM"),
+                );
+                let per = per?;
+                println!("  {name}: {count} connections, {per:?} bytes each");
+                measured.push(per);
+                drop(group);
+            }
+            let figures = Cost::of(count, measured[1], measured[0]);
+            match kind {
+                Kind::Idle => cost.idle = figures,
+                Kind::Busy => cost.busy = figures,
+            }
+        }
+        Ok(cost)
     }
 
     /// Starts the servers; their start-up times, idle memory and the seeding.

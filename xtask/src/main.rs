@@ -1,9 +1,9 @@
 //! Project automation, run as `cargo xtask <task>`: release artefacts, the container image, a local
 //! Swarm deployment, the narrated demo of a replica healed by Swarm, the end-to-end container
-//! scenarios, the benchmarks, the three-node Swarm lab,
-//! the root-only fault tests, the API fuzzing, the status page in a browser, the shipped HAProxy
-//! and Prometheus configurations against real servers, and the gRPC health code and its check,
-//! written in Rust instead of shell scripts.
+//! scenarios, a connection flood under the stack's limits, the benchmarks, the three-node Swarm
+//! lab, the root-only fault tests, the API fuzzing, the status page in a browser, the shipped
+//! HAProxy and Prometheus configurations against real servers, and the gRPC health code and its
+//! check, written in Rust instead of shell scripts.
 //!
 //! `main` only parses the command line and dispatches; each task lives in its own module.
 //! Exit codes: 0 when the task succeeded, 1 when it failed (the error and its causes go to stderr).
@@ -19,6 +19,7 @@ mod docker;
 mod e2e;
 mod elf;
 mod faults;
+mod flood;
 mod grpc_health;
 mod haproxy;
 mod image;
@@ -94,6 +95,10 @@ enum Task {
     /// Prometheus server scraping it; with --swarm also prometheus.yml's Swarm discovery against a
     /// real service.
     Prometheus(prometheus::Options),
+    /// Floods the image, under the stack's limits (--cpus 1 --memory 64m) in a plain `docker run`
+    /// container, with hostile connections far past its cap: never OOM-killed, never unhealthy,
+    /// and serving a fresh request right after (needs an image: `image` or `e2e` first).
+    Flood(flood::Options),
     /// Regenerates the committed gRPC health code from its .proto (--check: fails if it differs).
     Codegen(codegen::Options),
     /// Runs the health crate's example gRPC server, then the service's management port, against
@@ -131,6 +136,7 @@ fn run(task: Task) -> Result<()> {
         Task::Haproxy(options) => haproxy::run(&sh, &project, &options),
         Task::Prometheus(options) => prometheus::run(&sh, &project, &options),
         Task::Faults => faults::run(&sh),
+        Task::Flood(options) => flood::run(&sh, &options),
         Task::Codegen(options) => codegen::run(&sh, &project, &options),
         Task::GrpcHealth => grpc_health::run(&sh, &project),
     }

@@ -366,3 +366,29 @@ fn the_multistage_dockerfile_ends_in_the_same_runtime_image_as_the_ci_dockerfile
     let multistage = runtime(&read("Dockerfile.multistage"));
     assert_eq!(multistage, ci);
 }
+
+#[test]
+fn each_orchestrator_s_grace_is_the_stop_grace_the_service_is_told() {
+    let service = stack_service();
+    let period = service["stop_grace_period"]
+        .as_str()
+        .expect("stop_grace_period is a duration");
+    assert_eq!(
+        service["environment"]["ACCOUNTSERVICE_STOP_GRACE"].as_str(),
+        Some(period.trim_end_matches('s')),
+        "swarm/stack.yml"
+    );
+
+    let deployment = of_kind(&k8s_documents(), "Deployment");
+    let grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        .as_i64()
+        .expect("terminationGracePeriodSeconds is set");
+    let told = container(&deployment)["env"]
+        .as_sequence()
+        .expect("env is a list")
+        .iter()
+        .find(|variable| variable["name"] == "ACCOUNTSERVICE_STOP_GRACE")
+        .and_then(|variable| variable["value"].as_str())
+        .map(str::to_owned);
+    assert_eq!(told, Some(grace.to_string()), "k8s/deployment.yaml");
+}

@@ -21,7 +21,7 @@ use crate::{
         StoreError,
         postgres::{
             DatabaseUrl, PgSettings,
-            settings::{InvalidUrl, seconds},
+            settings::{InvalidUrl, seconds as shown_seconds},
         },
     },
 };
@@ -80,7 +80,7 @@ pub struct Settings {
         long,
         env = "ACCOUNTSERVICE_DATABASE_ACQUIRE_TIMEOUT",
         default_value = "0.5",
-        value_parser = parse_positive_seconds
+        value_parser = seconds(MIN_POSITIVE_SECONDS, MAX_SECONDS)
     )]
     pub database_acquire_timeout: Duration,
 
@@ -90,7 +90,7 @@ pub struct Settings {
         long,
         env = "ACCOUNTSERVICE_DATABASE_STATEMENT_TIMEOUT",
         default_value = "0.4",
-        value_parser = parse_positive_seconds
+        value_parser = seconds(MIN_POSITIVE_SECONDS, MAX_SECONDS)
     )]
     pub database_statement_timeout: Duration,
 
@@ -100,7 +100,7 @@ pub struct Settings {
         long,
         env = "ACCOUNTSERVICE_DATABASE_CONNECT_TIMEOUT",
         default_value = "5",
-        value_parser = parse_positive_seconds
+        value_parser = seconds(MIN_POSITIVE_SECONDS, MAX_SECONDS)
     )]
     pub database_connect_timeout: Duration,
 
@@ -123,16 +123,27 @@ pub struct Settings {
     #[arg(long, env = "ACCOUNTSERVICE_LOG", default_value = "info")]
     pub log_filter: String,
 
+    /// Seconds the orchestrator waits after SIGTERM before it sends SIGKILL (Docker's and
+    /// Swarm's `stop_grace_period`, Kubernetes' `terminationGracePeriodSeconds`; Docker's
+    /// default is 10). Every phase of a stop fits inside it with a margin; settings whose
+    /// phases cannot fit are refused at start.
+    #[arg(
+        long,
+        env = "ACCOUNTSERVICE_STOP_GRACE",
+        default_value = "10",
+        value_parser = seconds(MIN_STOP_GRACE, MAX_SECONDS)
+    )]
+    pub stop_grace: Duration,
+
     /// Seconds to let in-flight requests finish after SIGTERM/Ctrl-C before closing connections.
-    /// The default stays below Docker's 10 s stop grace period, so the database is closed before
-    /// the orchestrator escalates to SIGKILL.
+    /// Unset, what is left of --stop-grace after the pre-stop delay and the stop's other phases
+    /// (6 s of the default 10 s grace).
     #[arg(
         long,
         env = "ACCOUNTSERVICE_SHUTDOWN_TIMEOUT",
-        default_value = "8",
-        value_parser = parse_seconds
+        value_parser = seconds(0.0, MAX_SECONDS)
     )]
-    pub shutdown_timeout: Duration,
+    pub shutdown_timeout: Option<Duration>,
 
     /// Seconds to keep retrying while another process holds the database file before giving up;
     /// 0 tries once.
@@ -140,7 +151,7 @@ pub struct Settings {
         long,
         env = "ACCOUNTSERVICE_DB_LOCK_TIMEOUT",
         default_value = "2",
-        value_parser = parse_seconds
+        value_parser = seconds(0.0, MAX_SECONDS)
     )]
     pub db_lock_timeout: Duration,
 
@@ -157,7 +168,7 @@ pub struct Settings {
         long,
         env = "ACCOUNTSERVICE_HEALTH_INTERVAL",
         default_value = "1",
-        value_parser = parse_positive_seconds
+        value_parser = seconds(MIN_POSITIVE_SECONDS, MAX_SECONDS)
     )]
     pub health_interval: Duration,
 
@@ -166,7 +177,7 @@ pub struct Settings {
         long,
         env = "ACCOUNTSERVICE_HEALTH_TIMEOUT",
         default_value = "1",
-        value_parser = parse_positive_seconds
+        value_parser = seconds(MIN_POSITIVE_SECONDS, MAX_SECONDS)
     )]
     pub health_timeout: Duration,
 
@@ -177,7 +188,7 @@ pub struct Settings {
         long,
         env = "ACCOUNTSERVICE_PRE_STOP_DELAY",
         default_value = "0",
-        value_parser = parse_seconds
+        value_parser = seconds(0.0, MAX_SECONDS)
     )]
     pub pre_stop_delay: Duration,
 
@@ -199,7 +210,7 @@ pub struct Settings {
         long,
         env = "ACCOUNTSERVICE_HEADER_READ_TIMEOUT",
         default_value = "10",
-        value_parser = parse_positive_seconds
+        value_parser = seconds(MIN_POSITIVE_SECONDS, MAX_SECONDS)
     )]
     pub header_read_timeout: Duration,
 
@@ -214,14 +225,35 @@ pub struct Settings {
     pub max_header_bytes: usize,
 
     /// Connections served at once; further clients wait in the listen backlog until one ends.
-    /// Bounds memory under a connection flood.
+    /// Bounds memory under a connection flood. Default: as many as fit the memory limit at
+    /// their worst, at most 10000; a number that does not fit is refused at start.
     #[arg(
         long,
         env = "ACCOUNTSERVICE_MAX_CONNECTIONS",
-        default_value_t = 10_000,
         value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize)
     )]
-    pub max_connections: usize,
+    pub max_connections: Option<usize>,
+
+    /// The memory the process may use, which the connection caps are sized to fit: `auto` reads
+    /// the container's limit (cgroup v2 `memory.max`, v1 `memory.limit_in_bytes`; none outside
+    /// a container), `none` ignores it, or bytes such as `64m`.
+    #[arg(
+        long,
+        env = "ACCOUNTSERVICE_MEMORY_LIMIT",
+        default_value = "auto",
+        value_parser = crate::memory_limit::parse_memory_limit
+    )]
+    pub memory_limit: crate::memory_limit::MemoryLimitSetting,
+
+    /// Seconds a response may make no write progress (the client reads nothing) before its
+    /// connection is closed, on both ports.
+    #[arg(
+        long,
+        env = "ACCOUNTSERVICE_WRITE_TIMEOUT",
+        default_value = "30",
+        value_parser = seconds(MIN_POSITIVE_SECONDS, MAX_SECONDS)
+    )]
+    pub write_timeout: Duration,
 
     /// Account and testability requests in progress at once; past it, requests are answered
     /// 503 with Retry-After at once instead of queueing. Health and metrics are exempt, so a busy
@@ -230,7 +262,7 @@ pub struct Settings {
         long,
         env = "ACCOUNTSERVICE_MAX_CONCURRENT_REQUESTS",
         default_value_t = 1024,
-        value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize)
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CONCURRENT_REQUESTS)).map(|n| n as usize)
     )]
     pub max_concurrent_requests: usize,
 
@@ -241,7 +273,7 @@ pub struct Settings {
         long,
         env = "ACCOUNTSERVICE_CLOSE_GRACE",
         default_value = "1",
-        value_parser = parse_seconds
+        value_parser = seconds(0.0, MAX_SECONDS)
     )]
     pub close_grace: Duration,
 
@@ -264,7 +296,7 @@ pub struct Settings {
         long,
         env = "ACCOUNTSERVICE_LOCAL_FAULT_GRACE",
         default_value = "30",
-        value_parser = parse_seconds
+        value_parser = seconds(0.0, MAX_SECONDS)
     )]
     pub local_fault_grace: Duration,
 
@@ -331,8 +363,8 @@ impl Settings {
             return Err(StoreError::Config(format!(
                 "--database-acquire-timeout ({}) must be below --health-timeout ({}), so a \
                  database that cannot give a connection is reported, not timed out",
-                seconds(self.database_acquire_timeout),
-                seconds(self.health_timeout)
+                shown_seconds(self.database_acquire_timeout),
+                shown_seconds(self.health_timeout)
             )));
         }
         Ok(Some(PgSettings::new(
@@ -424,7 +456,8 @@ impl clap::builder::TypedValueParser for DatabaseUrlParser {
 const EXIT_CODES: &str = "Exit status:
   0  stopped by SIGTERM or Ctrl-C while healthy, after draining
   1  start-up or serving failed (one line on stderr says why)
-  2  invalid arguments
+  2  invalid arguments, settings whose stop cannot fit --stop-grace, or a --max-connections
+     that cannot fit the memory limit (one line on stderr)
   3  stopped by SIGTERM or Ctrl-C while the instance's own health was DOWN, after draining
      (one line on stderr and in the log names the reason); orchestrators record a failure";
 
@@ -506,24 +539,46 @@ fn parse_management_port(text: &str) -> Result<Option<u16>, String> {
     })
 }
 
-/// Parses a non-negative number of seconds, fractions allowed (`10`, `0.5`).
-fn parse_seconds(text: &str) -> Result<Duration, String> {
-    let seconds: f64 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
-    Duration::try_from_secs_f64(seconds)
-        .map_err(|_| format!("`{text}` is not a non-negative, finite number of seconds"))
-}
+/// The longest any duration setting may be: an hour. Longer is a typo (`3600000` for `3600`),
+/// and a bound keeps every deadline computed from a setting far from overflowing a clock.
+pub const MAX_SECONDS: f64 = 3600.0;
 
-/// Like [`parse_seconds`], but zero is refused: a zero interval or timeout would spin or fail
-/// every check.
-fn parse_positive_seconds(text: &str) -> Result<Duration, String> {
-    let duration = parse_seconds(text)?;
-    if duration.is_zero() {
-        return Err(format!("`{text}` must be more than zero seconds"));
+/// The shortest interval or timeout that must be more than zero: a millisecond. Shorter would
+/// spin, or fail every check.
+pub const MIN_POSITIVE_SECONDS: f64 = 0.001;
+
+/// The shortest `--stop-grace`: a second, room for every phase of a stop at its smallest.
+pub const MIN_STOP_GRACE: f64 = 1.0;
+
+/// Upper bound of `--max-concurrent-requests`: far above what one process serves at once.
+pub const MAX_CONCURRENT_REQUESTS: u32 = 1_000_000;
+
+/// A parser of a number of seconds from `min` to `max` inclusive, fractions allowed (`10`,
+/// `0.5`, `1e-3`); anything else (negative, not finite, out of range, not a number) is an
+/// error of one line naming the range.
+fn seconds(
+    min: f64,
+    max: f64,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    move |text: &str| {
+        let range = || {
+            if min == 0.0 {
+                format!("from 0 to {max} seconds")
+            } else {
+                format!("from {min} to {max} seconds")
+            }
+        };
+        let seconds: f64 = text
+            .trim()
+            .parse()
+            .map_err(|_| format!("not a number of seconds; expected {}", range()))?;
+        // NaN is in no range.
+        if !(min..=max).contains(&seconds) {
+            return Err(format!("out of range; expected {}", range()));
+        }
+        // In range, so finite and non-negative: this cannot fail.
+        Duration::try_from_secs_f64(seconds).map_err(|_| format!("expected {}", range()))
     }
-    Ok(duration)
 }
 
 #[cfg(test)]
@@ -544,7 +599,11 @@ mod tests {
         assert_eq!(settings.db_path, PathBuf::from("accounts.db"));
         assert_eq!(settings.seed_accounts, 100);
         assert_eq!(settings.log_format, LogFormat::Text);
-        assert_eq!(settings.shutdown_timeout, Duration::from_secs(8));
+        assert_eq!(settings.stop_grace, Duration::from_secs(10));
+        assert_eq!(
+            settings.shutdown_timeout, None,
+            "what is left of the stop grace"
+        );
         assert_eq!(settings.db_lock_timeout, Duration::from_secs(2));
         assert_eq!(settings.health_details, Details::Components);
         assert_eq!(settings.health_interval, Duration::from_secs(1));
@@ -553,7 +612,8 @@ mod tests {
         assert!(!settings.testability, "testability must be off by default");
         assert_eq!(settings.header_read_timeout, Duration::from_secs(10));
         assert_eq!(settings.max_header_bytes, 16 * 1024);
-        assert_eq!(settings.max_connections, 10_000);
+        assert_eq!(settings.max_connections, None);
+        assert_eq!(settings.write_timeout, Duration::from_secs(30));
         assert_eq!(settings.max_concurrent_requests, 1024);
         assert_eq!(settings.peers, None, "no fleet view unless asked for");
         assert_eq!(settings.local_fault_grace, Duration::from_secs(30));
@@ -664,7 +724,7 @@ mod tests {
         assert_eq!(settings.bind, "::1".parse::<IpAddr>().unwrap());
         assert_eq!(settings.seed_accounts, 0);
         assert_eq!(settings.log_format, LogFormat::Json);
-        assert_eq!(settings.shutdown_timeout, Duration::from_millis(500));
+        assert_eq!(settings.shutdown_timeout, Some(Duration::from_millis(500)));
     }
 
     #[test]
@@ -722,12 +782,22 @@ mod tests {
             &["--health-timeout", "0"],
             &["--max-header-bytes", "100"],
             &["--max-connections", "0"],
+            &["--write-timeout", "0"],
+            &["--write-timeout", "7e18"],
+            &["--memory-limit", "0"],
+            &["--memory-limit", "lots"],
             &["--max-concurrent-requests", "0"],
             &["--header-read-timeout", "0"],
             &["--peers", "tasks.accountservice"],
             &["--peers", "a:1,,b:2"],
             &["--management-port", "65536"],
             &["--management-bind", "localhost"],
+            &["--health-interval", "7e18"],
+            &["--close-grace", "1e19"],
+            &["--stop-grace", "0.5"],
+            &["--shutdown-timeout", "NaN"],
+            &["--pre-stop-delay", "inf"],
+            &["--max-concurrent-requests", "1000001"],
         ] {
             assert!(parse(args).is_err(), "{args:?} was accepted");
         }
@@ -783,5 +853,241 @@ mod tests {
             error.contains("sslmode") && !error.contains("s3cret"),
             "{error}"
         );
+    }
+
+    /// Every duration setting and the range it takes, in seconds.
+    const DURATIONS: [(&str, f64, f64); 14] = [
+        ("--local-fault-grace", 0.0, MAX_SECONDS),
+        (
+            "--database-acquire-timeout",
+            MIN_POSITIVE_SECONDS,
+            MAX_SECONDS,
+        ),
+        (
+            "--database-statement-timeout",
+            MIN_POSITIVE_SECONDS,
+            MAX_SECONDS,
+        ),
+        (
+            "--database-connect-timeout",
+            MIN_POSITIVE_SECONDS,
+            MAX_SECONDS,
+        ),
+        ("--stop-grace", MIN_STOP_GRACE, MAX_SECONDS),
+        ("--shutdown-timeout", 0.0, MAX_SECONDS),
+        ("--db-lock-timeout", 0.0, MAX_SECONDS),
+        ("--health-interval", MIN_POSITIVE_SECONDS, MAX_SECONDS),
+        ("--health-timeout", MIN_POSITIVE_SECONDS, MAX_SECONDS),
+        ("--pre-stop-delay", 0.0, MAX_SECONDS),
+        ("--header-read-timeout", MIN_POSITIVE_SECONDS, MAX_SECONDS),
+        ("--close-grace", 0.0, MAX_SECONDS),
+        ("--write-timeout", MIN_POSITIVE_SECONDS, MAX_SECONDS),
+    ];
+
+    /// Every size or count setting and the range it takes.
+    const COUNTS: [(&str, u64, u64); 8] = [
+        ("--database-pool-size", 1, 1000),
+        ("--port", 0, 65_535),
+        ("--seed-accounts", 0, MAX_SEED_ACCOUNTS),
+        ("--max-header-bytes", 8192, 1_048_576),
+        ("--max-connections", 1, u32::MAX as u64),
+        (
+            "--max-concurrent-requests",
+            1,
+            MAX_CONCURRENT_REQUESTS as u64,
+        ),
+        ("--slot", 0, u32::MAX as u64),
+        ("--memory-limit", 1, u64::MAX),
+    ];
+
+    /// The settings that are neither: words, addresses, paths, switches.
+    const OTHERS: [&str; 15] = [
+        "--bind",
+        "--db-path",
+        "--database-url",
+        "--database-url-file",
+        "--database-password-file",
+        "--log-format",
+        "--log-filter",
+        "--health-details",
+        "--testability",
+        "--peers",
+        "--management-port",
+        "--management-bind",
+        "--release",
+        "--help",
+        "--version",
+    ];
+
+    #[test]
+    fn every_setting_is_known_to_the_range_tests() {
+        for argument in Settings::command().get_arguments() {
+            let flag = format!("--{}", argument.get_long().unwrap_or_default());
+            let known = DURATIONS.iter().any(|(f, ..)| *f == flag)
+                || COUNTS.iter().any(|(f, ..)| *f == flag)
+                || OTHERS.contains(&flag.as_str());
+            assert!(
+                known,
+                "{flag} is new: give it a range and add it to DURATIONS or COUNTS (or OTHERS)"
+            );
+        }
+    }
+
+    /// The duration `flag` was given, when the settings took it.
+    fn duration_of(settings: &Settings, flag: &str) -> Duration {
+        match flag {
+            "--stop-grace" => settings.stop_grace,
+            "--shutdown-timeout" => settings.shutdown_timeout.unwrap_or_default(),
+            "--db-lock-timeout" => settings.db_lock_timeout,
+            "--health-interval" => settings.health_interval,
+            "--health-timeout" => settings.health_timeout,
+            "--pre-stop-delay" => settings.pre_stop_delay,
+            "--header-read-timeout" => settings.header_read_timeout,
+            "--close-grace" => settings.close_grace,
+            "--write-timeout" => settings.write_timeout,
+            "--local-fault-grace" => settings.local_fault_grace,
+            "--database-acquire-timeout" => settings.database_acquire_timeout,
+            "--database-statement-timeout" => settings.database_statement_timeout,
+            "--database-connect-timeout" => settings.database_connect_timeout,
+            _ => unreachable!("{flag} is not a duration"),
+        }
+    }
+
+    /// The count `flag` was given, when the settings took it.
+    fn count_of(settings: &Settings, flag: &str) -> u64 {
+        match flag {
+            "--port" => settings.port.into(),
+            "--seed-accounts" => settings.seed_accounts,
+            "--max-header-bytes" => settings.max_header_bytes as u64,
+            "--max-connections" => settings.max_connections.map_or(0, |n| n as u64),
+            "--max-concurrent-requests" => settings.max_concurrent_requests as u64,
+            "--slot" => settings.slot.map_or(0, u64::from),
+            "--database-pool-size" => settings.database_pool_size as u64,
+            "--memory-limit" => match settings.memory_limit {
+                crate::memory_limit::MemoryLimitSetting::Bytes(bytes) => bytes,
+                _ => 0,
+            },
+            _ => unreachable!("{flag} is not a count"),
+        }
+    }
+
+    /// A refusal is clap's one line naming the flag (what `main` prints), never a panic.
+    fn assert_refused_in_one_line(flag: &str, value: &str, error: &clap::Error) {
+        let rendered = error.render().to_string();
+        let first = rendered.lines().next().unwrap_or_default();
+        assert!(first.contains(flag), "{flag} {value:?}: {rendered}");
+        assert!(
+            matches!(
+                error.kind(),
+                clap::error::ErrorKind::ValueValidation | clap::error::ErrorKind::InvalidValue
+            ),
+            "{flag} {value:?}: {rendered}"
+        );
+    }
+
+    /// Extreme and odd numbers of seconds as an operator might type them.
+    fn seconds_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<f64>().prop_map(|x| x.to_string()),
+            any::<f64>().prop_map(|x| format!("{x:e}")),
+            (0u32..400, any::<bool>())
+                .prop_map(|(e, neg)| format!("{}1e{e}", if neg { "-" } else { "" })),
+            any::<u64>().prop_map(|n| n.to_string()),
+            any::<i128>().prop_map(|n| n.to_string()),
+            (0.0f64..7200.0).prop_map(|x| x.to_string()),
+            prop::sample::select(vec![
+                "",
+                " ",
+                "inf",
+                "-inf",
+                "NaN",
+                "-0",
+                "0x10",
+                "1_000",
+                "1s",
+                "10ms",
+                "+5",
+                "1e-400",
+                "4e-324",
+                "3600.0000001",
+                "0.0009999",
+            ])
+            .prop_map(str::to_owned),
+            "\\PC{0,12}",
+        ]
+    }
+
+    /// Extreme and odd counts.
+    fn count_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<i128>().prop_map(|n| n.to_string()),
+            any::<u64>().prop_map(|n| n.to_string()),
+            (0u64..2_000_000).prop_map(|n| n.to_string()),
+            any::<f64>().prop_map(|x| x.to_string()),
+            prop::sample::select(vec!["", "-0", "0x10", "1e6", "1_000", "+5", " 7"])
+                .prop_map(str::to_owned),
+            "\\PC{0,12}",
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_duration_setting_takes_only_its_range_and_refuses_the_rest_in_one_line(
+            which in 0..DURATIONS.len(),
+            value in seconds_text(),
+        ) {
+            let (flag, min, max) = DURATIONS[which];
+            let arg = format!("{flag}={value}");
+            match parse(&[&arg]) {
+                Ok(settings) => {
+                    let took = duration_of(&settings, flag).as_secs_f64();
+                    proptest::prop_assert!(
+                        (min..=max).contains(&took),
+                        "{} {:?} gave {}", flag, value, took
+                    );
+                    // Every deadline computed from it stays far from the clocks' limits.
+                    let later = std::time::Instant::now()
+                        .checked_add(duration_of(&settings, flag) * 1000);
+                    proptest::prop_assert!(later.is_some());
+                }
+                Err(error) => assert_refused_in_one_line(flag, &value, &error),
+            }
+        }
+
+        #[test]
+        fn every_count_setting_takes_only_its_range_and_refuses_the_rest_in_one_line(
+            which in 0..COUNTS.len(),
+            value in count_text(),
+        ) {
+            let (flag, min, max) = COUNTS[which];
+            let arg = format!("{flag}={value}");
+            match parse(&[&arg]) {
+                Ok(settings) => {
+                    let took = count_of(&settings, flag);
+                    proptest::prop_assert!(
+                        (min..=max).contains(&took),
+                        "{} {:?} gave {}", flag, value, took
+                    );
+                }
+                Err(error) => assert_refused_in_one_line(flag, &value, &error),
+            }
+        }
+    }
+
+    #[test]
+    fn the_ends_of_every_duration_range_are_taken_and_just_past_them_refused() {
+        for (flag, min, max) in DURATIONS {
+            for inside in [min, max] {
+                let settings = parse(&[&format!("{flag}={inside}")]).unwrap();
+                assert_eq!(duration_of(&settings, flag).as_secs_f64(), inside, "{flag}");
+            }
+            for outside in [max * 1.000_001, min - 0.000_1, 7e18, 1e19, f64::MAX] {
+                let error = parse(&[&format!("{flag}={outside}")]).unwrap_err();
+                assert_refused_in_one_line(flag, &outside.to_string(), &error);
+                assert!(error.to_string().contains("out of range"), "{error}");
+            }
+        }
     }
 }

@@ -8,7 +8,8 @@
 //! - [`store`]: [`store::Store`], what handlers and the health check read through, over the
 //!   synchronous [`store::AccountStore`] trait and its redb implementation (the default), or
 //!   [`store::postgres`] (`--database-url`): a pool with prepared statements, every wait
-//!   bounded, embedded migrations.
+//!   bounded, embedded migrations; with `--testability`, [`store::FaultSwitch`] fails or hangs
+//!   every call on demand.
 //! - [`seed`]: idempotent, chunked seeding of fake accounts with progress output.
 //! - [`router`], [`routes`], [`error`], [`state`]: the HTTP surface over [`state::AppState`]
 //!   and [`router::Endpoints`] (live handles, with their plain [`router::EndpointSettings`]).
@@ -18,8 +19,9 @@
 //!   request as the edge finishes it.
 //! - [`fleet`]: with `--peers`, `/health/fleet` and `/status`: every replica's health, asked of
 //!   the peers' `/health/history` only while someone looks, and of two answering replicas that
-//!   claim one `--slot`, which holds it (the later started); knows nothing of this replica's
-//!   own health.
+//!   claim one `--slot`, which holds it (the later started); each round on a task of its own,
+//!   what it reads and keeps within stated byte bounds; knows nothing of this replica's own
+//!   health.
 //! - [`outage`]: is it me, or everyone? While a check of a dependency every replica shares
 //!   fails, a few peers are asked whether they reach it: a fault of this replica's own takes it
 //!   out of readiness (and after a grace, liveness); an outage of the dependency restarts
@@ -32,12 +34,19 @@
 //!   routes.
 //! - [`startup`]: [`startup::Application`], the start-up in order (bind, open, seed, listen),
 //!   which then hands over to [`lifecycle`]: the signals that end the service
-//!   ([`lifecycle::Signals`]), the drain ([`lifecycle::Draining`]: a flag the edge reads, which
-//!   also turns readiness 503 "draining") and the order of stopping
+//!   ([`lifecycle::Signals`]: the first SIGTERM or Ctrl-C stops, a second cuts the stop
+//!   short), the drain ([`lifecycle::Draining`]: a flag the edge reads, which also turns
+//!   readiness 503 "draining"), the division of the orchestrator's grace between the phases of
+//!   a stop ([`lifecycle::StopBudget`], from `--stop-grace`) and the order of stopping
 //!   ([`lifecycle::Lifecycle::run`]: drain, stop the listeners and the refresher, close the
-//!   database once its last user lets go, [`lifecycle::Lent`]); [`server`]: the HTTP server
-//!   loop with its connection limits, driven by both (HTTP/1.1 only on the public port, also
-//!   h2c on the management port); [`telemetry`]: logging.
+//!   database once its last user lets go, [`lifecycle::Lent`], each phase under its bound);
+//!   [`server`]: the HTTP server loop with its connection limits, driven by both (HTTP/1.1
+//!   only on the public port, also h2c on the management port); [`telemetry`]: logging, where
+//!   [`telemetry::Repeats`] writes a warning or error of one cause once per window and counts
+//!   the rest.
+//! - [`memory_limit`]: the memory limit (the container's, or `--memory-limit`) and the two
+//!   listeners' connection caps that fit in it, every connection counted at its worst, kernel
+//!   socket buffers included.
 //! - [`management`]: with `--management-port`, the operator endpoints on a listener with a
 //!   runtime and thread of its own; [`router::split`] divides the routes between the ports.
 //! - [`grpc`]: gRPC health (`grpc.health.v1`, the `health` crate's service over the same
@@ -53,6 +62,7 @@ pub mod grpc;
 pub mod guard;
 pub mod lifecycle;
 pub mod management;
+pub mod memory_limit;
 pub mod metrics;
 pub mod openapi;
 pub mod outage;

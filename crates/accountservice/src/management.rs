@@ -34,7 +34,8 @@ use tower::{Service, ServiceExt as _, util::Oneshot};
 
 use crate::server::{self, Http2Limits, ServerLimits};
 
-/// Connections the management listener serves at once; more wait in its backlog. A tenth of the
+/// Connections the management listener serves at once, unless a memory limit holds fewer
+/// ([`crate::memory_limit::plan`]); more wait in its backlog. A tenth of the
 /// public port's default, yet room for many status pages: each open page holds a keep-alive
 /// connection while it polls the fleet view, and were the cap a few dozen, a few operators'
 /// browsers would hold every connection and leave the orchestrator's probes waiting in the
@@ -50,33 +51,24 @@ pub const HTTP2: Http2Limits = Http2Limits {
     connection_window: 64 * 1024,
     keep_alive_interval: Duration::from_secs(10),
     keep_alive_timeout: Duration::from_secs(10),
+    max_send_buffer: 16 * 1024,
 };
-
-/// How long the management listener's connections get to finish once it is told to stop, at
-/// most; past this they are closed. Idle keep-alive connections are closed sooner: at the end of
-/// the close grace, which counts from when the public listener closed.
-const STOP_GRACE: Duration = Duration::from_secs(3);
 
 /// A running management listener. Dropping it stops the listener too (without waiting).
 pub struct Management {
     local_addr: SocketAddr,
     routes: Arc<RwLock<Router>>,
     watches_end: CancellationToken,
-    /// Set, with the instant its close grace counts from, when the listener is to stop.
-    stop: watch::Sender<Option<Instant>>,
+    /// Set, when the listener is to stop, with the instant its close grace counts from and the
+    /// deadline past which its connections are closed.
+    stop: watch::Sender<Option<(Instant, Instant)>>,
     stopped: oneshot::Receiver<()>,
 }
 
 impl Management {
-    /// Binds `address` and starts serving `routes` on a new thread with a runtime of its own.
-    /// Errors (port in use, no thread) come back before anything is served.
-    pub fn start(
-        address: SocketAddr,
-        header_read_timeout: Duration,
-        max_header_bytes: usize,
-        close_grace: Duration,
-        routes: Router,
-    ) -> io::Result<Self> {
+    /// Binds `address` and starts serving `routes` under `limits` on a new thread with a runtime
+    /// of its own. Errors (port in use, no thread) come back before anything is served.
+    pub fn start(address: SocketAddr, limits: ServerLimits, routes: Router) -> io::Result<Self> {
         let listener = StdTcpListener::bind(address)?;
         listener.set_nonblocking(true)?;
         let local_addr = listener.local_addr()?;
@@ -84,12 +76,6 @@ impl Management {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let limits = ServerLimits {
-            header_read_timeout,
-            max_header_bytes,
-            max_connections: MAX_CONNECTIONS,
-            close_grace,
-        };
         let routes = Arc::new(RwLock::new(routes));
         let app = Router::new().fallback_service(Current(routes.clone()));
         let (stop, stop_signal) = watch::channel(None);
@@ -99,10 +85,12 @@ impl Management {
         thread::Builder::new()
             .name("management".into())
             .spawn(move || {
-                runtime.block_on(serve(listener, app, limits, stop_signal, ending));
+                let deadline = runtime.block_on(serve(listener, app, limits, stop_signal, ending));
                 // Every connection task, and with them the routes and what they hold (the health
-                // registry, the store), is gone once the runtime is.
-                drop(runtime);
+                // registry, the store), is gone once the runtime is. A blocking call that never
+                // returns (a health check run from a testability switch, on a hung disk) is left
+                // behind at the deadline rather than waited for.
+                runtime.shutdown_timeout(deadline.saturating_duration_since(Instant::now()));
                 let _ = stopped_sender.send(());
             })?;
         tracing::info!(
@@ -136,45 +124,47 @@ impl Management {
 
     /// Stops accepting, ends every gRPC `Watch` call, gives idle keep-alive connections what is
     /// left of the close grace that began at `grace_from` (when the public listener closed) and
-    /// requests in progress at most `STOP_GRACE`, and returns once the thread has dropped
-    /// everything it held.
-    pub async fn stop(self, grace_from: Instant) {
+    /// requests in progress until `deadline`, and returns once the thread has dropped everything
+    /// it held, or at `deadline` if it has not (it then finishes on its own).
+    pub async fn stop(self, grace_from: Instant, deadline: Instant) {
         let Self { stop, stopped, .. } = self;
         // An error means the thread already ended.
-        let _ = stop.send(Some(grace_from));
-        if stopped.await.is_err() {
-            tracing::error!("the management listener's thread failed");
+        let _ = stop.send(Some((grace_from, deadline)));
+        match tokio::time::timeout_at(deadline, stopped).await {
+            Ok(Ok(())) => tracing::info!("management listener stopped"),
+            Ok(Err(_)) => tracing::error!("the management listener's thread failed"),
+            Err(_) => tracing::warn!("the management listener did not stop in time; left behind"),
         }
-        tracing::info!("management listener stopped");
     }
 }
 
-/// Serves until told to stop, then ends the `Watch` calls and serves for at most [`STOP_GRACE`].
+/// Serves until told to stop, then ends the `Watch` calls and serves until the stop's deadline
+/// at most; returns that deadline.
 async fn serve(
     listener: StdTcpListener,
     app: Router,
     limits: ServerLimits,
-    stop: watch::Receiver<Option<Instant>>,
+    stop: watch::Receiver<Option<(Instant, Instant)>>,
     watches_end: CancellationToken,
-) {
+) -> Instant {
     let listener = match TcpListener::from_std(listener) {
         Ok(listener) => listener,
         Err(error) => {
             tracing::error!(%error, "the management listener cannot be served");
-            return;
+            return Instant::now();
         }
     };
-    // A dropped sender (the owner is gone) also means "stop", with the grace counted from now.
-    let stopped = |mut stop: watch::Receiver<Option<Instant>>| async move {
+    // A dropped sender (the owner is gone) also means "stop", at once.
+    let stopped = |mut stop: watch::Receiver<Option<(Instant, Instant)>>| async move {
         match stop.wait_for(Option::is_some).await {
-            Ok(from) => from.unwrap_or_else(Instant::now),
-            Err(_) => Instant::now(),
+            Ok(when) => when.unwrap_or_else(|| (Instant::now(), Instant::now())),
+            Err(_) => (Instant::now(), Instant::now()),
         }
     };
     let stopping = {
         let stop = stop.clone();
         async move {
-            let grace_from = stopped(stop).await;
+            let (grace_from, _) = stopped(stop).await;
             // A Watch call lasts until its client hangs up; ended first, its connection can
             // close.
             watches_end.cancel();
@@ -183,14 +173,17 @@ async fn serve(
     };
     let serving = server::serve_with_h2c(listener, app, limits, HTTP2, stopping);
     tokio::pin!(serving);
+    let told = stop.clone();
     let bound = async {
-        stopped(stop).await;
-        tokio::time::sleep(STOP_GRACE).await;
+        let (_, deadline) = stopped(stop).await;
+        tokio::time::sleep_until(deadline).await;
     };
     tokio::select! {
         () = &mut serving => {}
-        () = bound => tracing::warn!(grace = ?STOP_GRACE, "management connections closed after the grace"),
+        () = bound => tracing::warn!("management connections closed at the stop's deadline"),
     }
+    let deadline = told.borrow().map(|(_, deadline)| deadline);
+    deadline.unwrap_or_else(Instant::now)
 }
 
 /// The routes currently served: read for every request, so a swap reaches open connections.

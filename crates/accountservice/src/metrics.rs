@@ -2,8 +2,10 @@
 //!
 //! - `http_requests_total{method,route,status}` and
 //!   `http_request_duration_seconds{method,route}`: every request, labelled by the route
-//!   template (`/accounts/{account_id}`), never the raw path, so label cardinality stays bounded
-//!   whatever clients send; requests no route takes count as `route="unmatched"`.
+//!   template (`/accounts/{account_id}`), never the raw path, by the method when HTTP defines it
+//!   (`other` for a made-up one), and by the status the service answered with; requests no route
+//!   takes count as `route="unmatched"`. Every label takes its values from a closed set, so
+//!   nothing a client sends (method, path, host, headers) can add a series.
 //! - the health series (`health_series`), read from the health registry at scrape time;
 //! - the standard `process_*` series (`process`), read from `/proc` at scrape time;
 //! - `accountservice_build_info{version,arch,profile} 1`.
@@ -60,14 +62,37 @@ struct LatencyLabels {
     route: RouteLabel,
 }
 
-/// A request method as a label value. Cloning a standard method copies a tag, where a `String`
-/// label would allocate on every request.
-#[derive(Clone, Debug, Hash, PartialEq, Eq)]
-struct MethodLabel(Method);
+/// A request method as a label value: one of the methods HTTP defines, or `other` for any
+/// method a client makes up. The set is closed, so clients cannot add series by inventing
+/// methods; and a label is a static string, copied, never allocated per request.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+struct MethodLabel(&'static str);
+
+impl MethodLabel {
+    /// The label of every method HTTP does not define.
+    const OTHER: &'static str = "other";
+
+    /// The method's label: its name when HTTP defines it (RFC 9110's and PATCH), else `other`.
+    fn of(method: &Method) -> Self {
+        // Method names are case-sensitive: `get` is not `GET`.
+        Self(match method.as_str() {
+            "GET" => "GET",
+            "HEAD" => "HEAD",
+            "POST" => "POST",
+            "PUT" => "PUT",
+            "DELETE" => "DELETE",
+            "OPTIONS" => "OPTIONS",
+            "PATCH" => "PATCH",
+            "CONNECT" => "CONNECT",
+            "TRACE" => "TRACE",
+            _ => Self::OTHER,
+        })
+    }
+}
 
 impl EncodeLabelValue for MethodLabel {
     fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> std::fmt::Result {
-        encoder.write_str(self.0.as_str())
+        encoder.write_str(self.0)
     }
 }
 
@@ -205,13 +230,13 @@ impl Metrics {
 
     /// The counter and histogram of one method, route and status, shared with their families.
     fn series(&self, method: &Method, route: Option<&MatchedPath>, status: StatusCode) -> Series {
-        let method = MethodLabel(method.clone());
+        let method = MethodLabel::of(method);
         let route = RouteLabel(route.cloned());
         Series {
             requests: self
                 .requests
                 .get_or_create(&RequestLabels {
-                    method: method.clone(),
+                    method,
                     route: route.clone(),
                     status: status.as_u16(),
                 })
@@ -308,6 +333,27 @@ mod tests {
 
     use super::*;
     use crate::{guard::EdgeLayer, lifecycle::Draining};
+
+    #[test]
+    fn a_method_http_defines_is_its_own_label_and_any_other_is_other() {
+        for method in [
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+            Method::PATCH,
+            Method::CONNECT,
+            Method::TRACE,
+        ] {
+            assert_eq!(MethodLabel::of(&method).0, method.as_str());
+        }
+        for made_up in ["get", "BREW", "PROPFIND", "X".repeat(200).as_str()] {
+            let method = Method::from_bytes(made_up.as_bytes()).unwrap();
+            assert_eq!(MethodLabel::of(&method).0, "other", "{made_up}");
+        }
+    }
 
     #[tokio::test]
     async fn requests_health_process_and_build_appear_in_both_formats() {

@@ -37,6 +37,20 @@
 //! closed gracefully (`GOAWAY`), and dropped if it has not closed within the same time again (an
 //! HTTP/2 close waits for the client to answer a ping). The same timer closes a connection that
 //! never sends its first bytes.
+//!
+//! **Every connection makes progress or goes** ([`ServerLimits::write_timeout`]): hyper has no
+//! write timeout, so a client that sends requests and never reads the answers would hold its
+//! connection, and a slot under the cap, for good. Every connection's socket is wrapped
+//! ([`WriteProgress`]): a write or flush that stays pending for the bound fails, and hyper closes
+//! the connection. HTTP/2 can also stall above the socket, when the client never opens its flow-
+//! control window again (no `WINDOW_UPDATE`): hyper then stops asking the response body for
+//! more, and a response whose next part has waited for the bound to be taken closes the
+//! connection as well ([`Tracked`]).
+//!
+//! Every connection's kernel buffers are pinned to a small size on the listener, which its
+//! connections inherit, backlog included ([`crate::memory_limit::SOCKET_RECEIVE_BUFFER`] and
+//! [`crate::memory_limit::SOCKET_SEND_BUFFER`]): the kernel charges them to the container's
+//! memory, and left to itself it grows them to megabytes per connection.
 
 use std::{
     fmt::Display,
@@ -80,6 +94,9 @@ pub struct ServerLimits {
     /// How long connections get to close on their own once the listener is closed (from the
     /// instant [`serve`]'s `stop` gives), before idle keep-alive connections are closed.
     pub close_grace: Duration,
+    /// How long a response may make no write progress (the client reads nothing) before its
+    /// connection is closed.
+    pub write_timeout: Duration,
 }
 
 /// How HTTP/2 connections are bounded where h2c is served ([`serve_with_h2c`]), besides the
@@ -98,6 +115,8 @@ pub struct Http2Limits {
     /// How long the client has to answer that ping; no answer closes the connection, so a
     /// vanished client does not hold a stream (a gRPC `Watch`) open.
     pub keep_alive_timeout: Duration,
+    /// Bytes of a stream's response HTTP/2 buffers while the client's window is closed.
+    pub max_send_buffer: usize,
 }
 
 /// hyper's smallest allowed read buffer, which bounds the request head.
@@ -127,18 +146,26 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(MIN_HEADER_BYTES));
-    accept_loop(listener, limits, stop, move |stream, peer, closing| {
-        let service = TowerToHyperService::new(app.clone());
-        let connection = builder.serve_connection(TokioIo::new(stream), service);
-        // hyper's header read timeout already closes idle connections.
-        drive(
-            connection,
-            |connection| connection.graceful_shutdown(),
-            closing,
-            std::future::pending(),
-            peer,
-        )
-    })
+    let write_timeout = limits.write_timeout;
+    accept_loop(
+        listener,
+        limits,
+        stop,
+        move |stream, peer, closing, permit| {
+            let service = TowerToHyperService::new(app.clone());
+            let io = TokioIo::new(WriteProgress::new(stream, write_timeout));
+            let connection = builder.serve_connection(io, service);
+            // hyper's header read timeout already closes idle connections.
+            drive(
+                connection,
+                |connection: Pin<&mut _>| connection.graceful_shutdown(),
+                closing,
+                std::future::pending(),
+                peer,
+                permit,
+            )
+        },
+    )
     .await;
 }
 
@@ -166,39 +193,56 @@ pub async fn serve_with_h2c(
         .initial_stream_window_size(http2.stream_window)
         .initial_connection_window_size(http2.connection_window)
         .keep_alive_interval(http2.keep_alive_interval)
-        .keep_alive_timeout(http2.keep_alive_timeout);
-    let idle_timeout = limits.header_read_timeout;
-    accept_loop(listener, limits, stop, move |stream, peer, closing| {
-        let (activity, quiet) = watch::channel(0);
-        let service = Tracked {
-            inner: TowerToHyperService::new(app.clone()),
-            activity: Arc::new(activity),
-        };
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        drive(
-            connection,
-            |connection| connection.graceful_shutdown(),
-            closing,
-            idle(quiet, idle_timeout),
-            peer,
-        )
-    })
+        .keep_alive_timeout(http2.keep_alive_timeout)
+        .max_send_buf_size(http2.max_send_buffer);
+    let (idle_timeout, write_timeout) = (limits.header_read_timeout, limits.write_timeout);
+    accept_loop(
+        listener,
+        limits,
+        stop,
+        move |stream, peer, closing, permit| {
+            let (activity, quiet) = watch::channel(Activity::default());
+            let service = Tracked {
+                inner: TowerToHyperService::new(app.clone()),
+                activity: Arc::new(activity),
+            };
+            let io = TokioIo::new(WriteProgress::new(stream, write_timeout));
+            let connection = builder.serve_connection(io, service).into_owned();
+            let quiet_for_stall = quiet.clone();
+            drive(
+                connection,
+                |connection: Pin<&mut _>| connection.graceful_shutdown(),
+                closing,
+                async move {
+                    tokio::select! {
+                        bound = idle(quiet, idle_timeout) => bound,
+                        bound = stalled(quiet_for_stall, write_timeout) => {
+                            tracing::debug!(%peer, ?bound, "a response made no progress; closing");
+                            // A stalled client will not answer a graceful close either.
+                            Duration::ZERO
+                        }
+                    }
+                },
+                peer,
+                permit,
+            )
+        },
+    )
     .await;
 }
 
 /// The accept loop and the drain, for connections served by `connect` (given the stream, the
-/// peer's address and the signal to close).
+/// peer's address, the signal to close and the connection's permit under the cap).
 async fn accept_loop<F, C>(
     listener: TcpListener,
     limits: ServerLimits,
     stop: impl Future<Output = Instant>,
     connect: F,
 ) where
-    F: Fn(TcpStream, SocketAddr, watch::Receiver<bool>) -> C,
+    F: Fn(TcpStream, SocketAddr, watch::Receiver<bool>, OwnedSemaphorePermit) -> C,
     C: Future<Output = ()> + Send + 'static,
 {
+    bound_socket_buffers(&listener);
     let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     // Set once the drain is over: every connection still open finishes what it has and closes.
     let (closing, _) = watch::channel(false);
@@ -211,11 +255,8 @@ async fn accept_loop<F, C>(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, %peer, "cannot set TCP_NODELAY");
         }
-        let connection = connect(stream, peer, closing.subscribe());
-        tasks.spawn(async move {
-            connection.await;
-            drop(permit);
-        });
+        // Spawned as it is: wrapped in an `async` block it would be held twice.
+        tasks.spawn(connect(stream, peer, closing.subscribe(), permit));
     };
     tokio::pin!(stop);
     let grace_from = loop {
@@ -288,45 +329,100 @@ async fn accept_loop<F, C>(
 
 /// Serves one connection until it ends; once `closing` is set or `idle` completes, asks it to
 /// finish what it has and close (`close`: hyper's graceful shutdown of that connection). After
-/// `idle`, the connection gets the time `idle` gave to close, then it is dropped.
-async fn drive<C, E>(
+/// `idle`, the connection gets the time `idle` gave to close, then it is dropped. Holds the
+/// connection's `permit` under the cap until then.
+fn drive<C, E, F, I>(
     connection: C,
-    close: impl FnOnce(Pin<&mut C>),
+    close: F,
     closing: watch::Receiver<bool>,
-    idle: impl Future<Output = Duration>,
+    idle: I,
     peer: SocketAddr,
-) where
+    permit: OwnedSemaphorePermit,
+) -> Driven<C, F, impl Future<Output = ()>, I>
+where
     C: Future<Output = Result<(), E>>,
     E: Display,
+    F: FnOnce(Pin<&mut C>),
+    I: Future<Output = Duration>,
 {
-    tokio::pin!(connection);
-    let ended = tokio::select! {
-        result = connection.as_mut() => Ok(result),
-        () = closed(closing) => Err(None),
-        bound = idle => Err(Some(bound)),
-    };
-    let result = match ended {
-        Ok(result) => result,
-        Err(bound) => {
-            close(connection.as_mut());
-            match bound {
-                // The server's own drain bounds this wait.
-                None => connection.await,
-                // An HTTP/2 close waits for the client to answer a ping; one that never does
-                // is cut off.
-                Some(bound) => match tokio::time::timeout(bound, connection).await {
-                    Ok(result) => result,
-                    Err(_) => {
-                        tracing::debug!(%peer, ?bound, "an idle connection did not close; dropped");
-                        return;
-                    }
-                },
+    Driven {
+        connection,
+        close: Some(close),
+        closing: closed(closing),
+        idle,
+        cutoff: None,
+        peer,
+        _permit: permit,
+    }
+}
+
+pin_project! {
+    /// [`drive`]'s future, written out rather than an `async fn`: every open connection is one
+    /// of these, and an `async` body would hold the connection twice over (once as its argument,
+    /// once pinned in its body; again in the task that awaits it), several kilobytes per
+    /// connection.
+    struct Driven<C, F, K, I> {
+        #[pin]
+        connection: C,
+        // Taken once the connection has been asked to close.
+        close: Option<F>,
+        #[pin]
+        closing: K,
+        #[pin]
+        idle: I,
+        // After `idle`: when the connection is dropped if it has not closed (made only then).
+        cutoff: Option<Pin<Box<tokio::time::Sleep>>>,
+        peer: SocketAddr,
+        _permit: OwnedSemaphorePermit,
+    }
+}
+
+impl<C, E, F, K, I> Future for Driven<C, F, K, I>
+where
+    C: Future<Output = Result<(), E>>,
+    E: Display,
+    F: FnOnce(Pin<&mut C>),
+    K: Future<Output = ()>,
+    I: Future<Output = Duration>,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        loop {
+            if let Poll::Ready(result) = this.connection.as_mut().poll(cx) {
+                if let Err(error) = result {
+                    // Timeouts, resets and malformed requests are the client's business.
+                    tracing::debug!(%error, peer = %this.peer, "connection ended with an error");
+                }
+                return Poll::Ready(());
             }
+            if this.close.is_some() {
+                let bound = if this.closing.as_mut().poll(cx).is_ready() {
+                    // The server's own drain bounds the wait.
+                    None
+                } else if let Poll::Ready(bound) = this.idle.as_mut().poll(cx) {
+                    Some(bound)
+                } else {
+                    return Poll::Pending;
+                };
+                if let Some(close) = this.close.take() {
+                    close(this.connection.as_mut());
+                }
+                // An HTTP/2 close waits for the client to answer a ping; one that never does is
+                // cut off.
+                *this.cutoff = bound.map(|bound| Box::pin(tokio::time::sleep(bound)));
+                // The connection may close at once.
+                continue;
+            }
+            if let Some(cutoff) = this.cutoff.as_mut()
+                && cutoff.as_mut().poll(cx).is_ready()
+            {
+                tracing::debug!(peer = %this.peer, "an idle connection did not close; dropped");
+                return Poll::Ready(());
+            }
+            return Poll::Pending;
         }
-    };
-    if let Err(error) = result {
-        // Timeouts, resets and malformed requests are the client's business.
-        tracing::debug!(%error, %peer, "connection ended with an error");
     }
 }
 
@@ -335,14 +431,24 @@ async fn closed(mut closing: watch::Receiver<bool>) {
     let _ = closing.wait_for(|closing| *closing).await;
 }
 
+/// What a connection served with h2c is doing, for [`idle`] and [`stalled`].
+#[derive(Debug, Default, Clone, Copy)]
+struct Activity {
+    /// Requests in progress: from the moment a head is read until its response body is dropped
+    /// (sent, or abandoned with its stream).
+    in_progress: usize,
+    /// Response bodies with a part ready that hyper has not taken yet (or not asked for the
+    /// first one): while the client's window stays closed, hyper takes nothing.
+    waiting: usize,
+    /// Parts taken so far, the measure of progress.
+    taken: u64,
+}
+
 /// Completes, with `timeout`, once the connection has had no request in progress for
-/// `timeout` (`activity` is the number in progress; a response still being sent counts).
-async fn idle(mut activity: watch::Receiver<usize>, timeout: Duration) -> Duration {
+/// `timeout` (a response still being sent counts).
+async fn idle(mut activity: watch::Receiver<Activity>, timeout: Duration) -> Duration {
     loop {
-        let gone = activity
-            .wait_for(|in_progress| *in_progress == 0)
-            .await
-            .is_err();
+        let gone = activity.wait_for(|now| now.in_progress == 0).await.is_err();
         if gone {
             // The service, which holds the sender, went with the connection.
             return std::future::pending().await;
@@ -356,23 +462,52 @@ async fn idle(mut activity: watch::Receiver<usize>, timeout: Duration) -> Durati
     }
 }
 
-/// A connection's service that counts its requests in progress, each from the moment its head
-/// is read until its response body is dropped (sent, or abandoned with its stream).
+/// Completes, with `bound`, once some response has had a part waiting to be taken for `bound`
+/// without any part of any response being taken meanwhile.
+async fn stalled(mut activity: watch::Receiver<Activity>, bound: Duration) -> Duration {
+    loop {
+        let Ok(now) = activity
+            .wait_for(|now| now.waiting > 0)
+            .await
+            .map(|now| *now)
+        else {
+            return std::future::pending().await;
+        };
+        let deadline = tokio::time::sleep(bound);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                () = &mut deadline => return bound,
+                changed = activity.changed() => {
+                    if changed.is_err() {
+                        return std::future::pending().await;
+                    }
+                    let later = *activity.borrow_and_update();
+                    if later.waiting == 0 || later.taken != now.taken {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A connection's service that keeps its [`Activity`].
 struct Tracked<S> {
     inner: S,
-    activity: Arc<watch::Sender<usize>>,
+    activity: Arc<watch::Sender<Activity>>,
 }
 
 impl<S, B> hyper::service::Service<Request<Incoming>> for Tracked<S>
 where
     S: hyper::service::Service<Request<Incoming>, Response = Response<B>>,
 {
-    type Response = Response<Guarded<B, Option<InProgress>>>;
+    type Response = Response<Watched<B>>;
     type Error = S::Error;
     type Future = TrackedFuture<S::Future>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
-        self.activity.send_modify(|in_progress| *in_progress += 1);
+        self.activity.send_modify(|now| now.in_progress += 1);
         TrackedFuture {
             inner: self.inner.call(request),
             in_progress: Some(InProgress(self.activity.clone())),
@@ -381,12 +516,12 @@ where
 }
 
 /// One request in progress on a connection, until dropped.
-struct InProgress(Arc<watch::Sender<usize>>);
+struct InProgress(Arc<watch::Sender<Activity>>);
 
 impl Drop for InProgress {
     fn drop(&mut self) {
         self.0
-            .send_modify(|in_progress| *in_progress = in_progress.saturating_sub(1));
+            .send_modify(|now| now.in_progress = now.in_progress.saturating_sub(1));
     }
 }
 
@@ -404,13 +539,184 @@ impl<F, B, E> Future for TrackedFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
 {
-    type Output = Result<Response<Guarded<B, Option<InProgress>>>, E>;
+    type Output = Result<Response<Watched<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let response = ready!(this.inner.poll(cx))?;
-        let guard = this.in_progress.take();
-        Poll::Ready(Ok(response.map(|body| Guarded::new(body, guard))))
+        let Some(in_progress) = this.in_progress.take() else {
+            // Polled again after it completed: hyper never does.
+            return Poll::Pending;
+        };
+        in_progress.0.send_modify(|now| now.waiting += 1);
+        Poll::Ready(Ok(response.map(|body| Watched {
+            body,
+            in_progress,
+            waiting: true,
+        })))
+    }
+}
+
+pin_project! {
+    /// A response body on a tracked connection: holds its request's [`InProgress`] and says
+    /// whether a part of it waits to be taken.
+    struct Watched<B> {
+        #[pin]
+        body: B,
+        in_progress: InProgress,
+        waiting: bool,
+    }
+
+    impl<B> PinnedDrop for Watched<B> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if *this.waiting {
+                this.in_progress.0.send_modify(|now| now.waiting = now.waiting.saturating_sub(1));
+            }
+        }
+    }
+}
+
+impl<B: Body> Body for Watched<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let this = self.project();
+        let activity = &this.in_progress.0;
+        if std::mem::take(this.waiting) {
+            activity.send_modify(|now| {
+                now.waiting = now.waiting.saturating_sub(1);
+                now.taken += 1;
+            });
+        }
+        let polled = this.body.poll_frame(cx);
+        if let Poll::Ready(Some(Ok(_))) = &polled {
+            *this.waiting = true;
+            activity.send_modify(|now| now.waiting += 1);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+pin_project! {
+    /// A connection's socket whose writes must make progress: a write or flush pending for
+    /// longer than the bound fails with `TimedOut`, which ends the connection. The timer is
+    /// made when a write first stalls, not for every connection: most never stall.
+    pub struct WriteProgress<S> {
+        #[pin]
+        inner: S,
+        bound: Duration,
+        // Armed while a write is pending; kept, and re-armed, once made.
+        stall: Option<Pin<Box<tokio::time::Sleep>>>,
+        stalled: bool,
+    }
+}
+
+impl<S> WriteProgress<S> {
+    /// `inner`, whose writes may stay pending for at most `bound`.
+    pub fn new(inner: S, bound: Duration) -> Self {
+        Self {
+            inner,
+            bound,
+            stall: None,
+            stalled: false,
+        }
+    }
+}
+
+impl<S> WriteProgress<S> {
+    /// `poll` of a write or flush, under the bound.
+    fn bounded<T>(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(Pin<&mut S>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        let this = self.project();
+        match poll(this.inner, cx) {
+            Poll::Ready(result) => {
+                *this.stalled = false;
+                Poll::Ready(result)
+            }
+            Poll::Pending => {
+                let deadline = Instant::now() + *this.bound;
+                let stall = this
+                    .stall
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if !std::mem::replace(this.stalled, true) {
+                    stall.as_mut().reset(deadline);
+                }
+                match stall.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the peer has read nothing for the write timeout",
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead> tokio::io::AsyncRead for WriteProgress<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.project().inner.poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite> tokio::io::AsyncWrite for WriteProgress<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.bounded(cx, |inner, cx| inner.poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.bounded(cx, |inner, cx| inner.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.bounded(cx, |inner, cx| inner.poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.bounded(cx, |inner, cx| inner.poll_shutdown(cx))
+    }
+}
+
+/// Pins the kernel buffers of the listener's connections (inherited from the listener, backlog
+/// included) to the sizes the memory plan counts.
+fn bound_socket_buffers(listener: &TcpListener) {
+    let socket = socket2::SockRef::from(listener);
+    let receive = socket.set_recv_buffer_size(crate::memory_limit::SOCKET_RECEIVE_BUFFER);
+    let send = socket.set_send_buffer_size(crate::memory_limit::SOCKET_SEND_BUFFER);
+    if let Err(error) = receive.and(send) {
+        tracing::warn!(%error, "cannot bound the connections' socket buffers");
     }
 }
 

@@ -48,15 +48,16 @@ use crate::{
     config::Settings,
     fleet::{Fleet, FleetOptions},
     grpc,
-    lifecycle::{Draining, Lent, Lifecycle, StoreClaim},
-    management::Management,
+    lifecycle::{BudgetError, Draining, Lent, Lifecycle, StopBudget, StoreClaim},
+    management::{self, Management},
+    memory_limit,
     metrics::Metrics,
     outage::{Me, Outage, OutageSeries, WatchOptions, Watcher},
     router::{self, EndpointSettings, Endpoints, Split},
     routes::testability::Testability,
     seed::{self, DEFAULT_CHUNK_SIZE},
     served_by,
-    server::ServerLimits,
+    server::{MIN_HEADER_BYTES, ServerLimits},
     state::AppState,
     store::{
         AccountStore, FaultInjectingStore, FaultSwitch, PgStore, RedbStore, SeedReport, Store,
@@ -108,9 +109,15 @@ pub enum StartupError {
     /// The health registry could not be built from the settings.
     #[error("invalid health check settings")]
     Health(#[from] health::BuildError),
+    /// The phases of a stop do not fit the orchestrator's grace.
+    #[error(transparent)]
+    StopBudget(#[from] BudgetError),
     /// A background task panicked or was cancelled.
     #[error("a start-up task did not complete")]
     Task(#[from] JoinError),
+    /// The connection caps do not fit the memory limit.
+    #[error(transparent)]
+    Memory(#[from] memory_limit::PlanError),
 }
 
 /// A started service: database open and seeded, listener bound, not yet serving (the
@@ -130,6 +137,8 @@ impl Application {
     /// Runs start-up steps 1 to 5 for `settings`.
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
         let started_at = SystemTime::now();
+        // Before anything starts: settings whose stop cannot fit the grace are refused.
+        let budget = StopBudget::of(settings)?;
         let version = settings.version();
         tracing::info!(
             version,
@@ -143,6 +152,21 @@ impl Application {
                 port: address.port(),
             });
         }
+        let caps = connection_caps(settings)?;
+        tracing::info!(
+            memory_limit = caps.limit,
+            max_connections = caps.public,
+            backlog = caps.backlog,
+            management_max_connections = caps.management,
+            "connection caps set"
+        );
+        let limits = |max_connections| ServerLimits {
+            header_read_timeout: settings.header_read_timeout,
+            max_header_bytes: settings.max_header_bytes,
+            max_connections,
+            close_grace: settings.close_grace,
+            write_timeout: settings.write_timeout,
+        };
         // Created first, so that everything slow below can say how far it got, on the
         // management port if there is one.
         let startup = Startup::new();
@@ -151,9 +175,7 @@ impl Application {
             .map(|address| {
                 Management::start(
                     address,
-                    settings.header_read_timeout,
-                    settings.max_header_bytes,
-                    settings.close_grace,
+                    limits(caps.management),
                     starting_routes(startup.clone()),
                 )
                 .map_err(|source| StartupError::Bind { address, source })
@@ -218,7 +240,7 @@ impl Application {
             )))
         });
         let listener = public
-            .listen(LISTEN_BACKLOG)
+            .listen(caps.backlog)
             .map_err(|source| StartupError::Bind { address, source })?;
         let local_addr = listener
             .local_addr()
@@ -294,16 +316,11 @@ impl Application {
         Ok(Self {
             listener,
             local_addr,
-            limits: ServerLimits {
-                header_read_timeout: settings.header_read_timeout,
-                max_header_bytes: settings.max_header_bytes,
-                max_connections: settings.max_connections,
-                close_grace: settings.close_grace,
-            },
+            limits: limits(caps.public),
             public_routes,
             state,
             endpoints,
-            lifecycle: Lifecycle::new(health, draining, management, claim, settings),
+            lifecycle: Lifecycle::new(health, draining, management, claim, budget),
         })
     }
 
@@ -340,7 +357,18 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<Stopped, StartupError> {
-        self.serve_router(None, shutdown).await
+        self.serve_router(None, shutdown, std::future::pending())
+            .await
+    }
+
+    /// Like [`Application::run_until`], and the stop is cut short (every remaining wait
+    /// skipped) when `hurry` completes: the binary's second SIGTERM or Ctrl-C.
+    pub async fn run_until_hurried(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+        hurry: impl Future<Output = ()> + Send,
+    ) -> Result<Stopped, StartupError> {
+        self.serve_router(None, shutdown, hurry).await
     }
 
     /// Like [`Application::run_until`] with a router of the caller's making (built over
@@ -350,13 +378,15 @@ impl Application {
         app: Router,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<Stopped, StartupError> {
-        self.serve_router(Some(app), shutdown).await
+        self.serve_router(Some(app), shutdown, std::future::pending())
+            .await
     }
 
     async fn serve_router(
         self,
         app: Option<Router>,
         shutdown: impl Future<Output = ()> + Send,
+        hurry: impl Future<Output = ()> + Send,
     ) -> Result<Stopped, StartupError> {
         tracing::info!(
             address = %self.local_addr,
@@ -365,7 +395,7 @@ impl Application {
             self.local_addr
         );
         let (listener, app, limits, lifecycle) = self.into_serving(app);
-        lifecycle.run(listener, app, limits, shutdown).await
+        lifecycle.run(listener, app, limits, shutdown, hurry).await
     }
 
     /// What serving needs: the listener, the public router (`app`, else the one built at
@@ -382,6 +412,34 @@ impl Application {
 /// Pending connections the public listener queues before accepting them (what tokio's own
 /// `TcpListener::bind` uses).
 const LISTEN_BACKLOG: u32 = 1024;
+
+/// The two listeners' connection caps for `settings`, under the memory limit if there is one;
+/// an error if an explicit `--max-connections` cannot fit (`main` exits 2 with it, as for any
+/// invalid setting, before anything starts).
+pub fn connection_caps(
+    settings: &Settings,
+) -> Result<memory_limit::ConnectionCaps, memory_limit::PlanError> {
+    let limit = settings.memory_limit.resolve();
+    let max_header_bytes = settings.max_header_bytes.max(MIN_HEADER_BYTES);
+    memory_limit::plan(
+        limit,
+        memory_limit::Demands {
+            requested: settings.max_connections,
+            default: DEFAULT_MAX_CONNECTIONS,
+            management: if settings.management_address().is_some() {
+                management::MAX_CONNECTIONS
+            } else {
+                0
+            },
+            public_worst: memory_limit::http1_worst_case(max_header_bytes),
+            management_worst: memory_limit::h2c_worst_case(max_header_bytes, &management::HTTP2),
+            backlog: LISTEN_BACKLOG,
+        },
+    )
+}
+
+/// The public port's connection cap when no memory limit holds fewer and none is given.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
 /// Binds `address` without listening: the port is taken (an error now if it is in use), but
 /// clients are refused, as before, until the service is ready to listen.

@@ -503,3 +503,193 @@ async fn an_empty_or_off_management_port_variable_means_one_port_and_a_bad_one_e
         );
     }
 }
+
+#[tokio::test]
+async fn a_stop_while_a_store_call_never_returns_exits_three_inside_the_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let grace = Duration::from_secs(4);
+    let mut service = Service::start(
+        dir.path(),
+        &args("accounts.db", &["--testability", "--stop-grace", "4"]),
+    );
+    let address = service.wait_until_listening();
+    // Every store call now blocks for good: the database check's read holds a thread of the
+    // blocking pool (and the store) forever, and the check times out.
+    let (status, body) = get(address, "/testability/database/hang").await;
+    assert_eq!((status, &body["database"]), (200, &"hang".into()));
+    let (status, body) = get(address, "/health").await;
+    assert_eq!(status, 503, "{body}");
+    // "timed out after 1s", then "read still blocked" while that read has not returned.
+    let reason = body["reason"].as_str().unwrap_or_default();
+    assert!(
+        ["database: timed out", "database: read still blocked"]
+            .iter()
+            .any(|expected| reason.starts_with(expected)),
+        "{body}"
+    );
+
+    let signalled = Instant::now();
+    service.terminate();
+    let status = service.wait();
+    let took = signalled.elapsed();
+    let stderr = service.stderr();
+    let log = service.rest_of_log().join("\n");
+    println!(
+        "a stop with a store call that never returns, --stop-grace 4: exit {status:?} after {took:?}"
+    );
+    assert_eq!(status.code(), Some(3), "{stderr}\n{log}");
+    assert!(
+        took < grace,
+        "took {took:?}, more than the grace {grace:?}\n{log}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("accountservice: stopped while unhealthy: database: "),
+        "{stderr}"
+    );
+    assert!(log.contains("the database is still in use"), "{log}");
+}
+
+#[test]
+fn a_second_sigterm_ends_the_drain_at_once_and_the_exit_code_still_tells_the_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    // An idle keep-alive connection holds the drain for the whole close grace.
+    let mut service = Service::start(
+        dir.path(),
+        &args(
+            "accounts.db",
+            &[
+                "--stop-grace",
+                "60",
+                "--shutdown-timeout",
+                "50",
+                "--close-grace",
+                "45",
+            ],
+        ),
+    );
+    let address = service.wait_until_listening();
+    let mut idle = Connection::open(address).unwrap();
+    assert_eq!(idle.get("/health").unwrap().status, 200);
+
+    service.terminate();
+    service.wait_for_line("draining in-flight requests");
+    let again = Instant::now();
+    service.terminate();
+    let status = service.wait();
+    let took = again.elapsed();
+    let log = service.rest_of_log().join("\n");
+    println!("a second SIGTERM during a 45 s close grace: exit {status:?} after {took:?}");
+    assert_eq!(status.code(), Some(0), "{}\n{log}", service.stderr());
+    assert!(took < Duration::from_secs(5), "took {took:?}\n{log}");
+    assert!(log.contains("received SIGTERM again"), "{log}");
+    assert!(log.contains("drain cut short"), "{log}");
+    match idle.read_answer() {
+        Err(Failure::ClosedUnanswered(_)) => {}
+        other => panic!("the idle connection: {other:?}"),
+    }
+}
+
+#[test]
+fn settings_whose_stop_cannot_fit_the_grace_or_out_of_range_exit_2_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for (extra, says) in [
+        (
+            &["--shutdown-timeout", "8"][..],
+            "more than --stop-grace 10s",
+        ),
+        (&["--pre-stop-delay", "9"], "leaves no time to drain"),
+        (
+            &[
+                "--stop-grace",
+                "30",
+                "--shutdown-timeout",
+                "5",
+                "--close-grace",
+                "6",
+            ],
+            "is longer than the drain",
+        ),
+        (&["--health-interval", "7e18"], "--health-interval"),
+        (&["--close-grace", "1e19"], "--close-grace"),
+        (&["--stop-grace", "NaN"], "--stop-grace"),
+        (
+            &["--max-concurrent-requests", "18446744073709551616"],
+            "--max-concurrent-requests",
+        ),
+        (
+            &["--memory-limit", "64m", "--max-connections", "10000"],
+            "does not fit the memory limit",
+        ),
+    ] {
+        let (status, stderr, took) = run_to_exit(dir.path(), &args("accounts.db", extra));
+        assert_eq!(status.code(), Some(2), "{extra:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{extra:?}: {stderr}");
+        assert!(stderr.starts_with("accountservice: "), "{stderr}");
+        assert!(stderr.contains(says), "{extra:?}: {stderr}");
+        assert!(took < Duration::from_secs(5), "took {took:?}");
+        assert!(
+            !dir.path().join("accounts.db").exists(),
+            "nothing may start before the settings are checked"
+        );
+    }
+}
+
+#[test]
+fn a_store_outage_under_load_logs_its_error_once_then_how_many_were_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut service = Service::start(dir.path(), &args("accounts.db", &["--testability"]));
+    let address = service.wait_until_listening();
+    assert_eq!(
+        support::get(address, "/testability/database/down").status,
+        200
+    );
+    let mut client = Connection::open(address).unwrap();
+    let failures = 2000;
+    for _ in 0..failures {
+        assert_eq!(client.get("/accounts/10000").unwrap().status, 503);
+    }
+    // Past the 10 s window the next failure comes after the count of those left out (polled,
+    // bounded).
+    let started = Instant::now();
+    let summary = loop {
+        assert_eq!(client.get("/accounts/10000").unwrap().status, 503);
+        if let Some(line) = service
+            .drain_log()
+            .iter()
+            .find(|line| line.contains("more like"))
+        {
+            break line.clone();
+        }
+        assert!(started.elapsed() < TIMEOUT, "no summary line");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let log = service.drain_log().to_vec();
+    let errors: Vec<&String> = log
+        .iter()
+        .filter(|line| line.contains("account store failed"))
+        .collect();
+    println!(
+        "{failures} failed lookups and more: {} lines, then {summary}",
+        errors.len()
+    );
+    assert!(summary.contains("WARN"), "{summary}");
+    // The first in full, the summary, the first of the next window.
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+    assert!(
+        errors[0].contains("ERROR") && errors[0].contains("fault injected"),
+        "{}",
+        errors[0]
+    );
+    assert!(errors[1].contains("more like"), "{}", errors[1]);
+    let left_out: u64 = errors[1]
+        .split("... ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .map(|count| count.replace(',', ""))
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {}", errors[1]));
+    assert!(left_out >= failures - 1, "{}", errors[1]);
+    service.terminate();
+    assert_eq!(service.wait().code(), Some(3));
+}

@@ -42,6 +42,15 @@ pub enum BuildError {
     EmptyName,
 }
 
+impl Health {
+    /// Starts configuring a registry. (Here, not beside the registry, so that the registry
+    /// knows nothing of its configuration.)
+    #[must_use]
+    pub fn builder() -> HealthBuilder {
+        HealthBuilder::default()
+    }
+}
+
 /// Builds a [`Health`] registry: `Health::builder().check(c).build()?`.
 #[derive(Default)]
 pub struct HealthBuilder {

@@ -111,7 +111,35 @@ struct State {
     components: BTreeMap<String, Status>,
     scopes: [Option<Status>; 3],
     ring: VecDeque<Transition>,
+    /// The last transition of each scope, in [`Scope::ALL`] order: kept apart from the ring,
+    /// which any number of component changes can flush.
+    last_of_scope: [Option<Transition>; 3],
     counts: BTreeMap<(String, Status), u64>,
+}
+
+/// Transitions recorded under the history's lock and not yet logged or signalled: the caller
+/// finishes them ([`Recorded::finish`]) once it holds no lock, so a slow log sink never holds
+/// up whoever waits for that lock.
+#[must_use = "finish() logs the transitions and wakes the subscribers"]
+pub(crate) struct Recorded<'a> {
+    history: &'a History,
+    transitions: Vec<Transition>,
+    details: Vec<Option<String>>,
+}
+
+impl Recorded<'_> {
+    /// Logs the transitions and wakes the subscribers, if anything changed.
+    pub(crate) fn finish(self) {
+        if self.transitions.is_empty() {
+            return;
+        }
+        for (transition, detail) in self.transitions.iter().zip(self.details) {
+            log(transition, detail.as_deref());
+        }
+        self.history
+            .changes
+            .send_modify(|generation| *generation += 1);
+    }
 }
 
 impl History {
@@ -129,21 +157,26 @@ impl History {
 
     /// Records what changed since the previous observation and logs it. The first observation
     /// only sets the baseline. Observations older than one already taken are ignored.
+    #[cfg(test)]
     pub(crate) fn observe(&self, observation: Observation) {
+        self.record(observation).finish();
+    }
+
+    /// Records what changed since the previous observation, to be logged and signalled by
+    /// [`Recorded::finish`] once the caller holds no lock. The first observation only sets the
+    /// baseline. Observations older than one already taken are ignored.
+    pub(crate) fn record(&self, observation: Observation) -> Recorded<'_> {
         let at = SystemTime::now();
         let mut details = Vec::new();
-        let recorded = {
+        let transitions = {
             let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             state.record(observation, at, &mut details)
         };
-        if recorded.is_empty() {
-            return;
+        Recorded {
+            history: self,
+            transitions,
+            details,
         }
-        // Logged after the lock is released: a slow log sink must not hold up probes.
-        for (transition, detail) in recorded.iter().zip(details) {
-            log(transition, detail.as_deref());
-        }
-        self.changes.send_modify(|generation| *generation += 1);
     }
 
     /// The newest transitions first, at most [`TRANSITIONS_KEPT`].
@@ -162,15 +195,11 @@ impl History {
             .collect()
     }
 
-    /// The last transition of a scope, if any.
+    /// The last transition of a scope, if any, however many other changes came after it.
     pub(crate) fn last_change(&self, scope: Scope) -> Option<Transition> {
         let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state
-            .ring
-            .iter()
-            .rev()
-            .find(|t| t.subject == Subject::Scope(scope))
-            .cloned()
+        let index = Scope::ALL.iter().position(|s| *s == scope)?;
+        state.last_of_scope[index].clone()
     }
 }
 
@@ -245,6 +274,11 @@ impl State {
         }
 
         for t in &recorded {
+            if let Subject::Scope(scope) = &t.subject
+                && let Some(index) = Scope::ALL.iter().position(|s| s == scope)
+            {
+                self.last_of_scope[index] = Some(t.clone());
+            }
             *self
                 .counts
                 .entry((t.subject.name().to_owned(), t.to))
@@ -409,5 +443,46 @@ mod tests {
         let last = history.last_change(Scope::Overall).unwrap();
         assert_eq!((last.from, last.to), (Status::Up, Status::Down));
         assert!(history.last_change(Scope::Liveness).is_none());
+    }
+
+    #[test]
+    fn the_last_change_of_a_scope_survives_any_number_of_component_changes_after_it() {
+        let history = History::new();
+        history.observe(observation(0, &[("db", Status::Up, None)], Status::Up));
+        history.observe(observation(1, &[("db", Status::Down, None)], Status::Down));
+        let went_down = history.last_change(Scope::Overall).unwrap();
+        // A non-critical component flapping while the overall status stays DOWN.
+        for g in 2..1000 {
+            let flap = if g % 2 == 0 {
+                Status::Degraded
+            } else {
+                Status::Up
+            };
+            history.observe(observation(
+                g,
+                &[("db", Status::Down, None), ("x", flap, None)],
+                Status::Down,
+            ));
+        }
+        assert!(
+            history
+                .transitions()
+                .iter()
+                .all(|t| t.subject != Subject::Scope(Scope::Overall)),
+            "the ring still holds the overall change: the test shows nothing"
+        );
+        assert_eq!(history.last_change(Scope::Overall), Some(went_down));
+    }
+
+    #[test]
+    fn recorded_transitions_are_signalled_only_once_finished() {
+        let history = History::new();
+        let rx = history.subscribe();
+        history.observe(observation(0, &[("db", Status::Up, None)], Status::Up));
+        let recorded = history.record(observation(1, &[("db", Status::Down, None)], Status::Down));
+        assert_eq!(*rx.borrow(), 0);
+        assert_eq!(history.transitions().len(), 3, "recorded at once");
+        recorded.finish();
+        assert_eq!(*rx.borrow(), 1);
     }
 }

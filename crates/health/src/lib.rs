@@ -65,12 +65,12 @@
 //! # Layout
 //!
 //! `status` (statuses and their order), `probe` (probes and scopes), `check` (the trait and
-//! outcomes), `curability` (what a restart can cure), `builder` (configuration), `registry`
-//! (cached state and reports), `refresh` (running rounds and the refresher), `report`
-//! (reports), `history` (transitions, their counts and the change signal), `startup` (start-up
-//! state), `weak` (handles that do not keep the registry alive), `http` (axum handlers, the
-//! bodies they write and, with `openapi`, those bodies' schemas), `grpc` (the gRPC health
-//! service and its generated protocol code).
+//! outcomes), `curability` (what a restart can cure), `registry` (cached state and reports),
+//! `builder` (configuration, building the registry: it uses `registry`, never the reverse),
+//! `refresh` (running rounds and the refresher), `report` (reports), `history` (transitions,
+//! their counts and the change signal), `startup` (start-up state), `weak` (handles that do not
+//! keep the registry alive), `http` (axum handlers, the bodies they write and, with `openapi`,
+//! those bodies' schemas), `grpc` (the gRPC health service and its generated protocol code).
 //!
 //! # Example
 //!

@@ -27,9 +27,17 @@ impl Health {
     /// Outcomes: a check that times out is `DOWN` "timed out after …"; one that panics is
     /// `DOWN` "check panicked" (the panic message in the detail), and the refresher goes on.
     pub async fn refresh_now(&self) {
-        let _round = self.shared.round.lock().await;
-        let results = self.run_round().await;
-        self.publish(results);
+        let (recorded, panics) = {
+            let _round = self.shared.round.lock().await;
+            let (results, panics) = self.run_round().await;
+            (self.publish(results), panics)
+        };
+        // Logged once the round's lock is released: a slow log sink must not hold up the next
+        // round, or a caller waiting for this one.
+        for (check, message) in panics {
+            tracing::error!(check = %check, panic = %message, "health check panicked");
+        }
+        recorded.finish();
     }
 
     /// Spawns the background refresher: a round every [`interval`](Self::interval) (the
@@ -79,7 +87,8 @@ impl Health {
     /// Runs every check once, concurrently. Each check runs in its own task, which contains a
     /// panic, and under its own timeout; the whole round is also bounded by the longest timeout,
     /// so a check that blocks its thread (and so cannot be cancelled) cannot stall the round.
-    async fn run_round(&self) -> Vec<Option<CheckResult>> {
+    /// Returns the results, and the name and message of each check that panicked.
+    async fn run_round(&self) -> (Vec<Option<CheckResult>>, Vec<(String, String)>) {
         let checks = &self.shared.checks;
         let started = Instant::now();
         let mut tasks = JoinSet::new();
@@ -95,6 +104,7 @@ impl Health {
             index_of.insert(task.id(), i);
         }
         let mut results: Vec<Option<CheckResult>> = vec![None; checks.len()];
+        let mut panics = Vec::new();
         let longest = checks.iter().map(|c| c.timeout).max().unwrap_or_default();
         let collect = async {
             while let Some(joined) = tasks.join_next_with_id().await {
@@ -107,7 +117,7 @@ impl Health {
                         };
                         let outcome = if err.is_panic() {
                             let message = panic_message(err.into_panic());
-                            tracing::error!(check = %checks[i].name, panic = %message, "health check panicked");
+                            panics.push((checks[i].name.clone(), message.clone()));
                             CheckOutcome::down("check panicked").with_detail(message)
                         } else {
                             CheckOutcome::down("check cancelled")
@@ -128,7 +138,7 @@ impl Health {
                 *slot = Some(finished(timed_out(timeout), started.elapsed()));
             }
         }
-        results
+        (results, panics)
     }
 }
 

@@ -9,8 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use crate::builder::HealthBuilder;
-use crate::history::{History, Observation, Transition};
+use crate::history::{History, Observation, Recorded, Transition};
 use crate::report::{ComponentKind, ComponentReport, Report};
 use crate::{CheckOutcome, Curability, HealthCheck, Probes, Scope, Startup, Status};
 
@@ -88,12 +87,6 @@ pub(crate) struct Shared {
 }
 
 impl Health {
-    /// Starts configuring a registry.
-    #[must_use]
-    pub fn builder() -> HealthBuilder {
-        HealthBuilder::default()
-    }
-
     pub(crate) fn new(
         checks: Vec<Registered>,
         interval: Duration,
@@ -122,7 +115,7 @@ impl Health {
             }),
         };
         // The baseline every later transition is measured against.
-        health.observe();
+        health.observe().finish();
         health
     }
 
@@ -202,7 +195,7 @@ impl Health {
         self.update(|snap| {
             Arc::make_mut(&mut snap.manual).insert(name, manual);
         });
-        self.observe();
+        self.observe().finish();
     }
 
     /// Removes a manual component, effective on the very next report or probe. Returns whether
@@ -216,7 +209,7 @@ impl Health {
         });
         if existed {
             tracing::debug!(component = %name, "health component cleared");
-            self.observe();
+            self.observe().finish();
         }
         existed
     }
@@ -257,7 +250,8 @@ impl Health {
     }
 
     /// The service's start-up state (`/health/started`): the one given to
-    /// [`HealthBuilder::startup`], else the registry's own, complete after the first round.
+    /// [`HealthBuilder::startup`](crate::HealthBuilder::startup), else the registry's own,
+    /// complete after the first round.
     #[must_use]
     pub fn startup(&self) -> &Startup {
         &self.shared.startup
@@ -269,19 +263,26 @@ impl Health {
         self.shared.created_at
     }
 
-    /// Compares the current state with the last one seen and records the transitions.
-    fn observe(&self) {
+    /// Compares the current state with the last one seen and records the transitions, to be
+    /// logged once no lock is held.
+    fn observe(&self) -> Recorded<'_> {
         let snapshot = self.snapshot();
         let now = Instant::now();
         let reports = Scope::ALL.map(|scope| self.report_from(&snapshot, scope, now));
-        self.observe_reports(snapshot.generation, now, &reports);
+        self.observe_reports(snapshot.generation, now, &reports)
     }
 
     /// Records the transitions between the last state seen and these reports of the three
-    /// scopes (in [`Scope::ALL`] order), made from `generation` at `now`.
-    pub(crate) fn observe_reports(&self, generation: u64, now: Instant, reports: &[Report; 3]) {
+    /// scopes (in [`Scope::ALL`] order), made from `generation` at `now`; the caller finishes
+    /// them (logs and signals) once it holds no lock.
+    pub(crate) fn observe_reports(
+        &self,
+        generation: u64,
+        now: Instant,
+        reports: &[Report; 3],
+    ) -> Recorded<'_> {
         let observation = Observation::from_reports(generation, now, reports);
-        self.shared.history.observe(observation);
+        self.shared.history.record(observation)
     }
 
     /// A number that changes whenever results or manual components change.
@@ -313,14 +314,16 @@ impl Health {
             .store(state.generation, Ordering::Release);
     }
 
-    /// Publishes the results of a full round and records (and logs) what changed.
-    pub(crate) fn publish(&self, results: Vec<Option<CheckResult>>) {
+    /// Publishes the results of a full round and records what changed, to be logged once the
+    /// caller holds no lock (the round's).
+    pub(crate) fn publish(&self, results: Vec<Option<CheckResult>>) -> Recorded<'_> {
         self.update(|snap| snap.results = results.into());
         self.shared.refreshed.store(true, Ordering::Release);
-        self.observe();
+        let recorded = self.observe();
         if self.shared.own_startup {
             self.shared.startup.complete();
         }
+        recorded
     }
 
     /// The report for a scope from a snapshot, at a given time.

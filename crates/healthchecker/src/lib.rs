@@ -11,8 +11,9 @@
 //! - [`target`]: host (IP literal or `localhost`), port and path, and `--url` parsing;
 //! - [`timeout`]: the overall budget, `2s` / `500ms`;
 //! - [`http`]: request bytes, response-head parsing and body-excerpt decoding, no I/O;
+//! - [`text`]: what a peer sent, escaped for one line;
 //! - [`probe`]: the connection, under one deadline re-armed before every socket call;
-//! - [`output`]: the printed line, escaped and bounded.
+//! - [`output`]: the printed line, bounded.
 //!
 //! [`run`] ties them together for `main`.
 
@@ -21,6 +22,7 @@ pub mod http;
 pub mod output;
 pub mod probe;
 pub mod target;
+pub mod text;
 pub mod timeout;
 
 use std::ffi::OsString;

@@ -7,8 +7,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::http::{self, Head, MAX_HEAD, Parsed};
-use crate::output::escape;
 use crate::target::Target;
+use crate::text::escape;
 use crate::timeout::Timeout;
 
 /// A 2xx answer.

@@ -20,16 +20,7 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn hold(server: &mut Server, count: usize) -> Result<Held> {
     server.ensure_alive()?;
     let (started, name) = (Instant::now(), server.name.clone());
-    let mut streams = Vec::with_capacity(count);
-    for first in (0..count).step_by(500) {
-        for index in first..count.min(first + 500) {
-            let stream = connect(server.addr);
-            streams.push(stream.with_context(|| format!("connection {index} to {name}"))?);
-        }
-        for (index, stream) in streams.iter_mut().enumerate().skip(first) {
-            expect_ok(stream).with_context(|| format!("held connection {index} to {name}"))?;
-        }
-    }
+    let streams = open(server, count)?;
     let opening = started.elapsed().as_secs_f64();
     server.ensure_alive()?;
     let (memory, started) = (server.memory()?, Instant::now());
@@ -44,6 +35,23 @@ pub fn hold(server: &mut Server, count: usize) -> Result<Held> {
         opening,
         health,
     })
+}
+
+/// Opens `count` keep-alive connections to `server`, each served one `GET /health`, in batches
+/// of 500.
+pub fn open(server: &Server, count: usize) -> Result<Vec<TcpStream>> {
+    let name = &server.name;
+    let mut streams = Vec::with_capacity(count);
+    for first in (0..count).step_by(500) {
+        for index in first..count.min(first + 500) {
+            let stream = connect(server.addr);
+            streams.push(stream.with_context(|| format!("connection {index} to {name}"))?);
+        }
+        for (index, stream) in streams.iter_mut().enumerate().skip(first) {
+            expect_ok(stream).with_context(|| format!("held connection {index} to {name}"))?;
+        }
+    }
+    Ok(streams)
 }
 
 /// A new connection with `GET /health` sent on it.

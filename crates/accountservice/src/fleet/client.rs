@@ -1,18 +1,29 @@
 //! Asks one peer for its `GET /health/history`: one connection, one request, one deadline, a
 //! cap on the bytes read, and a short reason for every way it can go wrong.
+//!
+//! The bytes read are also drawn from a budget shared by the whole round (a semaphore of
+//! bytes), held until the answer is parsed and trimmed: however many peers send at once, the
+//! bodies held together stay within it; a peer past it waits, under its own deadline.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::body::Bytes;
 use http_body_util::{BodyExt as _, Empty};
 use hyper::{Request, StatusCode, header};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use tokio::{
+    net::TcpStream,
+    sync::{OwnedSemaphorePermit, Semaphore},
+};
 
 use super::history::PeerHistory;
 
 /// The path asked on every peer: its own state only, so a fleet view never recurses.
 pub const HISTORY_PATH: &str = "/health/history";
+
+/// The most bytes the HTTP client buffers for one connection beyond what the round's budget
+/// counts (hyper's smallest read buffer).
+pub const CONNECTION_BUFFER: usize = 8 * 1024;
 
 /// Limits of one request to a peer.
 #[derive(Debug, Clone, Copy)]
@@ -21,30 +32,45 @@ pub struct Limits {
     pub timeout: Duration,
     /// The most body bytes read; a longer answer is refused unread past this.
     pub max_body: usize,
+    /// The most bytes the parsed answer keeps: older transitions are dropped past it.
+    pub max_answer: usize,
 }
 
-/// Asks `address` (listed as `host`) for its history; `Err` is the reason to show.
-pub async fn fetch(address: SocketAddr, host: &str, limits: Limits) -> Result<PeerHistory, String> {
-    match tokio::time::timeout(limits.timeout, exchange(address, host, limits.max_body)).await {
+/// Asks `address` (listed as `host`) for its history, drawing the body's bytes from `budget`;
+/// `Err` is the reason to show.
+pub async fn fetch(
+    address: SocketAddr,
+    host: &str,
+    limits: Limits,
+    budget: Arc<Semaphore>,
+) -> Result<PeerHistory, String> {
+    match tokio::time::timeout(limits.timeout, exchange(address, host, limits, budget)).await {
         Ok(result) => result,
         Err(_) => Err(format!("no answer within {}", seconds(limits.timeout))),
     }
 }
 
-async fn exchange(address: SocketAddr, host: &str, max_body: usize) -> Result<PeerHistory, String> {
+async fn exchange(
+    address: SocketAddr,
+    host: &str,
+    limits: Limits,
+    budget: Arc<Semaphore>,
+) -> Result<PeerHistory, String> {
     let stream = TcpStream::connect(address)
         .await
         .map_err(|error| format!("cannot connect: {}", short_io(&error)))?;
     // Without Nagle the one small request leaves at once.
     let _ = stream.set_nodelay(true);
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
+        .max_buf_size(CONNECTION_BUFFER)
+        .handshake(TokioIo::new(stream))
         .await
         .map_err(|error| format!("HTTP handshake failed: {error}"))?;
     // The connection task ends with the exchange (or when `fetch`'s deadline drops the sender).
     let connection = tokio::spawn(async move {
         let _ = connection.await;
     });
-    let result = request(&mut sender, host, max_body).await;
+    let result = request(&mut sender, host, limits, budget).await;
     drop(sender);
     connection.abort();
     result
@@ -53,8 +79,10 @@ async fn exchange(address: SocketAddr, host: &str, max_body: usize) -> Result<Pe
 async fn request(
     sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
     host: &str,
-    max_body: usize,
+    limits: Limits,
+    budget: Arc<Semaphore>,
 ) -> Result<PeerHistory, String> {
+    let max_body = limits.max_body;
     let request = Request::get(HISTORY_PATH)
         .header(header::HOST, host)
         .header(header::ACCEPT, "application/json")
@@ -77,20 +105,44 @@ async fn request(
     }
     let mut body = response.into_body();
     let mut read = Vec::new();
+    let mut held: Option<OwnedSemaphorePermit> = None;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|error| format!("the answer broke off: {error}"))?;
         if let Ok(data) = frame.into_data() {
             if read.len() + data.len() > max_body {
                 return Err(too_long(max_body));
             }
+            let permit = draw(&budget, data.len()).await?;
+            match &mut held {
+                Some(held) => held.merge(permit),
+                None => held = Some(permit),
+            }
             read.extend_from_slice(&data);
         }
     }
-    match PeerHistory::parse(&read) {
-        Ok(history) => Ok(history),
+    let parsed = PeerHistory::parse(&read);
+    drop(read);
+    let result = match parsed {
+        Ok(mut history) => {
+            history.fit(limits.max_answer);
+            Ok(history)
+        }
         Err(_) if status != StatusCode::OK => Err(refusal(status)),
         Err(reason) => Err(reason),
-    }
+    };
+    // The body and its parse are gone, only the trimmed answer is left: give the bytes back.
+    drop(held);
+    result
+}
+
+/// `bytes` from the round's budget, waiting while other peers hold it.
+async fn draw(budget: &Arc<Semaphore>, bytes: usize) -> Result<OwnedSemaphorePermit, String> {
+    let bytes = u32::try_from(bytes).map_err(|_| "a body chunk larger than 4 GiB".to_owned())?;
+    budget
+        .clone()
+        .acquire_many_owned(bytes)
+        .await
+        .map_err(|_| "the round ended".to_owned())
 }
 
 /// Why a peer that answered `status` instead of its history is listed unreachable. A replica

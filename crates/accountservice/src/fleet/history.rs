@@ -2,7 +2,11 @@
 //!
 //! Parsed strictly enough to tell a health history from any other JSON (a 404 body, another
 //! service), leniently enough to accept newer replicas that add fields. Every string a peer sends
-//! is cut to a bounded length before it is kept, so a peer cannot bloat the view.
+//! is cut to a bounded length before it is kept, and a whole answer is trimmed to a byte budget
+//! (oldest transitions first), so a peer cannot bloat the view. Parsed straight into these
+//! types: no intermediate JSON tree, and fields the view does not use are skipped unkept.
+
+use std::mem::size_of;
 
 use std::collections::BTreeMap;
 
@@ -87,11 +91,13 @@ pub struct PeerTransition {
 impl PeerHistory {
     /// Parses a body, or says why it is not a health history.
     pub fn parse(body: &[u8]) -> Result<Self, String> {
-        let value: serde_json::Value =
-            serde_json::from_slice(body).map_err(|_| "answered with something other than JSON")?;
-        let mut history: PeerHistory = serde_json::from_value(value).map_err(|error| {
-            format!("not a health history answer ({})", cut(&error.to_string()))
-        })?;
+        let mut history: PeerHistory =
+            serde_json::from_slice(body).map_err(|error| match error.classify() {
+                serde_json::error::Category::Data => {
+                    format!("not a health history answer ({})", cut(&error.to_string()))
+                }
+                _ => "answered with something other than JSON".to_owned(),
+            })?;
         if !HEALTH_STATUSES.contains(&history.status.as_str()) {
             return Err(format!(
                 "not a health history answer (unknown status `{}`)",
@@ -102,9 +108,56 @@ impl PeerHistory {
         Ok(history)
     }
 
+    /// The bytes this answer holds: its own size, its strings' and its transitions'.
+    pub fn weight(&self) -> usize {
+        let strings = [
+            &self.address,
+            &self.version,
+            &self.started_at,
+            &self.reason,
+            &self.since,
+        ]
+        .into_iter()
+        .flatten()
+        .map(String::capacity)
+        .sum::<usize>();
+        size_of::<Self>()
+            + self.instance.capacity()
+            + self.status.capacity()
+            + strings
+            + self.transitions.capacity() * size_of::<PeerTransition>()
+            + self
+                .transitions
+                .iter()
+                .map(PeerTransition::heap)
+                .sum::<usize>()
+            + self
+                .components
+                .iter()
+                .map(|(name, c)| {
+                    name.capacity() + c.status.capacity() + size_of::<(String, PeerComponent)>()
+                })
+                .sum::<usize>()
+    }
+
+    /// Drops the oldest transitions until [`weight`](Self::weight) is at most `max` bytes (or
+    /// none is left), and gives back the room they took.
+    pub fn fit(&mut self, max: usize) {
+        self.transitions.shrink_to_fit();
+        let mut weight = self.weight();
+        while weight > max {
+            let Some(oldest) = self.transitions.pop() else {
+                break;
+            };
+            weight -= oldest.heap() + size_of::<PeerTransition>();
+        }
+        self.transitions.shrink_to_fit();
+    }
+
     /// Cuts every kept string to [`MAX_TEXT`] and the transitions to [`MAX_TRANSITIONS`].
     fn tidy(&mut self) {
         self.instance = cut(&self.instance);
+        self.status = cut(&self.status);
         for field in [
             &mut self.address,
             &mut self.version,
@@ -118,6 +171,7 @@ impl PeerHistory {
             *field = cut(field);
         }
         self.transitions.truncate(MAX_TRANSITIONS);
+        self.transitions.shrink_to_fit();
         self.components = std::mem::take(&mut self.components)
             .into_iter()
             .take(MAX_COMPONENTS)
@@ -140,16 +194,37 @@ impl PeerHistory {
     }
 }
 
-/// `text` cut to at most [`MAX_TEXT`] bytes on a character boundary, with `…` when cut.
-pub fn cut(text: &str) -> String {
-    if text.len() <= MAX_TEXT {
-        return text.to_owned();
+impl PeerTransition {
+    /// The bytes its strings hold.
+    fn heap(&self) -> usize {
+        [&self.component, &self.scope, &self.reason]
+            .into_iter()
+            .flatten()
+            .map(String::capacity)
+            .sum::<usize>()
+            + self.at.capacity()
+            + self.from.capacity()
+            + self.to.capacity()
     }
-    let mut end = MAX_TEXT;
+}
+
+/// `text` cut to at most [`MAX_TEXT`] bytes on a character boundary, with `…` when cut, and
+/// control characters written `?`: shown as JSON, a kept string then grows at most twice (a
+/// quote or backslash escaped), never six times (`\u0000`).
+pub fn cut(text: &str) -> String {
+    let mut end = text.len().min(MAX_TEXT);
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}…", &text[..end])
+    let mut kept: String = text[..end]
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if end < text.len() {
+        kept.push('…');
+    }
+    kept.shrink_to_fit();
+    kept
 }
 
 #[cfg(test)]
@@ -195,5 +270,34 @@ mod tests {
         let history = PeerHistory::parse(body.as_bytes()).unwrap();
         assert!(history.instance.len() <= MAX_TEXT + "…".len());
         assert!(history.instance.ends_with('…'));
+        assert_eq!(cut("a\u{0}b\nc\u{7f}"), "a?b?c?");
+    }
+
+    #[test]
+    fn an_answer_is_trimmed_to_its_budget_oldest_transitions_first() {
+        let transition = |n: usize| {
+            format!(
+                r#"{{"at":"2026-12-02T13:00:{:02}Z","component":"c{n}","from":"UP","to":"DOWN","reason":"{}"}}"#,
+                n % 60,
+                "r".repeat(150)
+            )
+        };
+        let transitions: Vec<String> = (0..MAX_TRANSITIONS + 10).map(transition).collect();
+        let body = format!(
+            r#"{{"instance":"a","status":"UP","transitions":[{}]}}"#,
+            transitions.join(",")
+        );
+        let mut history = PeerHistory::parse(body.as_bytes()).unwrap();
+        assert_eq!(history.transitions.len(), MAX_TRANSITIONS);
+        let full = history.weight();
+        history.fit(8 * 1024);
+        assert!(history.weight() <= 8 * 1024, "{}", history.weight());
+        assert!(history.weight() < full);
+        assert!(!history.transitions.is_empty());
+        assert_eq!(
+            history.transitions[0].component.as_deref(),
+            Some("c0"),
+            "the newest is kept"
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! Plain data: the roster fills it in round after round, the slot rule marks it superseded, and
 //! the renderer shows it.
 
-use std::{net::SocketAddr, time::SystemTime};
+use std::{mem::size_of, net::SocketAddr, time::SystemTime};
 
 use super::history::PeerHistory;
 
@@ -18,14 +18,20 @@ pub const GONE: &str = "GONE";
 /// (e.g. a Swarm task cut off from its manager, back after its replacement started).
 pub const SUPERSEDED: &str = "SUPERSEDED";
 
+/// The status of a replica still among the peers but not asked this round: more were found
+/// than are asked in one round, and it is past the cap. What it said before is shown as its
+/// last status, never as its status.
+pub const NOT_ASKED: &str = "NOT_ASKED";
+
 /// Every status the view can show, best first: the replicas' own, then the view's.
-pub const VIEW_STATUSES: [&str; 8] = [
+pub const VIEW_STATUSES: [&str; 9] = [
     "UP",
     "UNKNOWN",
     "DEGRADED",
     "OUT_OF_SERVICE",
     "DOWN",
     SUPERSEDED,
+    NOT_ASKED,
     UNREACHABLE,
     GONE,
 ];
@@ -51,6 +57,20 @@ pub struct Known {
     pub answer: Option<PeerHistory>,
     /// While another answering replica holds the slot this one claims.
     pub superseded: Option<Superseded>,
+}
+
+impl Known {
+    /// The bytes kept for this replica: its own size and every string and answer it holds.
+    pub fn weight(&self) -> usize {
+        size_of::<Self>()
+            + self.address.capacity()
+            + self.reason.as_ref().map_or(0, String::capacity)
+            + self.since.capacity()
+            + self.answer.as_ref().map_or(0, PeerHistory::weight)
+            + self.superseded.as_ref().map_or(0, |s| {
+                s.by.capacity() + s.reason.capacity() + s.since.capacity()
+            })
+    }
 }
 
 /// Why a replica is [`SUPERSEDED`], and since when.

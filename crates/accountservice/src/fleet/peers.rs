@@ -9,10 +9,15 @@
 //! The port is where the peers serve `/health/history`: their management port when they have
 //! one (the image's 6768), since their public port answers 404 there.
 
-use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
+use std::{fmt, net::SocketAddr, str::FromStr, sync::Arc, time::Duration};
+
+use tokio::{sync::Semaphore, task::JoinSet};
 
 /// The longest `--peers` value accepted; a fleet view is capped far below what this can list.
 const MAX_SPEC_LEN: usize = 16 * 1024;
+
+/// The most names of a list looked up at once (each lookup may hold a blocking thread).
+const LOOKUPS_AT_ONCE: usize = 16;
 
 /// One `host:port` as given on the command line, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,7 +179,7 @@ pub struct Resolved {
 }
 
 impl Peers {
-    /// Looks the peers up, each lookup under `timeout`.
+    /// Looks the peers up: every name of a list concurrently, the whole under `timeout`.
     pub async fn resolve(&self, timeout: Duration) -> Resolved {
         match self {
             Peers::Dns(name) => {
@@ -184,7 +189,8 @@ impl Peers {
                         error: None,
                     };
                 }
-                match lookup(name, timeout).await {
+                let lookup = tokio::time::timeout(timeout, lookup(name)).await;
+                match lookup.unwrap_or_else(|_| Err(format!("no answer within {timeout:?}"))) {
                     Ok(mut addresses) => {
                         addresses.sort();
                         addresses.dedup();
@@ -200,18 +206,16 @@ impl Peers {
                 }
             }
             Peers::List(list) => {
+                let connect = resolve_all(list, timeout).await;
                 let mut errors = Vec::new();
                 let mut targets = Vec::with_capacity(list.len());
-                for peer in list {
-                    let connect = match peer.literal() {
-                        Some(address) => Some(address),
-                        None => match lookup(peer, timeout).await {
-                            Ok(addresses) => addresses.into_iter().min(),
-                            Err(error) => {
-                                errors.push(format!("lookup of {peer} failed: {error}"));
-                                None
-                            }
-                        },
+                for (peer, connect) in list.iter().zip(connect) {
+                    let connect = match connect {
+                        Ok(address) => Some(address),
+                        Err(error) => {
+                            errors.push(format!("lookup of {peer} failed: {error}"));
+                            None
+                        }
                     };
                     targets.push(Target {
                         listed: peer.to_string(),
@@ -229,6 +233,41 @@ impl Peers {
     }
 }
 
+/// Where to connect to each of `list`, in order: literals at once, names looked up
+/// concurrently (at most [`LOOKUPS_AT_ONCE`] at a time) under one deadline `timeout` away.
+async fn resolve_all(list: &[PeerAddress], timeout: Duration) -> Vec<Result<SocketAddr, String>> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let late = || Err(format!("no answer within {timeout:?}"));
+    let mut found: Vec<Result<SocketAddr, String>> = list
+        .iter()
+        .map(|peer| peer.literal().ok_or_else(String::new))
+        .collect();
+    let slots = Arc::new(Semaphore::new(LOOKUPS_AT_ONCE));
+    let mut lookups = JoinSet::new();
+    for (index, peer) in list.iter().enumerate() {
+        if peer.literal().is_some() {
+            continue;
+        }
+        found[index] = late();
+        let (peer, slots) = (peer.clone(), slots.clone());
+        lookups.spawn(async move {
+            let _slot = slots.acquire_owned().await;
+            let first = lookup(&peer).await.map(|addresses| {
+                // `lookup` never answers an empty list.
+                addresses.into_iter().min()
+            });
+            (index, first)
+        });
+    }
+    while let Ok(Some(joined)) = tokio::time::timeout_at(deadline, lookups.join_next()).await {
+        if let Ok((index, first)) = joined {
+            found[index] = first.and_then(|first| first.ok_or_else(|| "no addresses".to_owned()));
+        }
+    }
+    // Lookups still running are abandoned with the set; their entries say they were late.
+    found
+}
+
 fn target(address: SocketAddr) -> Target {
     Target {
         listed: address.to_string(),
@@ -236,13 +275,12 @@ fn target(address: SocketAddr) -> Target {
     }
 }
 
-/// Every address of `peer`, or why there is none.
-async fn lookup(peer: &PeerAddress, timeout: Duration) -> Result<Vec<SocketAddr>, String> {
+/// Every address of `peer`, or why there is none; the caller bounds the wait.
+async fn lookup(peer: &PeerAddress) -> Result<Vec<SocketAddr>, String> {
     let query = (peer.host.as_str(), peer.port);
-    match tokio::time::timeout(timeout, tokio::net::lookup_host(query)).await {
-        Err(_) => Err(format!("no answer within {timeout:?}")),
-        Ok(Err(error)) => Err(error.to_string()),
-        Ok(Ok(addresses)) => {
+    match tokio::net::lookup_host(query).await {
+        Err(error) => Err(error.to_string()),
+        Ok(addresses) => {
             let addresses: Vec<SocketAddr> = addresses.collect();
             if addresses.is_empty() {
                 Err("no addresses".into())
@@ -317,6 +355,32 @@ mod tests {
         let error = resolved.error.expect("an error");
         assert!(
             error.starts_with("lookup of no-such-host.invalid:6767 failed"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_names_of_a_list_are_looked_up_together_and_each_answer_lands_on_its_own_name() {
+        let peers: Peers = "no-such-host.invalid:2,localhost:1,127.0.0.1:3"
+            .parse()
+            .unwrap();
+        let resolved = peers.resolve(Duration::from_secs(5)).await;
+        let connect: Vec<(&str, Option<u16>)> = resolved
+            .targets
+            .iter()
+            .map(|t| (t.listed.as_str(), t.connect.map(|a| a.port())))
+            .collect();
+        assert_eq!(
+            connect,
+            [
+                ("127.0.0.1:3", Some(3)),
+                ("localhost:1", Some(1)),
+                ("no-such-host.invalid:2", None)
+            ]
+        );
+        let error = resolved.error.expect("the failed name is named");
+        assert!(
+            error.starts_with("lookup of no-such-host.invalid:2 failed"),
             "{error}"
         );
     }

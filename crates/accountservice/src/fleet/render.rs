@@ -106,7 +106,7 @@ pub struct ReplicaView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slot: Option<u32>,
     /// Its own status while it answers and holds its slot (or claims none), else
-    /// `SUPERSEDED`, `UNREACHABLE` or `GONE`.
+    /// `SUPERSEDED`, `NOT_ASKED`, `UNREACHABLE` or `GONE`.
     pub status: &'static str,
     /// While `SUPERSEDED`: the address (as listed) of the replica holding its slot.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -179,5 +179,63 @@ impl TransitionView {
             to: t.to.clone(),
             reason: t.reason.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::known::Superseded;
+    use super::*;
+
+    fn known(address: &str, slot: Option<u32>, superseded: Option<Superseded>) -> Known {
+        let body = format!(
+            r#"{{"instance":"i-{address}","slot":{},"status":"UP","reason":null,"transitions":[]}}"#,
+            slot.map_or("null".to_owned(), |s| s.to_string())
+        );
+        Known {
+            address: address.into(),
+            connect: None,
+            status: "UP",
+            reason: None,
+            since: "2026-12-02T13:00:00.000Z".into(),
+            last_seen: None,
+            missing_since: None,
+            answer: Some(PeerHistory::parse(body.as_bytes()).unwrap()),
+            superseded,
+        }
+    }
+
+    #[test]
+    fn a_superseded_replica_shows_why_and_its_own_status_only_as_its_last() {
+        let mark = Superseded {
+            by: "10.0.0.3:6767".into(),
+            reason: "slot 1 is held by 10.0.0.3:6767, which started later".into(),
+            since: "2026-12-02T13:05:00.000Z".into(),
+        };
+        let replicas = [
+            known("10.0.0.1:6767", Some(1), Some(mark)),
+            known("10.0.0.3:6767", Some(1), None),
+            known("10.0.0.4:6767", None, None),
+        ];
+        let (shown, _, counts) = render(replicas.iter());
+        let stale = &shown[0];
+        assert_eq!(stale.status, SUPERSEDED);
+        assert_eq!(stale.superseded_by.as_deref(), Some("10.0.0.3:6767"));
+        assert_eq!(
+            stale.reason.as_deref(),
+            Some("slot 1 is held by 10.0.0.3:6767, which started later")
+        );
+        assert_eq!(stale.since, "2026-12-02T13:05:00.000Z");
+        assert_eq!(
+            stale.last_status.as_deref(),
+            Some("UP"),
+            "it still answers UP"
+        );
+        assert_eq!((counts["UP"], counts[SUPERSEDED]), (2, 1));
+        let holder = serde_json::to_value(&shown[1]).unwrap();
+        assert_eq!(holder["slot"], 1);
+        assert!(holder.get("supersededBy").is_none(), "{holder}");
+        let unslotted = serde_json::to_value(&shown[2]).unwrap();
+        assert!(unslotted.get("slot").is_none(), "{unslotted}");
     }
 }

@@ -1,17 +1,19 @@
 //! The replicas this replica knows of and what each said last, round after round: those that
-//! stop answering or vanish are kept for the retention, an address answering as a new instance
-//! lists the old one as replaced, and the whole stays within [`MAX_KNOWN`] replicas.
+//! stop answering, vanish or are past the cap of peers asked are kept for the retention, an
+//! address answering as a new instance lists the old one as replaced, and the whole stays
+//! within [`MAX_KNOWN`] replicas and a byte budget.
 //!
 //! Pure bookkeeping: no I/O, no clock of its own (the caller passes `now`), so every rule about
 //! replicas that stop answering, vanish from DNS or are replaced is tested here without sockets.
 
 use std::{
     collections::BTreeMap,
+    mem::size_of,
     time::{Duration, SystemTime},
 };
 
-use super::history::{HEALTH_STATUSES, PeerHistory};
-use super::known::{GONE, Known, UNREACHABLE};
+use super::history::{HEALTH_STATUSES, PeerHistory, cut};
+use super::known::{GONE, Known, NOT_ASKED, UNREACHABLE};
 use super::peers::Target;
 use super::render::{ReplicaView, TransitionView, render};
 use super::slots::resolve_slots;
@@ -20,18 +22,77 @@ use super::time::rfc3339;
 /// The most replicas kept, answering or not (four times the peers asked in one round).
 pub const MAX_KNOWN: usize = 1024;
 
+/// The most bytes kept for one replica (its record and its last answer, as
+/// [`Roster::bytes`] counts them): a longer answer loses its oldest transitions.
+pub const MAX_REPLICA_BYTES: usize = 16 * 1024;
+
+/// The most bytes kept for all replicas together; past it, the longest missing go first. At
+/// least the peers asked in one round times [`MAX_REPLICA_BYTES`], so answering replicas fit.
+pub const MAX_KEPT_BYTES: usize = 8 * 1024 * 1024;
+
+/// The earlier instances kept per address, so a peer answering as a new instance every round
+/// cannot fill the view with itself.
+pub const MAX_REPLACED_PER_ADDRESS: usize = 2;
+
+/// Room kept in a replica's budget, beside its answer, for what the view writes about it later:
+/// a reason (cut to a bounded length), a `since`, and who supersedes it.
+const ROOM: usize = 1536;
+
+/// Why a known replica past the cap is not asked.
+const NOT_ASKED_REASON: &str = "not asked this round: more replicas were found than are asked \
+     in one round, and this one is past the cap";
+
+/// The bytes a [`Roster`] may keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// See [`MAX_REPLICA_BYTES`].
+    pub per_replica: usize,
+    /// See [`MAX_KEPT_BYTES`].
+    pub total: usize,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self {
+            per_replica: MAX_REPLICA_BYTES,
+            total: MAX_KEPT_BYTES,
+        }
+    }
+}
+
 /// The replicas known, keyed by listed address, plus replaced ones kept for a while.
 #[derive(Debug, Default)]
 pub struct Roster {
     current: BTreeMap<String, Known>,
     /// Replicas that answered at an address now used by another instance.
     replaced: Vec<Known>,
+    budget: Budget,
 }
 
 /// The outcome of asking one replica.
 pub type Outcome = Result<PeerHistory, String>;
 
 impl Roster {
+    /// An empty roster that keeps at most `budget`.
+    pub fn new(budget: Budget) -> Self {
+        Self {
+            budget,
+            ..Self::default()
+        }
+    }
+
+    /// The bytes kept: every replica's record and answer, and the map's keys.
+    pub fn bytes(&self) -> usize {
+        let current: usize = self
+            .current
+            .iter()
+            .map(|(key, known)| size_of::<String>() + key.capacity() + known.weight())
+            .sum();
+        let replaced: usize = self.replaced.iter().map(Known::weight).sum();
+        let spare = self.replaced.capacity() - self.replaced.len();
+        size_of::<Self>() + current + replaced + spare * size_of::<Known>()
+    }
+
     /// The replicas to ask again when a lookup failed: every one not gone, where last reached.
     pub fn fallback_targets(&self) -> Vec<Target> {
         self.current
@@ -45,9 +106,10 @@ impl Roster {
     }
 
     /// Records one round: `asked` are the replicas asked with their outcomes; `listed` every
-    /// address still among the peers (asked or not, e.g. past the cap); known replicas in
-    /// neither are gone. `gone_reason` says why they are; `retention` is how long a replica
-    /// that stopped answering or vanished stays listed.
+    /// address still among the peers (asked or not); known replicas listed but not asked (past
+    /// the cap) are [`NOT_ASKED`], those in neither are gone. `gone_reason` says why they are;
+    /// `retention` is how long a replica that stopped answering, vanished or is not asked stays
+    /// listed.
     pub fn record(
         &mut self,
         asked: Vec<(Target, Outcome)>,
@@ -57,19 +119,30 @@ impl Roster {
         now: SystemTime,
     ) {
         let stamp = rfc3339(now);
+        let mut asked_now: Vec<String> = asked.iter().map(|(t, _)| t.listed.clone()).collect();
+        asked_now.sort();
         for (target, outcome) in asked {
             match outcome {
                 Ok(answer) => self.answered(target, answer, now, &stamp),
-                Err(reason) => self.unreachable(target, reason, now, &stamp),
+                Err(reason) => self.unreachable(target, &reason, now, &stamp),
             }
         }
+        let gone_reason = cut(gone_reason);
         for known in self.current.values_mut() {
-            if listed.binary_search(&known.address).is_err() && known.status != GONE {
-                known.status = GONE;
-                known.reason = Some(gone_reason.to_owned());
-                known.since = stamp.clone();
-                known.missing_since.get_or_insert(now);
+            if asked_now.binary_search(&known.address).is_ok() {
+                continue;
             }
+            let (status, reason) = if listed.binary_search(&known.address).is_ok() {
+                (NOT_ASKED, NOT_ASKED_REASON)
+            } else {
+                (GONE, gone_reason.as_str())
+            };
+            if known.status != status {
+                known.status = status;
+                known.reason = Some(reason.to_owned());
+                known.since = stamp.clone();
+            }
+            known.missing_since.get_or_insert(now);
         }
         let keep = |known: &Known| {
             known.missing_since.is_none_or(|missing| {
@@ -79,25 +152,38 @@ impl Roster {
         self.current.retain(|_, known| keep(known));
         self.replaced.retain(keep);
         self.forget_oldest_missing();
+        self.replaced.shrink_to_fit();
         resolve_slots(&mut self.current, &stamp);
     }
 
-    /// Keeps at most [`MAX_KNOWN`] replicas: a service replacing replicas faster than the
-    /// retention lets them go must not grow the view without bound. The longest missing go first;
+    /// Keeps at most [`MAX_KNOWN`] replicas and the budget's total bytes: a service replacing
+    /// replicas faster than the retention lets them go, or a peer answering as a new instance
+    /// every round, must not grow the view without bound. The longest missing go first;
     /// replicas that answer are never dropped.
     fn forget_oldest_missing(&mut self) {
-        let excess = (self.current.len() + self.replaced.len()).saturating_sub(MAX_KNOWN);
-        if excess == 0 {
+        let mut count = self.current.len() + self.replaced.len();
+        let mut bytes = self.bytes();
+        if count <= MAX_KNOWN && bytes <= self.budget.total {
             return;
         }
-        let mut missing: Vec<SystemTime> = self
+        let mut missing: Vec<(SystemTime, usize)> = self
             .current
-            .values()
-            .chain(&self.replaced)
-            .filter_map(|known| known.missing_since)
+            .iter()
+            .map(|(key, known)| (known, size_of::<String>() + key.capacity()))
+            .chain(self.replaced.iter().map(|known| (known, 0)))
+            .filter_map(|(known, key)| Some((known.missing_since?, known.weight() + key)))
             .collect();
         missing.sort();
-        let Some(&cutoff) = missing.get(excess.min(missing.len()).saturating_sub(1)) else {
+        let mut cutoff = None;
+        for (since, weight) in missing {
+            if count <= MAX_KNOWN && bytes <= self.budget.total {
+                break;
+            }
+            count -= 1;
+            bytes = bytes.saturating_sub(weight);
+            cutoff = Some(since);
+        }
+        let Some(cutoff) = cutoff else {
             return;
         };
         let drop = |known: &Known| known.missing_since.is_some_and(|since| since <= cutoff);
@@ -105,36 +191,34 @@ impl Roster {
         self.current.retain(|_, known| !drop(known));
     }
 
-    fn answered(&mut self, target: Target, answer: PeerHistory, now: SystemTime, stamp: &str) {
+    fn answered(&mut self, target: Target, mut answer: PeerHistory, now: SystemTime, stamp: &str) {
         let status = HEALTH_STATUSES
             .into_iter()
             .find(|status| *status == answer.status)
             .unwrap_or("UNKNOWN");
-        if let Some(previous) = self.current.get(&target.listed)
-            && let Some(before) = &previous.answer
-            && before.instance != answer.instance
-        {
-            let mut old = previous.clone();
-            old.status = GONE;
-            old.reason = Some(format!(
-                "replaced by {} at the same address",
-                answer.instance
-            ));
-            old.since = stamp.to_owned();
-            old.missing_since = Some(now);
-            old.superseded = None;
-            self.replaced.push(old);
+        let previous = self.current.remove(&target.listed);
+        let mut superseded = None;
+        if let Some(mut previous) = previous {
+            match &previous.answer {
+                Some(before) if before.instance != answer.instance => {
+                    previous.status = GONE;
+                    previous.reason = Some(cut(&format!(
+                        "replaced by {} at the same address",
+                        answer.instance
+                    )));
+                    previous.since = stamp.to_owned();
+                    previous.missing_since = Some(now);
+                    previous.superseded = None;
+                    self.keep_replaced(previous);
+                }
+                _ => superseded = previous.superseded,
+            }
         }
-        let superseded = self
-            .current
-            .get(&target.listed)
-            .filter(|previous| {
-                previous
-                    .answer
-                    .as_ref()
-                    .is_some_and(|before| before.instance == answer.instance)
-            })
-            .and_then(|previous| previous.superseded.clone());
+        // The map's key (a copy of the address) counts against the replica too.
+        let answer_budget = self.budget.per_replica.saturating_sub(
+            size_of::<Known>() + size_of::<String>() + 2 * target.listed.capacity() + ROOM,
+        );
+        answer.fit(answer_budget);
         let since = answer.since.clone().unwrap_or_else(|| stamp.to_owned());
         self.current.insert(
             target.listed.clone(),
@@ -152,7 +236,27 @@ impl Roster {
         );
     }
 
-    fn unreachable(&mut self, target: Target, reason: String, now: SystemTime, stamp: &str) {
+    /// Lists `old` as replaced at its address, keeping at most [`MAX_REPLACED_PER_ADDRESS`]
+    /// there (the earliest replaced go first).
+    fn keep_replaced(&mut self, old: Known) {
+        let address = old.address.clone();
+        self.replaced.push(old);
+        let mut there = self
+            .replaced
+            .iter()
+            .filter(|known| known.address == address)
+            .count();
+        self.replaced.retain(|known| {
+            if there > MAX_REPLACED_PER_ADDRESS && known.address == address {
+                there -= 1;
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    fn unreachable(&mut self, target: Target, reason: &str, now: SystemTime, stamp: &str) {
         let known = self
             .current
             .entry(target.listed.clone())
@@ -171,7 +275,7 @@ impl Roster {
             known.since = stamp.to_owned();
         }
         known.status = UNREACHABLE;
-        known.reason = Some(reason);
+        known.reason = Some(cut(reason));
         known.connect = target.connect.or(known.connect);
         known.missing_since.get_or_insert(now);
     }
@@ -455,45 +559,6 @@ mod tests {
     }
 
     #[test]
-    fn of_two_replicas_claiming_one_slot_the_later_started_holds_it() {
-        let first = "2026-12-02T13:00:00Z";
-        let later = "2026-12-02T13:05:00.250Z";
-        // Whatever order the answers come in, the same replica holds the slot.
-        for reversed in [false, true] {
-            let mut roster = Roster::default();
-            let mut answers = vec![
-                ("10.0.0.1:6767", claim("stale", Some(1), first)),
-                ("10.0.0.2:6767", claim("other", Some(2), first)),
-                ("10.0.0.3:6767", claim("replacement", Some(1), later)),
-            ];
-            if reversed {
-                answers.reverse();
-            }
-            round(&mut roster, answers, at(0));
-            let (replicas, _, counts) = roster.view();
-            let stale = replica(&replicas, "stale");
-            assert_eq!(stale.status, SUPERSEDED);
-            assert_eq!(stale.slot, Some(1));
-            assert_eq!(stale.superseded_by.as_deref(), Some("10.0.0.3:6767"));
-            assert_eq!(
-                stale.reason.as_deref(),
-                Some("slot 1 is held by 10.0.0.3:6767, which started later")
-            );
-            assert_eq!(
-                stale.last_status.as_deref(),
-                Some("UP"),
-                "it still answers UP"
-            );
-            assert_eq!(stale.since, rfc3339(at(0)));
-            for holder in ["replacement", "other"] {
-                let holder = replica(&replicas, holder);
-                assert_eq!((holder.status, &holder.superseded_by), ("UP", &None));
-            }
-            assert_eq!((counts["UP"], counts[SUPERSEDED]), (2, 1));
-        }
-    }
-
-    #[test]
     fn a_superseded_replica_holds_its_slot_again_while_the_holder_does_not_answer() {
         let mut roster = Roster::default();
         let stale = ("10.0.0.1:6767", "stale", "2026-12-02T13:00:00Z");
@@ -534,62 +599,141 @@ mod tests {
         assert_eq!(replica(&replicas, "stale").since, rfc3339(at(3)));
     }
 
-    #[test]
-    fn equal_start_times_are_resolved_the_same_way_by_every_viewer() {
-        // The same instant written with and without milliseconds.
-        for reversed in [false, true] {
-            let mut roster = Roster::default();
-            let mut answers = vec![
-                ("10.0.0.1:6767", claim("b", Some(3), "2026-12-02T13:00:00Z")),
-                (
-                    "10.0.0.2:6767",
-                    claim("a", Some(3), "2026-12-02T13:00:00.000Z"),
-                ),
-            ];
-            if reversed {
-                answers.reverse();
-            }
-            round(&mut roster, answers, at(0));
-            let replicas = roster.view().0;
-            assert_eq!(replica(&replicas, "b").status, "UP");
-            let a = replica(&replicas, "a");
-            assert_eq!(
-                (a.status, a.superseded_by.as_deref()),
-                (SUPERSEDED, Some("10.0.0.1:6767"))
+    /// An answer from `instance` with 256 transitions of long reasons, far past a replica's
+    /// bytes (parsed once: a debug build parses slowly).
+    fn heavy(instance: &str) -> Outcome {
+        static TEMPLATE: std::sync::OnceLock<PeerHistory> = std::sync::OnceLock::new();
+        let template = TEMPLATE.get_or_init(|| {
+            let one = format!(
+                r#"{{"at":"2026-12-02T13:00:00Z","component":"database","from":"UP","to":"DOWN","reason":"{}"}}"#,
+                "x".repeat(190)
             );
-            assert!(
-                a.reason
-                    .as_deref()
-                    .unwrap()
-                    .contains("started at the same time"),
-                "{:?}",
-                a.reason
+            let body = format!(
+                r#"{{"instance":"x","status":"UP","since":"2026-12-02T13:00:00Z","transitions":[{}]}}"#,
+                vec![one; 256].join(",")
             );
-        }
+            PeerHistory::parse(body.as_bytes()).unwrap()
+        });
+        let mut answer = template.clone();
+        answer.instance = instance.to_owned();
+        Ok(answer)
     }
 
     #[test]
-    fn replicas_that_claim_no_slot_are_never_superseded_and_show_no_slot() {
+    fn a_replica_past_the_cap_is_shown_not_asked_never_with_its_old_status() {
         let mut roster = Roster::default();
-        let started = "2026-12-02T13:00:00Z";
+        let both = ["10.0.0.1:6767".to_owned(), "10.0.0.2:6767".to_owned()];
         round(
             &mut roster,
             vec![
-                ("10.0.0.1:6767", claim("a", None, started)),
-                ("10.0.0.2:6767", claim("b", None, "2026-12-02T13:05:00Z")),
-                ("10.0.0.3:6767", claim("c", Some(1), started)),
+                (&both[0], answer("a", "UP", None)),
+                (&both[1], answer("b", "UP", None)),
             ],
             at(0),
         );
-        let (replicas, _, counts) = roster.view();
-        assert!(replicas.iter().all(|r| r.status == "UP"), "{replicas:?}");
-        assert_eq!((counts["UP"], counts[SUPERSEDED]), (3, 0));
-        let json = serde_json::to_value(replica(&replicas, "a")).unwrap();
-        assert!(json.get("slot").is_none(), "{json}");
-        assert!(json.get("supersededBy").is_none(), "{json}");
-        assert_eq!(
-            serde_json::to_value(replica(&replicas, "c")).unwrap()["slot"],
-            1
+        // Both still listed, only the first asked.
+        roster.record(
+            vec![(target(&both[0]), answer("a", "UP", None))],
+            &both,
+            "gone",
+            10 * MINUTE,
+            at(1),
         );
+        let (replicas, _, counts) = roster.view();
+        let b = replica(&replicas, "b");
+        assert_eq!(b.status, NOT_ASKED);
+        assert!(
+            b.reason.as_deref().unwrap().starts_with("not asked"),
+            "{b:?}"
+        );
+        assert_eq!(
+            b.last_status.as_deref(),
+            Some("UP"),
+            "shown as its last only"
+        );
+        assert_eq!(b.since, rfc3339(at(1)));
+        assert_eq!((counts["UP"], counts[NOT_ASKED]), (1, 1));
+        // Asked again, it shows its own status again.
+        round(
+            &mut roster,
+            vec![
+                (&both[0], answer("a", "UP", None)),
+                (&both[1], answer("b", "DOWN", Some("x: y"))),
+            ],
+            at(2),
+        );
+        assert_eq!(replica(&roster.view().0, "b").status, "DOWN");
+    }
+
+    #[test]
+    fn no_replica_keeps_more_than_its_bytes_and_keeps_its_newest_transitions() {
+        let mut roster = Roster::default();
+        round(&mut roster, vec![("10.0.0.1:6767", heavy("a"))], at(0));
+        let kept = roster.bytes();
+        assert!(kept <= MAX_REPLICA_BYTES + size_of::<Roster>(), "{kept}");
+        let (replicas, transitions, _) = roster.view();
+        assert_eq!(replicas.len(), 1);
+        assert!(
+            (10..256).contains(&transitions.len()),
+            "{}",
+            transitions.len()
+        );
+    }
+
+    #[test]
+    fn a_peer_answering_as_a_new_instance_every_round_keeps_two_earlier_ones() {
+        let mut roster = Roster::default();
+        let mut peak = 0;
+        for n in 0..500 {
+            let instance = format!("identity-{n}");
+            round(
+                &mut roster,
+                vec![("10.0.0.1:6767", heavy(&instance))],
+                at(0) + Duration::from_millis(n),
+            );
+            peak = peak.max(roster.bytes());
+        }
+        let replicas = roster.view().0;
+        assert_eq!(replicas.len(), 1 + MAX_REPLACED_PER_ADDRESS);
+        assert_eq!(replicas[0].instance.as_deref(), Some("identity-499"));
+        assert!(
+            replicas[1..].iter().any(
+                |r| r.reason.as_deref() == Some("replaced by identity-499 at the same address")
+            ),
+            "{replicas:?}"
+        );
+        assert!(
+            peak <= (1 + MAX_REPLACED_PER_ADDRESS) * MAX_REPLICA_BYTES + size_of::<Roster>(),
+            "{peak}"
+        );
+    }
+
+    #[test]
+    fn the_roster_never_keeps_more_than_its_total_bytes_and_keeps_those_answering() {
+        let budget = Budget {
+            per_replica: MAX_REPLICA_BYTES,
+            total: 8 * MAX_REPLICA_BYTES,
+        };
+        let mut roster = Roster::new(budget);
+        // Four replicas answer every round; a new one appears and vanishes each round.
+        let steady: Vec<String> = (1..=4).map(|n| format!("10.0.0.{n}:6767")).collect();
+        for n in 0..200u64 {
+            let passing = format!("10.0.1.{}:6767", n % 250);
+            let mut answers: Vec<(&str, Outcome)> = steady
+                .iter()
+                .map(|address| (address.as_str(), heavy(address)))
+                .collect();
+            answers.push((&passing, heavy(&passing)));
+            round(&mut roster, answers, at(0) + Duration::from_millis(n));
+            assert!(
+                roster.bytes() <= budget.total,
+                "round {n}: {}",
+                roster.bytes()
+            );
+        }
+        let (replicas, _, counts) = roster.view();
+        assert_eq!(counts["UP"], 5, "every replica answering is kept");
+        assert!(counts[GONE] >= 1, "some room is left for gone ones");
+        assert!(replicas.len() < 20, "{}", replicas.len());
     }
 }

@@ -1,10 +1,15 @@
 //! [`Fleet`]: the fleet view, asked of the peers only when someone looks, at most once per
 //! interval however many look at once.
+//!
+//! A round runs on a task of its own: viewers wait for its result, and one that hangs up
+//! cancels nothing. Its memory is bounded: the bodies read at once by [`ROUND_BYTES`], each
+//! answer by [`MAX_BODY`] and then, parsed, by [`MAX_REPLICA_BYTES`]; what is kept across
+//! rounds by the roster's [`Budget`].
 
 use std::{
     collections::BTreeMap,
     sync::{
-        Mutex, PoisonError, RwLock,
+        Arc, Mutex, PoisonError, RwLock,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant, SystemTime},
@@ -12,15 +17,18 @@ use std::{
 
 use axum::body::Bytes;
 use serde::Serialize;
-use tokio::task::JoinSet;
+use tokio::{
+    sync::{Semaphore, watch},
+    task::JoinSet,
+};
 
 use super::client::{self, Limits};
 use super::peers::Peers;
 use super::render::{ReplicaView, TransitionView};
-use super::roster::Roster;
+use super::roster::{Budget, MAX_KEPT_BYTES, MAX_REPLICA_BYTES, Roster};
 use super::time::rfc3339;
 
-/// How long a replica that stopped answering or vanished stays listed.
+/// How long a replica that stopped answering, vanished or is not asked stays listed.
 pub const RETENTION: Duration = Duration::from_secs(10 * 60);
 
 /// The most peers asked in one round; the view says when more were found.
@@ -29,6 +37,9 @@ pub const MAX_PEERS: usize = 256;
 /// The most bytes read from one peer's answer (a full 256-transition history is well below).
 pub const MAX_BODY: usize = 256 * 1024;
 
+/// The most body bytes one round holds at once, all peers together; a peer past it waits.
+pub const ROUND_BYTES: usize = 4 * 1024 * 1024;
+
 /// How the fleet view is gathered.
 #[derive(Debug, Clone)]
 pub struct FleetOptions {
@@ -36,7 +47,7 @@ pub struct FleetOptions {
     pub peers: Peers,
     /// The shortest time between two rounds of asking the peers (the health interval).
     pub interval: Duration,
-    /// For one peer's whole exchange, and for one DNS lookup.
+    /// For one peer's whole exchange, and for looking up the peers (every name together).
     pub timeout: Duration,
     /// This replica's instance name, shown as who answered.
     pub instance: String,
@@ -46,6 +57,11 @@ pub struct FleetOptions {
     pub max_peers: usize,
     /// See [`MAX_BODY`].
     pub max_body: usize,
+    /// See [`ROUND_BYTES`]; raised to `max_body` when below.
+    pub round_bytes: usize,
+    /// See [`MAX_REPLICA_BYTES`] and [`MAX_KEPT_BYTES`]; the total is raised to `max_peers + 1`
+    /// times the per-replica bytes when below, so the replicas answering always fit.
+    pub budget: Budget,
 }
 
 impl FleetOptions {
@@ -59,20 +75,42 @@ impl FleetOptions {
             retention: RETENTION,
             max_peers: MAX_PEERS,
             max_body: MAX_BODY,
+            round_bytes: ROUND_BYTES,
+            budget: Budget {
+                per_replica: MAX_REPLICA_BYTES,
+                total: MAX_KEPT_BYTES,
+            },
         }
+    }
+
+    /// The options with every bound raised to what the others need.
+    fn consistent(mut self) -> Self {
+        self.round_bytes = self.round_bytes.max(self.max_body);
+        self.budget.total = self
+            .budget
+            .total
+            .max((self.max_peers.saturating_add(1)).saturating_mul(self.budget.per_replica));
+        self
     }
 }
 
 /// The fleet view of one replica. Asking the peers never touches this replica's own health.
 pub struct Fleet {
+    shared: Arc<Shared>,
+}
+
+/// What the viewers and the round's task share.
+struct Shared {
     options: FleetOptions,
     /// The last rendered view.
     cached: RwLock<Option<Cached>>,
-    /// Held for a whole round: viewers arriving meanwhile wait for its result instead of
-    /// starting rounds of their own.
-    round: tokio::sync::Mutex<()>,
+    /// The round under way, if any: viewers arriving meanwhile wait for its result instead of
+    /// starting rounds of their own. Taken before `cached` when both are.
+    running: Mutex<Option<watch::Receiver<Option<Bytes>>>>,
     roster: Mutex<Roster>,
     rounds: AtomicU64,
+    /// The bytes the current round's bodies may hold at once.
+    round_bytes: Arc<Semaphore>,
 }
 
 /// A rendered view and the round it came from.
@@ -107,7 +145,8 @@ pub(super) struct FleetView<'a> {
     /// Whether more were found than asked.
     truncated: bool,
     /// How many replicas are in each status, every status listed (zero included): `UP`,
-    /// `UNKNOWN`, `DEGRADED`, `OUT_OF_SERVICE`, `DOWN`, `SUPERSEDED`, `UNREACHABLE`, `GONE`.
+    /// `UNKNOWN`, `DEGRADED`, `OUT_OF_SERVICE`, `DOWN`, `SUPERSEDED`, `NOT_ASKED`, `UNREACHABLE`,
+    /// `GONE`.
     counts: BTreeMap<&'static str, usize>,
     /// Every replica known, answering or not, including those gone for a while.
     replicas: Vec<ReplicaView>,
@@ -118,49 +157,100 @@ pub(super) struct FleetView<'a> {
 impl Fleet {
     /// A fleet view that has not asked anyone yet.
     pub fn new(options: FleetOptions) -> Self {
+        let options = options.consistent();
         Self {
-            options,
-            cached: RwLock::new(None),
-            round: tokio::sync::Mutex::new(()),
-            roster: Mutex::new(Roster::default()),
-            rounds: AtomicU64::new(0),
+            shared: Arc::new(Shared {
+                cached: RwLock::new(None),
+                running: Mutex::new(None),
+                roster: Mutex::new(Roster::new(options.budget)),
+                rounds: AtomicU64::new(0),
+                round_bytes: Arc::new(Semaphore::new(options.round_bytes)),
+                options,
+            }),
         }
     }
 
-    /// The options this view was built with.
+    /// The options this view was built with (bounds raised to fit each other).
     pub fn options(&self) -> &FleetOptions {
-        &self.options
+        &self.shared.options
     }
 
     /// Rounds of asking the peers so far (each is one lookup plus one request per peer).
     pub fn rounds(&self) -> u64 {
-        self.rounds.load(Ordering::Relaxed)
+        self.shared.rounds.load(Ordering::Relaxed)
+    }
+
+    /// The bytes the view keeps across rounds: every replica known and the last rendered view.
+    pub fn kept_bytes(&self) -> usize {
+        let roster = self
+            .shared
+            .roster
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .bytes();
+        let cached = self
+            .shared
+            .cached
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map_or(0, |cached| cached.body.len());
+        roster + cached
     }
 
     /// The view as JSON: the cached one if its round started less than an interval ago, else
-    /// after a new round (shared with every viewer who asks meanwhile).
+    /// the result of a new round (shared with every viewer who asks meanwhile). The round runs
+    /// on its own task: dropping this future leaves it running for the others.
     pub async fn view(&self) -> Bytes {
-        if let Some(body) = self.fresh(None) {
+        if let Some(body) = self.shared.fresh(None) {
             return body;
         }
         let arrived = Instant::now();
-        let _round = self.round.lock().await;
-        // A round that ended after this viewer arrived is as new as one it would start now.
-        // Taking it matters when a round outlasts the interval (peers timing out): viewers
-        // queued behind it share it instead of each asking the peers again, one after another.
-        if let Some(body) = self.fresh(Some(arrived)) {
-            return body;
+        let mut receiver = {
+            let mut running = self
+                .shared
+                .running
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match running.as_ref() {
+                Some(receiver) => receiver.clone(),
+                None => {
+                    // A round that ended after this viewer arrived is as new as one it would
+                    // start now. Taking it matters when a round outlasts the interval (peers
+                    // timing out): viewers queued behind it share it instead of each asking
+                    // the peers again, one after another.
+                    if let Some(body) = self.shared.fresh(Some(arrived)) {
+                        return body;
+                    }
+                    let (sender, receiver) = watch::channel(None);
+                    *running = Some(receiver.clone());
+                    tokio::spawn(self.shared.clone().round(sender));
+                    receiver
+                }
+            }
+        };
+        match receiver.wait_for(Option::is_some).await {
+            Ok(body) => body.clone().unwrap_or_default(),
+            // The round's task ended without a view: it panicked (logged by the runtime).
+            Err(_) => Bytes::from_static(br#"{"error":"the round of asking the peers failed"}"#),
         }
-        let started = Instant::now();
-        let body = self.ask_peers().await;
-        *self.cached.write().unwrap_or_else(PoisonError::into_inner) = Some(Cached {
-            started,
-            ended: Instant::now(),
-            body: body.clone(),
-        });
-        body
     }
+}
 
+/// Clears the running round when the round's task ends, however it ends.
+struct Running(Arc<Shared>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        *self
+            .0
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+    }
+}
+
+impl Shared {
     /// The cached view if its round started less than an interval ago, or ended after
     /// `arrived`.
     fn fresh(&self, arrived: Option<Instant>) -> Option<Bytes> {
@@ -172,6 +262,20 @@ impl Fleet {
                     || arrived.is_some_and(|arrived| cached.ended >= arrived)
             })
             .map(|cached| cached.body.clone())
+    }
+
+    /// One round on its own task: asks the peers, caches the view, hands it to the viewers.
+    async fn round(self: Arc<Self>, sender: watch::Sender<Option<Bytes>>) {
+        let _running = Running(self.clone());
+        let started = Instant::now();
+        let body = self.ask_peers().await;
+        *self.cached.write().unwrap_or_else(PoisonError::into_inner) = Some(Cached {
+            started,
+            ended: Instant::now(),
+            body: body.clone(),
+        });
+        // Nobody may be waiting any more; the view is cached for the next one all the same.
+        let _ = sender.send(Some(body));
     }
 
     /// One round: look the peers up, ask each concurrently, record, render.
@@ -196,13 +300,15 @@ impl Fleet {
         let limits = Limits {
             timeout: options.timeout,
             max_body: options.max_body,
+            max_answer: options.budget.per_replica,
         };
         let mut asking = JoinSet::new();
         for (index, target) in targets.iter().enumerate() {
             let target = target.clone();
+            let budget = self.round_bytes.clone();
             asking.spawn(async move {
                 let outcome = match target.connect {
-                    Some(address) => client::fetch(address, &target.listed, limits).await,
+                    Some(address) => client::fetch(address, &target.listed, limits, budget).await,
                     None => Err("its name did not resolve".to_owned()),
                 };
                 (index, outcome)

@@ -65,6 +65,12 @@ impl<T> Claim<T> {
     pub async fn returned_within(self, limit: Duration) -> Option<T> {
         tokio::time::timeout(limit, self.0).await.ok()?.ok()
     }
+
+    /// The value, once the last `Arc` to it has been dropped; `None` if that is not before
+    /// `deadline`.
+    pub async fn returned_before(self, deadline: tokio::time::Instant) -> Option<T> {
+        tokio::time::timeout_at(deadline, self.0).await.ok()?.ok()
+    }
 }
 
 impl<T: AccountStore> AccountStore for Lent<T> {

@@ -1,9 +1,11 @@
 //! The life of the service once it is built: the signals that end it ([`Signals`]), the drain
-//! ([`Draining`]) and the order of stopping ([`Lifecycle::run`]). `crate::startup` builds
+//! ([`Draining`]), the division of the orchestrator's grace between the phases of a stop
+//! ([`StopBudget`]) and the order of stopping ([`Lifecycle::run`]). `crate::startup` builds
 //! everything and hands over here; `crate::server` is the HTTP mechanism this drives.
 //!
 //! [`Lifecycle::run`] serves, with the health checks refreshed in the background, until the stop
-//! is asked for (SIGTERM or Ctrl-C through [`Signals`]; tests use a channel), then, in order:
+//! is asked for (SIGTERM or Ctrl-C through [`Signals`]; tests use a channel), then, in order,
+//! each phase under its bound from the [`StopBudget`], so the process exits inside the grace:
 //!
 //! 1. records whether the instance's own health was `DOWN` at that moment ([`Stopped`]; exit
 //!    code [`EXIT_UNHEALTHY`] if so), before the drain marks it out of service itself;
@@ -14,19 +16,27 @@
 //! 3. keeps serving for `--pre-stop-delay`, so load balancers see "not ready" and move traffic
 //!    before the listener closes;
 //! 4. stops accepting (the server loop first answers the connections the kernel had already
-//!    queued), lets in-flight requests finish within `--shutdown-timeout`, gives idle keep-alive
-//!    connections `--close-grace` to close on their own, then closes what is left;
+//!    queued), lets in-flight requests finish within the drain (`--shutdown-timeout`), gives
+//!    idle keep-alive connections `--close-grace` to close on their own, then closes what is
+//!    left;
 //! 5. stops the management listener, which answered probes ("draining") until now; its close
 //!    grace counts from the moment the public listener closed, so the two run side by side and a
-//!    stop takes one grace, not two;
+//!    stop takes one grace, not two; its last requests get the management share of the budget;
 //! 6. stops the health refresher;
 //! 7. closes the database as soon as its last user has let go of it ([`Lent`]): a connection
 //!    the runtime is still tearing down, or a health check's read still running on a blocking
-//!    thread, may hold it a moment longer.
+//!    thread, may hold it a moment longer, at most the store's share of the budget; a read that
+//!    never returns is left behind, and the binary shuts its runtime down with a bound
+//!    ([`StopBudget::runtime`]) rather than wait for it.
+//!
+//! A second stop request (a second SIGTERM or Ctrl-C) cuts every remaining phase short: the
+//! pre-stop delay and the drain end, connections are closed, and nothing more is waited for.
+//! The exit code still says whether the instance was healthy when the first one came.
 //!
 //! A server that ends before it is told to has crashed: steps 5 to 7 run all the same, and the
 //! run ends in an error.
 
+mod budget;
 mod drain;
 mod lent;
 mod signals;
@@ -34,6 +44,7 @@ mod signals;
 use std::{
     future::Future,
     io,
+    pin::Pin,
     time::{Duration, Instant},
 };
 
@@ -45,12 +56,12 @@ use tokio::{
     task::{JoinError, JoinHandle},
 };
 
+pub use budget::{BudgetError, StopBudget, TAIL_PHASE};
 pub use drain::{Draining, LIFECYCLE_COMPONENT};
 pub use lent::{Claim, Lent};
 pub use signals::Signals;
 
 use crate::{
-    config::Settings,
     management::Management,
     server::{self, ServerLimits},
     startup::StartupError,
@@ -92,27 +103,25 @@ pub struct Lifecycle {
     draining: Draining,
     management: Option<Management>,
     store: StoreClaim,
-    pre_stop_delay: Duration,
-    shutdown_timeout: Duration,
+    budget: StopBudget,
 }
 
 impl Lifecycle {
     /// The stop sequence over the service's registry, drain, management listener and the claim
-    /// on its store, with the delays of `settings`.
+    /// on its store, each phase bounded by `budget`.
     pub fn new(
         health: Health,
         draining: Draining,
         management: Option<Management>,
         store: StoreClaim,
-        settings: &Settings,
+        budget: StopBudget,
     ) -> Self {
         Self {
             health,
             draining,
             management,
             store,
-            pre_stop_delay: settings.pre_stop_delay,
-            shutdown_timeout: settings.shutdown_timeout,
+            budget,
         }
     }
 
@@ -122,22 +131,24 @@ impl Lifecycle {
     }
 
     /// Serves `app` on `listener` until `shutdown` completes, then stops in the order of the
-    /// module documentation; says whether the instance was healthy when the stop came.
+    /// module documentation, cutting the stop short if `hurry` completes; says whether the
+    /// instance was healthy when the stop came.
     pub async fn run(
         self,
         listener: TcpListener,
         app: Router,
         limits: ServerLimits,
         shutdown: impl Future<Output = ()> + Send,
+        hurry: impl Future<Output = ()> + Send,
     ) -> Result<Stopped, StartupError> {
         let Self {
             health,
             draining,
             management,
             store,
-            pre_stop_delay,
-            shutdown_timeout,
+            budget,
         } = self;
+        let mut hurry = Hurry::new(hurry);
         // From the first answer on, the startup probe passes, and never fails again.
         health.startup().complete();
         let refresher = Refresher::spawn(&health);
@@ -148,39 +159,85 @@ impl Lifecycle {
         let mut grace_from = None;
         let outcome: Result<Stopped, StartupError> = async {
             server.serve_until(shutdown).await?;
+            tracing::info!(
+                grace = ?budget.grace,
+                pre_stop_delay = ?budget.pre_stop,
+                drain = ?budget.drain,
+                "stopping within the grace"
+            );
             // 1. Before the drain marks the instance out of service itself.
             let stopped = Stopped::judge(&health);
             // 2. `Connection: close` on every answer; readiness 503 "draining".
             draining.start();
             // 3. Balancers see "not ready" and move traffic while this instance still serves.
-            if !pre_stop_delay.is_zero() {
+            if !budget.pre_stop.is_zero() {
                 tracing::info!(
-                    delay = ?pre_stop_delay,
+                    delay = ?budget.pre_stop,
                     "shutting down: readiness is failing; still serving during the pre-stop delay"
                 );
-                server
-                    .serve_until(tokio::time::sleep(pre_stop_delay))
-                    .await?;
+                let delay = server.serve_until(tokio::time::sleep(budget.pre_stop));
+                hurry.within(delay).await.transpose()?;
             }
-            // 4. No new connections; the requests in flight get the timeout to finish.
-            grace_from = Some(server.drain(shutdown_timeout).await);
+            // 4. No new connections; the requests in flight get the drain to finish.
+            grace_from = Some(server.drain(budget.drain, &mut hurry).await);
             Ok(stopped)
         }
         .await;
 
         // 5. Probes were answered ("draining") until now; the public port is closed.
         if let Some(management) = management {
-            management
-                .stop(grace_from.unwrap_or_else(tokio::time::Instant::now))
-                .await;
+            let now = tokio::time::Instant::now();
+            let deadline = now + budget.management;
+            let stopping = management.stop(grace_from.unwrap_or(now), deadline);
+            if hurry.within(stopping).await.is_none() {
+                tracing::warn!("the management listener was left to stop on its own");
+            }
         }
+        // 6. and 7.: the store's share of the budget covers both.
+        let release_by = tokio::time::Instant::now() + budget.store_release;
         // 6. No new database check starts.
-        refresher.stop().await;
+        if hurry
+            .within(tokio::time::timeout_at(release_by, refresher.stop()))
+            .await
+            .and_then(Result::ok)
+            .is_none()
+        {
+            tracing::warn!("the health refresher was left to stop on its own");
+        }
         // 7. The stop sequence's own handles on the store (the registry runs the database
         // check) go first; the router's go with the server task and its connections.
         drop((health, draining));
-        close_store(store).await;
+        close_store(store, release_by, &mut hurry).await;
         outcome
+    }
+}
+
+/// The second stop request: once it has come, every remaining wait of the stop is skipped.
+struct Hurry<'a> {
+    signal: Pin<Box<dyn Future<Output = ()> + Send + 'a>>,
+    came: bool,
+}
+
+impl<'a> Hurry<'a> {
+    fn new(signal: impl Future<Output = ()> + Send + 'a) -> Self {
+        Self {
+            signal: Box::pin(signal),
+            came: false,
+        }
+    }
+
+    /// `phase`'s output, or `None` if the second request came first (or had come already).
+    async fn within<T>(&mut self, phase: impl Future<Output = T>) -> Option<T> {
+        if self.came {
+            return None;
+        }
+        tokio::select! {
+            output = phase => Some(output),
+            () = &mut self.signal => {
+                self.came = true;
+                None
+            }
+        }
     }
 }
 
@@ -215,9 +272,10 @@ impl PublicServer {
         }
     }
 
-    /// Stops accepting and lets the connections finish within `timeout`; past it, closes them.
-    /// Returns when the listener was told to close: the close grace counts from then.
-    async fn drain(self, timeout: Duration) -> tokio::time::Instant {
+    /// Stops accepting and lets the connections finish within `timeout` (or until `hurry`);
+    /// past it, closes them. Returns when the listener was told to close: the close grace
+    /// counts from then.
+    async fn drain(self, timeout: Duration, hurry: &mut Hurry<'_>) -> tokio::time::Instant {
         let Self {
             mut task,
             stop_accepting,
@@ -230,14 +288,18 @@ impl PublicServer {
         let grace_from = tokio::time::Instant::now();
         // The receiver lives inside the server task; if it is gone the server already stopped.
         let _ = stop_accepting.send(grace_from);
-        match tokio::time::timeout(timeout, &mut task).await {
-            Ok(Ok(())) => tracing::info!(elapsed = ?started.elapsed(), "drained"),
-            Ok(Err(error)) => tracing::error!(%error, "server task failed while draining"),
-            Err(_) => {
+        match hurry.within(tokio::time::timeout(timeout, &mut task)).await {
+            Some(Ok(Ok(()))) => tracing::info!(elapsed = ?started.elapsed(), "drained"),
+            Some(Ok(Err(error))) => tracing::error!(%error, "server task failed while draining"),
+            Some(Err(_)) => {
                 tracing::warn!(
                     timeout = ?timeout,
                     "drain timed out; closing the remaining connections"
                 );
+                task.abort();
+            }
+            None => {
+                tracing::warn!("drain cut short; closing the remaining connections");
                 task.abort();
             }
         }
@@ -278,11 +340,6 @@ impl Refresher {
     }
 }
 
-/// How long the stop waits for the last other users of the store to let go: a connection task
-/// the runtime is still tearing down, or a database check's read still running on a blocking
-/// thread (which its timeout abandoned but cannot cancel).
-const STORE_RELEASE_WAIT: Duration = Duration::from_secs(3);
-
 /// What the stop sequence closes: the redb file once its last user lets go, or the PostgreSQL
 /// pool (its clones share it: closing one closes it for all).
 pub enum StoreClaim {
@@ -292,10 +349,12 @@ pub enum StoreClaim {
     Postgres(PgStore),
 }
 
-/// Closes the database: the PostgreSQL pool at once (nothing is served any more), the redb file
-/// once its last user has let go of it, waiting up to [`STORE_RELEASE_WAIT`]; past that it
-/// closes when the last user drops it (at the latest when the runtime stops).
-async fn close_store(store: StoreClaim) {
+/// Closes the database: the PostgreSQL pool at once (nothing is served any more); the redb file
+/// once its last user has let go of it, waiting until `release_by` (a connection task the
+/// runtime is still tearing down, or a database check's read still running on a blocking
+/// thread, which its timeout abandoned but cannot cancel); past that, or after a second stop
+/// request, it closes when the last user drops it, if that happens before the process exits.
+async fn close_store(store: StoreClaim, release_by: tokio::time::Instant, hurry: &mut Hurry<'_>) {
     let store = match store {
         StoreClaim::Redb(store) => store,
         StoreClaim::Postgres(pool) => {
@@ -304,11 +363,12 @@ async fn close_store(store: StoreClaim) {
             return;
         }
     };
-    let Some(store) = store.returned_within(STORE_RELEASE_WAIT).await else {
-        tracing::warn!(
-            waited = ?STORE_RELEASE_WAIT,
-            "the database is still in use after the drain; it closes when released"
-        );
+    let returned = hurry
+        .within(store.returned_before(release_by))
+        .await
+        .flatten();
+    let Some(store) = returned else {
+        tracing::warn!("the database is still in use after the drain; it closes when released");
         return;
     };
     let path = store.path().display().to_string();

@@ -1,37 +1,78 @@
-//! The shutdown signals of the binary: SIGTERM (what Docker and Swarm send) and Ctrl-C (SIGINT).
+//! The shutdown signals of the binary: SIGTERM (what Docker and Swarm send) and Ctrl-C (SIGINT),
+//! counted: the first asks for a graceful stop ([`Signals::first`]), the second for the stop to
+//! end at once ([`Signals::second`]), as an operator who presses Ctrl-C again expects.
 //!
 //! The handlers are installed by [`Signals::install`], before the service logs that it is
 //! listening: a SIGTERM sent the moment an orchestrator sees the service up must start a graceful
 //! drain, not kill the process with the default action. (During start-up, before that, the
 //! default action applies: seeding is crash-safe, so an early SIGTERM loses nothing.)
 //!
-//! The stop sequence takes the stop as a plain future (`crate::startup::Application::run_until`),
-//! so tests trigger it with a channel instead of a signal.
+//! The stop sequence takes both as plain futures (`crate::startup::Application::run_until`), so
+//! tests trigger them with channels instead of signals.
 
-use std::io;
+use std::{future::Future, io};
 
-use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    sync::watch,
+};
 
-/// Installed handlers for SIGTERM and SIGINT.
+/// Installed handlers for SIGTERM and SIGINT, and how many of either have arrived.
 pub struct Signals {
-    terminate: Signal,
-    interrupt: Signal,
+    received: watch::Receiver<u32>,
 }
 
 impl Signals {
-    /// Installs both handlers now. Must be called inside a tokio runtime.
+    /// Installs both handlers now, with a task that counts (and logs) what arrives. Must be
+    /// called inside a tokio runtime.
     pub fn install() -> io::Result<Self> {
-        Ok(Self {
-            terminate: signal(SignalKind::terminate())?,
-            interrupt: signal(SignalKind::interrupt())?,
-        })
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let (count, received) = watch::channel(0u32);
+        tokio::spawn(async move {
+            loop {
+                let name = tokio::select! {
+                    Some(()) = terminate.recv() => "SIGTERM",
+                    Some(()) = interrupt.recv() => "Ctrl-C (SIGINT)",
+                    else => break,
+                };
+                let mut nth = 0;
+                count.send_modify(|count| {
+                    *count = count.saturating_add(1);
+                    nth = *count;
+                });
+                if nth == 1 {
+                    tracing::info!("received {name}");
+                } else {
+                    tracing::warn!("received {name} again: ending the stop at once");
+                }
+            }
+        });
+        Ok(Self { received })
     }
 
-    /// Completes when the process receives SIGTERM or SIGINT.
-    pub async fn received(mut self) {
-        tokio::select! {
-            _ = self.terminate.recv() => tracing::info!("received SIGTERM"),
-            _ = self.interrupt.recv() => tracing::info!("received Ctrl-C (SIGINT)"),
+    /// Completes when the first SIGTERM or SIGINT has arrived.
+    pub fn first(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.nth(1)
+    }
+
+    /// Completes when a second SIGTERM or SIGINT has arrived.
+    pub fn second(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.nth(2)
+    }
+
+    /// How many have arrived so far.
+    pub fn count(&self) -> u32 {
+        *self.received.borrow()
+    }
+
+    fn nth(&self, n: u32) -> impl Future<Output = ()> + Send + 'static {
+        let mut received = self.received.clone();
+        async move {
+            if received.wait_for(|count| *count >= n).await.is_err() {
+                // The counting task is gone (the runtime is shutting down): no more signals.
+                std::future::pending::<()>().await;
+            }
         }
     }
 }

@@ -4,8 +4,11 @@
 //! - `/testability/healthy/{state}` (GET, as in the original's `curl`, PUT and POST): `false`
 //!   forces `/health`, `/health/live` and `/health/ready` to 503 "forced unhealthy", so an
 //!   orchestrator replaces the instance; `true` restores them.
-//! - `/testability/database/{up|down}` (same methods): makes every store call fail, so the real
-//!   database check turns `DOWN` and lookups answer 503; `up` undoes it.
+//! - `/testability/database/{up|down|hang}` (same methods): `down` makes every store call fail,
+//!   so the real database check turns `DOWN` and lookups answer 503; `hang` makes every store
+//!   call block until the switch moves on, as a read on a hung disk does (the check then times
+//!   out, and a lookup holds its worker thread: for tests of a stop that must not wait for it);
+//!   `up` undoes either.
 
 use std::sync::Arc;
 
@@ -17,7 +20,10 @@ use axum::{
 use health::{Health, Probes, Status};
 use serde::Serialize;
 
-use crate::{error::ApiError, store::FaultSwitch};
+use crate::{
+    error::ApiError,
+    store::{Fault, FaultSwitch},
+};
 
 /// The manual health component the healthy switch sets.
 pub const COMPONENT: &str = "testability";
@@ -60,7 +66,7 @@ pub struct HealthySwitched {
 #[derive(Debug, Serialize)]
 #[cfg_attr(test, derive(utoipa::ToSchema))]
 pub struct DatabaseSwitched {
-    /// The state now set: `up` or `down`.
+    /// The state now set: `up`, `down` or `hang`.
     pub database: String,
 }
 
@@ -107,16 +113,17 @@ pub async fn set_healthy(
     Ok(Json(HealthySwitched { healthy }))
 }
 
-/// Makes every store call fail (`down`) or work again (`up`); the health endpoints reflect it
-/// when the answer arrives.
+/// Makes every store call fail (`down`), block (`hang`) or work again (`up`); the health
+/// endpoints reflect it when the answer arrives.
 #[cfg_attr(test, utoipa::path(
     method(get, put, post),
     path = "/testability/database/{state}",
     tag = "testability",
-    params(("state" = String, Path, description = "up or down", pattern = "^(up|down)$")),
+    params(("state" = String, Path, description = "up, down or hang",
+        pattern = "^(up|down|hang)$")),
     responses(
         (status = 200, description = "Switched", body = DatabaseSwitched),
-        (status = 400, description = "Neither up nor down", body = crate::error::ErrorBody),
+        (status = 400, description = "Not up, down or hang", body = crate::error::ErrorBody),
     )
 ))]
 pub async fn set_database(
@@ -124,19 +131,22 @@ pub async fn set_database(
     state: Result<Path<String>, PathRejection>,
 ) -> Result<Json<DatabaseSwitched>, ApiError> {
     let Path(raw) = state.map_err(|rejection| ApiError::InvalidPath(rejection.body_text()))?;
-    let failing = match raw.as_str() {
-        "up" => false,
-        "down" => true,
+    let fault = match raw.as_str() {
+        "up" => Fault::None,
+        "down" => Fault::Failing,
+        "hang" => Fault::Hanging,
         _ => {
             return Err(ApiError::InvalidSwitch(format!(
-                "database state must be up or down, not {raw:?}"
+                "database state must be up, down or hang, not {raw:?}"
             )));
         }
     };
-    if failing {
-        tracing::warn!("testability: database fault injected");
+    match fault {
+        Fault::None => {}
+        Fault::Failing => tracing::warn!("testability: database fault injected"),
+        Fault::Hanging => tracing::warn!("testability: every database call now hangs"),
     }
-    testability.database.set_failing(failing);
+    testability.database.set(fault);
     // Run the real check now, so the answer is only sent once the health endpoints reflect the
     // change (bounded by the check timeout), instead of up to one interval later.
     testability.health.refresh_now().await;

@@ -1,35 +1,85 @@
-//! A store wrapper that fails on demand: how `/testability/database/down` breaks the database.
+//! A store wrapper that fails on demand: how `/testability/database/down` breaks the database,
+//! and how `/testability/database/hang` makes every call block like a read on a hung disk.
 //!
 //! The fault sits under the [`AccountStore`] trait, so lookups and the real database health
 //! check both go through it: the 503s it causes come from the same code paths as a real
 //! storage failure, and they stop as soon as the switch is turned back.
 
 use std::sync::{
-    Arc,
-    atomic::{AtomicBool, Ordering},
+    Arc, Condvar, Mutex, PoisonError,
+    atomic::{AtomicU8, Ordering},
 };
 
 use super::{AccountStore, SeedReport, StoreError};
 use crate::domain::{Account, AccountId};
 
-/// Whether the wrapped store fails. Shared by the wrapper and the testability route.
+/// What the wrapped store does with a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Passes it through.
+    None,
+    /// Fails it at once.
+    Failing,
+    /// Blocks the calling thread until the switch is turned to something else, as a read on a
+    /// hung disk does: for tests of a stop while a blocking call never returns.
+    Hanging,
+}
+
+/// What the wrapped store does. Shared by the wrapper and the testability route.
 #[derive(Debug, Default)]
 pub struct FaultSwitch {
-    failing: AtomicBool,
+    /// A [`Fault`] as a number, read on every call without a lock.
+    fault: AtomicU8,
+    /// Where hanging calls wait for the switch to move.
+    moved: Condvar,
+    lock: Mutex<()>,
 }
 
 impl FaultSwitch {
     /// Makes every store call fail (`true`) or pass through again (`false`).
     pub fn set_failing(&self, failing: bool) {
-        self.failing.store(failing, Ordering::Relaxed);
+        self.set(if failing { Fault::Failing } else { Fault::None });
+    }
+
+    /// Sets what every store call does from now on; calls hanging are released unless it is
+    /// [`Fault::Hanging`] again.
+    pub fn set(&self, fault: Fault) {
+        let value = match fault {
+            Fault::None => 0,
+            Fault::Failing => 1,
+            Fault::Hanging => 2,
+        };
+        // Under the lock, so a call about to wait cannot miss the change.
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        self.fault.store(value, Ordering::Release);
+        self.moved.notify_all();
+    }
+
+    /// What store calls do now.
+    pub fn fault(&self) -> Fault {
+        match self.fault.load(Ordering::Acquire) {
+            0 => Fault::None,
+            1 => Fault::Failing,
+            _ => Fault::Hanging,
+        }
     }
 
     /// Whether store calls fail now.
     pub fn is_failing(&self) -> bool {
-        self.failing.load(Ordering::Relaxed)
+        self.fault() == Fault::Failing
     }
 
-    /// The error a store call fails with while the switch is on.
+    /// Blocks while the switch says hang.
+    fn wait_while_hanging(&self) {
+        let guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let _guard = self
+            .moved
+            .wait_while(guard, |()| self.fault() == Fault::Hanging)
+            .unwrap_or_else(PoisonError::into_inner);
+    }
+
+    /// The error a store call fails with while the switch says fail. A hang applies to the
+    /// embedded store only, whose calls run where blocking is allowed; PostgreSQL's are async.
     pub fn fail_if_on(&self) -> Result<(), StoreError> {
         if self.is_failing() {
             return Err(StoreError::Unavailable(
@@ -53,7 +103,16 @@ impl FaultInjectingStore {
     }
 
     fn fail_if_switched(&self) -> Result<(), StoreError> {
-        self.switch.fail_if_on()
+        match self.switch.fault() {
+            Fault::None => Ok(()),
+            Fault::Failing => Err(StoreError::Unavailable(
+                "fault injected through /testability/database/down".into(),
+            )),
+            Fault::Hanging => {
+                self.switch.wait_while_hanging();
+                self.fail_if_switched()
+            }
+        }
     }
 }
 
@@ -108,5 +167,33 @@ mod tests {
         switch.set_failing(false);
         assert_eq!(store.check().unwrap(), 7);
         assert!(store.get(&id).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_hanging_call_blocks_until_the_switch_moves_on() {
+        let mut inner = MockAccountStore::new();
+        inner.expect_check().times(1).returning(|| Ok(7));
+        let switch = Arc::new(FaultSwitch::default());
+        let store = Arc::new(FaultInjectingStore::new(Arc::new(inner), switch.clone()));
+        switch.set(Fault::Hanging);
+        let (done, finished) = std::sync::mpsc::channel();
+        let call = std::thread::spawn({
+            let store = store.clone();
+            move || done.send(store.check().unwrap()).unwrap()
+        });
+        // Still blocked after a while (a bounded wait that must time out).
+        assert!(
+            finished
+                .recv_timeout(std::time::Duration::from_millis(200))
+                .is_err()
+        );
+        switch.set(Fault::None);
+        assert_eq!(
+            finished
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .unwrap(),
+            7
+        );
+        call.join().unwrap();
     }
 }

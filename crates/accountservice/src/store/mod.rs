@@ -14,7 +14,7 @@ mod serving;
 pub use account_store::MockAccountStore;
 pub use account_store::{AccountStore, SeedReport};
 pub use error::StoreError;
-pub use fault::{FaultInjectingStore, FaultSwitch};
+pub use fault::{Fault, FaultInjectingStore, FaultSwitch};
 pub use postgres::PgStore;
 pub use redb_store::{ACCOUNTS, RedbStore};
 pub use serving::Store;

@@ -1,5 +1,6 @@
 //! The fleet view (`/health/fleet`, `/status`) over real sockets: real service instances asking
-//! each other, and raw TCP peers that hang, send garbage, send the wrong thing or far too much.
+//! each other, and raw TCP peers that hang, send garbage, send the wrong thing or far too much,
+//! change identity every round, or trickle and never end their bodies.
 
 use std::{
     net::SocketAddr,
@@ -44,6 +45,17 @@ enum Behaviour {
     Ok(String),
     /// Answers HTTP 200 and streams this many bytes (chunked, no length).
     Flood(usize),
+    /// Answers a full history (256 transitions, long reasons) as a new instance every time;
+    /// counts its answers.
+    Churn(Arc<AtomicUsize>),
+    /// Announces a body of 200 KB and sends it 1 KiB at a time, slower than any deadline.
+    Trickle,
+    /// Announces a body of 10 MB and sends none of it.
+    HugeLength,
+    /// Reads until the asker hangs up, answering nothing.
+    Stall,
+    /// Answers a valid history once the gate gives it a permit.
+    Gated(Arc<tokio::sync::Semaphore>),
 }
 
 /// A raw TCP peer on 127.0.0.1; returns its address and how many connections it accepted.
@@ -86,6 +98,42 @@ async fn answer(mut stream: TcpStream, behaviour: Behaviour) {
             );
             let _ = stream.write_all(response.as_bytes()).await;
         }
+        Behaviour::Churn(answers) => {
+            let n = answers.fetch_add(1, Ordering::SeqCst);
+            let transition = format!(
+                r#"{{"at":"2026-12-02T13:00:01Z","component":"database","from":"UP","to":"DOWN","reason":"{}"}}"#,
+                "r".repeat(200)
+            );
+            let body = format!(
+                r#"{{"instance":"churn-{n}","status":"UP","since":"2026-12-02T13:00:01Z","transitions":[{}]}}"#,
+                vec![transition; 256].join(",")
+            );
+            respond(&mut stream, &body).await;
+        }
+        Behaviour::Trickle => {
+            let head = "HTTP/1.1 200 OK\r\ncontent-length: 200000\r\n\r\n{\"instance\":\"";
+            if stream.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            let mut interval = tokio::time::interval(Duration::from_millis(5));
+            // Ends when the asker hangs up (a write fails) or the body is sent.
+            for _ in 0..200 {
+                interval.tick().await;
+                if stream.write_all(&[b'a'; 1024]).await.is_err() {
+                    return;
+                }
+            }
+        }
+        Behaviour::HugeLength => {
+            let head = "HTTP/1.1 200 OK\r\ncontent-length: 10000000\r\n\r\n";
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.read(&mut head_buffer()).await;
+        }
+        Behaviour::Stall => while matches!(stream.read(&mut head_buffer()).await, Ok(1..)) {},
+        Behaviour::Gated(gate) => {
+            let _permit = gate.acquire().await;
+            respond(&mut stream, &history_body("gated", "UP", None)).await;
+        }
         Behaviour::Flood(total) => {
             let _ = stream
                 .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
@@ -104,6 +152,18 @@ async fn answer(mut stream: TcpStream, behaviour: Behaviour) {
             }
         }
     }
+}
+
+fn head_buffer() -> Vec<u8> {
+    vec![0u8; 4096]
+}
+
+async fn respond(stream: &mut TcpStream, body: &str) {
+    let response = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
 }
 
 /// A service whose `--peers` lists `peers` (comma-separated, so each is one replica).
@@ -510,4 +570,211 @@ async fn with_management_ports_peers_are_asked_there_and_a_public_port_is_listed
 async fn viewer_instance(app: &TestApp) -> Value {
     let (_, history) = app.get_json("/health/history").await;
     history["instance"].clone()
+}
+
+/// This process's resident memory in bytes, from `/proc/self/status`.
+fn resident_bytes() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kib: usize = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("a VmRSS line");
+    kib * 1024
+}
+
+/// Set in the child process that runs the hostile-peer test alone.
+const ALONE: &str = "ACCOUNTSERVICE_TEST_HOSTILE_PEERS_ALONE";
+
+/// The hostile-peer test measures the resident memory of its process, which other tests of this
+/// binary would share if they ran beside it: it runs in a child process of this same test
+/// binary, alone, and this test passes when that one does.
+#[test]
+fn hostile_peers_over_hundreds_of_rounds_never_grow_the_view_past_its_bound() {
+    let name = "fleet::hostile_peers_alone";
+    let output = std::process::Command::new(std::env::current_exe().expect("the test binary"))
+        .args([name, "--exact", "--nocapture", "--include-ignored"])
+        .env(ALONE, "1")
+        .output()
+        .expect("cannot run the test binary");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    print!("{stdout}");
+    eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{name} failed alone");
+    assert!(
+        stdout.contains("1 passed"),
+        "{name} did not run in the child: {stdout}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "run alone, in a child process, by hostile_peers_over_hundreds_of_rounds_never_grow_the_view_past_its_bound"]
+async fn hostile_peers_alone() {
+    if std::env::var_os(ALONE).is_none() {
+        return;
+    }
+    const ROUNDS: usize = 300;
+    let churned = Arc::new(AtomicUsize::new(0));
+    let mut peers = Vec::new();
+    for _ in 0..6 {
+        peers.push(raw_peer(Behaviour::Churn(churned.clone())).await.0);
+    }
+    for behaviour in [
+        Behaviour::Trickle,
+        Behaviour::Flood(usize::MAX),
+        Behaviour::HugeLength,
+        Behaviour::Stall,
+    ] {
+        peers.push(raw_peer(behaviour).await.0);
+    }
+    let budget = accountservice::fleet::Budget {
+        per_replica: accountservice::fleet::MAX_REPLICA_BYTES,
+        // The least the fleet accepts for 12 peers asked: the answering ones and one more.
+        total: 13 * accountservice::fleet::MAX_REPLICA_BYTES,
+    };
+    let mut options = accountservice::fleet::FleetOptions::new(
+        peer_list(&peers).parse().expect("valid peers"),
+        Duration::ZERO,
+        Duration::from_millis(50),
+        "hostile-test".into(),
+    );
+    options.max_peers = 12;
+    options.budget = budget;
+    options.round_bytes = 512 * 1024;
+    let fleet = accountservice::fleet::Fleet::new(options);
+    assert_eq!(
+        fleet.options().budget,
+        budget,
+        "the budget is taken as given"
+    );
+
+    let rss_before = resident_bytes();
+    let (mut peak_kept, mut peak_rss, mut peak_body) = (0, rss_before, 0);
+    let mut peak_replicas = 0;
+    for round in 0..ROUNDS {
+        let body = fleet.view().await;
+        let kept = fleet.kept_bytes();
+        assert!(
+            kept - body.len() <= budget.total,
+            "round {round}: {kept} bytes kept, {} of them the view",
+            body.len()
+        );
+        peak_kept = peak_kept.max(kept);
+        peak_replicas = peak_replicas.max(kept - body.len());
+        peak_body = peak_body.max(body.len());
+        peak_rss = peak_rss.max(resident_bytes());
+    }
+    let view: Value = serde_json::from_slice(&fleet.view().await).unwrap();
+    println!(
+        "hostile peers, {} rounds: replicas kept in at most {peak_replicas} bytes against a bound \
+         of {}; with the rendered view (at most {peak_body} bytes) at most {peak_kept}; resident \
+         memory {} -> at most {} bytes",
+        fleet.rounds(),
+        budget.total,
+        rss_before,
+        peak_rss
+    );
+    assert!(fleet.rounds() >= ROUNDS as u64);
+    assert!(
+        churned.load(Ordering::SeqCst) >= ROUNDS,
+        "the churning peers answered"
+    );
+    let replaced = view["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("replaced by"))
+        })
+        .count();
+    assert!(replaced >= 1, "{view}");
+    // The view itself is derived from what is kept: a few times it, never more.
+    assert!(peak_body <= 2 * budget.total, "{peak_body}");
+    // A sanity bound on the whole test process, where this test runs alone: before the bounds,
+    // the churning peers alone kept hundreds of megabytes.
+    assert!(
+        peak_rss.saturating_sub(rss_before) <= 96 * 1024 * 1024,
+        "{rss_before} -> {peak_rss}"
+    );
+}
+
+#[tokio::test]
+async fn a_viewer_that_hangs_up_mid_round_does_not_cancel_it_for_another() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let (peer, accepted) = raw_peer(Behaviour::Gated(gate.clone())).await;
+    // A long interval: whoever looks after the round ended gets its result, never a new round.
+    let fleet = Arc::new(accountservice::fleet::Fleet::new(
+        accountservice::fleet::FleetOptions::new(
+            format!("{peer},{peer}").parse().expect("valid peers"),
+            Duration::from_secs(600),
+            Duration::from_secs(10),
+            "viewer-test".into(),
+        ),
+    ));
+    let first = tokio::spawn({
+        let fleet = fleet.clone();
+        async move { fleet.view().await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while accepted.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the round never asked the peer");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The first viewer hangs up mid-round: what a server does with its handler's future.
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled());
+    let second = tokio::spawn({
+        let fleet = fleet.clone();
+        async move { fleet.view().await }
+    });
+    gate.add_permits(100);
+    let view: Value = serde_json::from_slice(&second.await.unwrap()).unwrap();
+    assert_eq!(listed(&view, &peer)["status"], "UP", "{view}");
+    assert_eq!(listed(&view, &peer)["instance"], "gated", "{view}");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "one round, not cancelled"
+    );
+    assert_eq!(fleet.rounds(), 1);
+}
+
+#[tokio::test]
+async fn over_http_a_viewer_that_disconnects_mid_round_leaves_the_round_to_the_next() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let (peer, accepted) = raw_peer(Behaviour::Gated(gate.clone())).await;
+    let app = spawn_app_configured(|s| {
+        s.peers = Some(format!("{peer},{peer}").parse().expect("valid peers"));
+        // Long enough that whoever looks after the round gets its result, never a new round.
+        s.health_interval = Duration::from_secs(60);
+        s.health_timeout = Duration::from_secs(10);
+    })
+    .await;
+    let mut leaving = TcpStream::connect(app.address).await.unwrap();
+    leaving
+        .write_all(b"GET /health/fleet HTTP/1.1\r\nhost: fleet\r\n\r\n")
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while accepted.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the round never asked the peer");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(leaving);
+    let staying = tokio::spawn({
+        let client = app.client.clone();
+        let url = app.url("/health/fleet");
+        async move { client.get(url).send().await.unwrap().json::<Value>().await }
+    });
+    gate.add_permits(100);
+    let view = staying.await.unwrap().unwrap();
+    assert_eq!(listed(&view, &peer)["instance"], "gated", "{view}");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "one round, not cancelled"
+    );
+    app.stop().await.unwrap();
 }

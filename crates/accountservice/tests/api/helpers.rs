@@ -43,7 +43,9 @@ pub fn settings(db_path: &Path) -> Settings {
         port: 0,
         bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
         db_path: db_path.to_path_buf(),
-        shutdown_timeout: Duration::from_secs(5),
+        // Room for a pre-stop delay besides the drain.
+        stop_grace: Duration::from_secs(30),
+        shutdown_timeout: Some(Duration::from_secs(5)),
         db_lock_timeout: Duration::from_millis(200),
         health_interval: Duration::from_millis(100),
         close_grace: Duration::from_millis(100),

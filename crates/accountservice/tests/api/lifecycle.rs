@@ -177,7 +177,7 @@ async fn an_in_flight_request_completes_during_the_drain() {
 async fn the_drain_gives_up_after_the_shutdown_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let mut short = settings(&dir.path().join("accounts.db"));
-    short.shutdown_timeout = Duration::from_millis(300);
+    short.shutdown_timeout = Some(Duration::from_millis(300));
     let slow = serve_with_slow_route(&short).await;
     let _stuck = slow.slow_request(&http_client()).await;
     let SlowApp { stop, server, .. } = slow;

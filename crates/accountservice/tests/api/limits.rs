@@ -200,7 +200,7 @@ async fn served_keep_alive(app: &TestApp) -> TcpStream {
 
 #[tokio::test]
 async fn at_the_connection_cap_new_clients_wait_and_are_served_when_one_closes() {
-    let app = spawn_app_configured(|s| s.max_connections = 2).await;
+    let app = spawn_app_configured(|s| s.max_connections = Some(2)).await;
     // Both accepted and served (an answer proves it) before the third arrives; they stay open.
     let first = served_keep_alive(&app).await;
     let second = served_keep_alive(&app).await;

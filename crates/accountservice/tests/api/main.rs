@@ -12,6 +12,7 @@ mod limits;
 mod management;
 mod metrics;
 mod openapi;
+mod progress;
 mod properties;
 mod reference;
 mod release;

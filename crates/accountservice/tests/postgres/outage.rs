@@ -38,7 +38,9 @@ impl Fleet {
             .collect::<Vec<_>>()
             .join(",");
         let grace = GRACE.as_secs().to_string();
-        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("a temporary directory")).collect();
+        let dirs: Vec<_> = (0..3)
+            .map(|_| tempfile::tempdir().expect("a temporary directory"))
+            .collect();
         let mut replicas = Vec::new();
         for (i, dir) in dirs.iter().enumerate() {
             let args = [
@@ -170,7 +172,10 @@ fn the_database_stopped_is_a_shared_outage_that_restarts_nothing_then_every_repl
 
     // The fleet view and /metrics say so too.
     let view = get(addresses[0], "/health/fleet").json();
-    for replica in view["replicas"].as_array().expect("replicas in the fleet view") {
+    for replica in view["replicas"]
+        .as_array()
+        .expect("replicas in the fleet view")
+    {
         let reason = replica["reason"].as_str().unwrap_or_default();
         assert!(reason.contains(shared), "{replica}");
         assert_eq!(replica["components"][0]["name"], "database", "{replica}");

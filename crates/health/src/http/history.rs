@@ -31,7 +31,7 @@ pub struct HistoryBody<'a> {
     status: Status,
     /// Why it is not UP (as `/health` says it).
     reason: Option<String>,
-    /// The last change of the overall status (`startedAt` if none).
+    /// The last change of the overall status, whatever changed after it (`startedAt` if none).
     since: String,
     /// Each component now: its status and whether a restart can cure its failure (absent at
     /// details level `never`, as in `/health`). What a fleet view shows of each replica.
@@ -86,7 +86,9 @@ pub(crate) fn render(health: &Health, options: &HttpOptions) -> Vec<u8> {
     let snapshot = health.snapshot();
     let now = Instant::now();
     let reports = Scope::ALL.map(|scope| health.report_from(&snapshot, scope, now));
-    health.observe_reports(snapshot.generation, now, &reports);
+    health
+        .observe_reports(snapshot.generation, now, &reports)
+        .finish();
     let [overall, _, _] = reports;
     let components = if options.details == Details::Never {
         BTreeMap::new()

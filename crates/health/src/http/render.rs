@@ -13,8 +13,28 @@ use crate::Status;
 use crate::report::{ComponentKind, ComponentReport, Report};
 
 /// The body for a report.
+#[cfg(test)]
 pub(crate) fn render(report: &Report, format: Format, options: &HttpOptions) -> Vec<u8> {
     render_excluding(report, format, options, &Exclusions::default())
+}
+
+/// The body for a report, or, if it cannot be written (these types always can: string keys, no
+/// custom `Serialize`, and a `serde_json::Value` inside cannot fail to write to a `Vec`), the
+/// bare status and the error, which the caller logs once it holds no lock.
+pub(crate) fn try_render(
+    report: &Report,
+    format: Format,
+    options: &HttpOptions,
+) -> Result<Vec<u8>, Unrendered> {
+    write(report, format, options, &Exclusions::default())
+}
+
+/// A body that could not be written: what to send instead, and why.
+pub(crate) struct Unrendered {
+    /// The bare status, `{"status":"UP"}`.
+    pub(crate) fallback: Vec<u8>,
+    /// The serializer's error.
+    pub(crate) error: serde_json::Error,
 }
 
 /// The body for a report that `?exclude=` changed, saying what it did: in `application/json`
@@ -26,6 +46,19 @@ pub(crate) fn render_excluding(
     options: &HttpOptions,
     exclusions: &Exclusions,
 ) -> Vec<u8> {
+    // No lock is held here: the error can be logged at once.
+    write(report, format, options, exclusions).unwrap_or_else(|unrendered| {
+        tracing::error!(err = %unrendered.error, "could not write a health answer");
+        unrendered.fallback
+    })
+}
+
+fn write(
+    report: &Report,
+    format: Format,
+    options: &HttpOptions,
+    exclusions: &Exclusions,
+) -> Result<Vec<u8>, Unrendered> {
     let written = match format {
         Format::Json => {
             let mut body = spring(report, options.details);
@@ -39,12 +72,10 @@ pub(crate) fn render_excluding(
             serde_json::to_vec(&body)
         }
     };
-    // These types serialize infallibly: string keys, no custom Serialize, and a
-    // serde_json::Value inside cannot fail to write to a Vec. Fall back to the bare status
-    // rather than panic in a probe anyway.
-    written.unwrap_or_else(|err| {
-        tracing::error!(%err, "could not write a health answer");
-        format!(r#"{{"status":"{}"}}"#, report.status).into_bytes()
+    // Fall back to the bare status rather than panic in a probe.
+    written.map_err(|error| Unrendered {
+        fallback: format!(r#"{{"status":"{}"}}"#, report.status).into_bytes(),
+        error,
     })
 }
 

@@ -14,7 +14,8 @@ use tokio::time::Instant;
 use super::exclude;
 use super::negotiate::Format;
 use super::options::{Details, HttpOptions};
-use super::render::{render, render_component, render_excluding};
+use super::render::{Unrendered, render_component, render_excluding, try_render};
+use crate::history::Recorded;
 use crate::{Health, Scope, Startup, Status};
 
 /// The health endpoints, GET and HEAD (HEAD answers the same status and headers, no body):
@@ -222,25 +223,38 @@ fn slot(scope: Scope, format: Format) -> usize {
 }
 
 impl Rendered {
-    fn new(health: &Health, options: &HttpOptions, now: Instant) -> Rendered {
+    /// Every answer for the registry's state at `now`, and what looking found to log (the
+    /// transitions it recorded, any answer it could not write), for the caller to finish once
+    /// it holds no lock.
+    fn new<'h>(health: &'h Health, options: &HttpOptions, now: Instant) -> (Rendered, Looked<'h>) {
         let snapshot = health.snapshot();
         let reports = Scope::ALL.map(|scope| health.report_from(&snapshot, scope, now));
         // Rendering again is also when a result has turned stale: record that as a transition.
-        health.observe_reports(snapshot.generation, now, &reports);
+        let recorded = health.observe_reports(snapshot.generation, now, &reports);
+        let mut errors = Vec::new();
         let answers = reports.each_ref().map(|report| {
             let status = StatusCode::from_u16(report.http_status())
                 .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            Format::ALL.map(|format| Answer {
-                status,
-                body: Bytes::from(render(report, format, options)),
+            Format::ALL.map(|format| {
+                let body = try_render(report, format, options).unwrap_or_else(
+                    |Unrendered { fallback, error }| {
+                        errors.push(error);
+                        fallback
+                    },
+                );
+                Answer {
+                    status,
+                    body: Bytes::from(body),
+                }
             })
         });
         let [[o_json, o_hj], [l_json, l_hj], [r_json, r_hj]] = answers;
-        Rendered {
+        let rendered = Rendered {
             generation: snapshot.generation,
             valid_until: health.stale_deadline(&snapshot, now),
             answers: [o_json, o_hj, l_json, l_hj, r_json, r_hj],
-        }
+        };
+        (rendered, Looked { recorded, errors })
     }
 
     fn is_current(&self, generation: u64, now: Instant) -> bool {
@@ -248,9 +262,25 @@ impl Rendered {
     }
 }
 
+/// What rendering found to log, logged by [`Looked::finish`] once no lock is held.
+struct Looked<'h> {
+    recorded: Recorded<'h>,
+    errors: Vec<serde_json::Error>,
+}
+
+impl Looked<'_> {
+    fn finish(self) {
+        for error in self.errors {
+            tracing::error!(err = %error, "could not write a health answer");
+        }
+        self.recorded.finish();
+    }
+}
+
 impl Endpoint {
     fn new(health: Health, options: HttpOptions) -> Endpoint {
-        let rendered = Rendered::new(&health, &options, Instant::now());
+        let (rendered, recorded) = Rendered::new(&health, &options, Instant::now());
+        recorded.finish();
         Endpoint {
             health,
             options,
@@ -308,20 +338,27 @@ impl Endpoint {
     }
 
     fn render_again(&self, now: Instant) -> Arc<Rendered> {
-        let _rendering = self
-            .rendering
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        // Another probe may have rendered while this one waited.
-        let current = Arc::clone(&self.rendered.read().unwrap_or_else(PoisonError::into_inner));
-        if current.is_current(self.health.generation(), now) {
-            return current;
-        }
-        let fresh = Arc::new(Rendered::new(&self.health, &self.options, now));
-        *self
-            .rendered
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = Arc::clone(&fresh);
+        let (fresh, recorded) = {
+            let _rendering = self
+                .rendering
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            // Another probe may have rendered while this one waited.
+            let current = Arc::clone(&self.rendered.read().unwrap_or_else(PoisonError::into_inner));
+            if current.is_current(self.health.generation(), now) {
+                return current;
+            }
+            let (fresh, recorded) = Rendered::new(&self.health, &self.options, now);
+            let fresh = Arc::new(fresh);
+            *self
+                .rendered
+                .write()
+                .unwrap_or_else(PoisonError::into_inner) = Arc::clone(&fresh);
+            (fresh, recorded)
+        };
+        // Logged once the render lock is released: probes waiting for it must not wait for a
+        // slow log sink too.
+        recorded.finish();
         fresh
     }
 }

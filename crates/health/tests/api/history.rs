@@ -177,6 +177,36 @@ async fn the_history_holds_at_most_256_transitions_however_long_it_flaps() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn since_is_the_last_overall_change_however_many_component_changes_came_after_it() {
+    let app = start(Details::Components).await;
+    app.database.set(CheckOutcome::down("read failed"));
+    app.health.refresh_now().await;
+    let went_down = history(&app).await;
+    assert_eq!(went_down["status"], "DOWN");
+    let since = went_down["since"].clone();
+    assert_ne!(since, went_down["startedAt"]);
+    // Another component flaps while the overall status stays DOWN: enough changes to push the
+    // overall one out of the ring.
+    for i in 0..300 {
+        let status = if i % 2 == 0 {
+            Status::Degraded
+        } else {
+            Status::OutOfService
+        };
+        app.health
+            .set_manual("flappy", status, "flapping", Probes::LIVENESS);
+    }
+    let body = history(&app).await;
+    assert_eq!(body["status"], "DOWN");
+    let transitions = body["transitions"].as_array().unwrap();
+    assert!(
+        transitions.iter().all(|t| t["scope"] != "overall"),
+        "the overall change is still in the ring: the test shows nothing"
+    );
+    assert_eq!(body["since"], since, "{body}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn asking_for_the_history_records_a_result_that_turned_stale() {
     let app = start(Details::Components).await;
     advance(app.health.staleness()).await;

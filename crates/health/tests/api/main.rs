@@ -8,6 +8,7 @@ mod curability;
 mod helpers;
 mod history;
 mod http;
+mod locks;
 mod registry;
 mod startup_and_components;
 mod transitions;

@@ -1,6 +1,11 @@
-//! Logging: the `tracing` subscriber, the one process-wide thing the service installs.
+//! Logging: the `tracing` subscriber, the one process-wide thing the service installs, with
+//! [`Repeats`], which keeps a sustained failure from flooding the log.
 
-use std::io::IsTerminal as _;
+mod repeats;
+
+use std::{io::IsTerminal as _, time::Duration};
+
+pub use repeats::{MAX_CAUSES, Repeats};
 
 use tracing_subscriber::{
     Layer as _, filter::Targets, fmt, layer::SubscriberExt as _, util::SubscriberInitExt as _,
@@ -25,8 +30,13 @@ pub enum TelemetryError {
     AlreadyInstalled(#[source] tracing_subscriber::util::TryInitError),
 }
 
+/// How long a cause of warnings or errors is logged once: the first line in full, the rest
+/// counted and summed up with the next line of that cause after the window.
+pub const REPEAT_WINDOW: Duration = Duration::from_secs(10);
+
 /// Installs the global subscriber writing to stdout in `format`, filtered by `filter`: a level
-/// or `target=level` directives, e.g. `warn,accountservice=debug`.
+/// or `target=level` directives, e.g. `warn,accountservice=debug`. Warnings and errors of one
+/// cause are logged once per [`REPEAT_WINDOW`] ([`Repeats`]).
 ///
 /// The filter is `tracing_subscriber`'s `Targets`, not `EnvFilter`: the same directive syntax
 /// minus span-field matching, without the regex engine that `EnvFilter` brings (a large share
@@ -45,7 +55,7 @@ pub fn init(format: LogFormat, filter: &str) -> Result<(), TelemetryError> {
         LogFormat::Json => layer.json().flatten_event(true).boxed(),
     };
     tracing_subscriber::registry()
-        .with(layer.with_filter(targets))
+        .with(Repeats::new(REPEAT_WINDOW, layer).with_filter(targets))
         .try_init()
         .map_err(TelemetryError::AlreadyInstalled)
 }
