@@ -856,7 +856,7 @@ mod tests {
     }
 
     /// Every duration setting and the range it takes, in seconds.
-    const DURATIONS: [(&str, f64, f64); 14] = [
+    const DURATIONS: [(&str, f64, f64); 13] = [
         ("--local-fault-grace", 0.0, MAX_SECONDS),
         (
             "--database-acquire-timeout",
