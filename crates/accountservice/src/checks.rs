@@ -113,7 +113,7 @@ impl DatabaseCheck {
         fault: Option<&crate::store::FaultSwitch>,
     ) -> CheckOutcome {
         let started = Instant::now();
-        let result = match fault.map_or(Ok(()), |switch| switch.fail_if_on()) {
+        let result = match crate::store::serving::postgres_fault(fault, store).await {
             Ok(()) => store.check().await,
             Err(error) => Err(error),
         };

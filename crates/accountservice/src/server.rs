@@ -214,14 +214,16 @@ pub async fn serve_with_h2c(
                 |connection: Pin<&mut _>| connection.graceful_shutdown(),
                 closing,
                 async move {
-                    tokio::select! {
-                        bound = idle(quiet, idle_timeout) => bound,
-                        bound = stalled(quiet_for_stall, write_timeout) => {
-                            tracing::debug!(%peer, ?bound, "a response made no progress; closing");
-                            // A stalled client will not answer a graceful close either.
-                            Duration::ZERO
-                        }
-                    }
+                    let idle = idle(quiet, idle_timeout);
+                    let stalled = stalled(quiet_for_stall, write_timeout);
+                    tokio::pin!(idle, stalled);
+                    std::future::poll_fn(|cx| match idle.as_mut().poll(cx) {
+                        Poll::Ready(bound) => Poll::Ready(bound),
+                        // A stalled client will not answer a graceful close either: no time
+                        // to close.
+                        Poll::Pending => stalled.as_mut().poll(cx).map(|_| Duration::ZERO),
+                    })
+                    .await
                 },
                 peer,
                 permit,
@@ -453,11 +455,10 @@ async fn idle(mut activity: watch::Receiver<Activity>, timeout: Duration) -> Dur
             // The service, which holds the sender, went with the connection.
             return std::future::pending().await;
         }
-        tokio::select! {
-            () = tokio::time::sleep(timeout) => return timeout,
-            changed = activity.changed() => if changed.is_err() {
-                return std::future::pending().await;
-            },
+        match tokio::time::timeout(timeout, activity.changed()).await {
+            Err(_) => return timeout,
+            Ok(Err(_)) => return std::future::pending().await,
+            Ok(Ok(())) => {}
         }
     }
 }
@@ -473,15 +474,12 @@ async fn stalled(mut activity: watch::Receiver<Activity>, bound: Duration) -> Du
         else {
             return std::future::pending().await;
         };
-        let deadline = tokio::time::sleep(bound);
-        tokio::pin!(deadline);
+        let deadline = Instant::now() + bound;
         loop {
-            tokio::select! {
-                () = &mut deadline => return bound,
-                changed = activity.changed() => {
-                    if changed.is_err() {
-                        return std::future::pending().await;
-                    }
+            match tokio::time::timeout_at(deadline, activity.changed()).await {
+                Err(_) => return bound,
+                Ok(Err(_)) => return std::future::pending().await,
+                Ok(Ok(())) => {
                     let later = *activity.borrow_and_update();
                     if later.waiting == 0 || later.taken != now.taken {
                         break;

@@ -29,10 +29,10 @@ pub struct Results {
     pub saturated: Saturated,
     pub memory: MemoryTable,
     pub held: Pair<Held>,
-    /// `/accounts/{id}` over PostgreSQL against pgbench (`bench::postgres`).
-    pub postgres: Option<super::postgres::Postgres>,
     /// Bytes per idle and per busy connection, each from fresh servers.
     pub connections: super::connections::ConnectionCost,
+    /// `/accounts/{id}` over PostgreSQL against pgbench (`bench::postgres`).
+    pub postgres: Option<super::postgres::Postgres>,
     pub clean_exit: bool,
     pub instructions: Option<Instructions>,
     pub total: f64,
@@ -301,12 +301,12 @@ impl Results {
                 (r.saturated.management.health.requests > 0).then_some(r.saturated.management.health.p99)),
             ("the same, healthchecker against the management port, p99", (AtMost, 0.010), "seconds",
                 (r.saturated.management.probes.count > 0).then_some(r.saturated.management.probes.p99)),
-            ("`/accounts/{id}` over PostgreSQL requests/s ÷ `pgbench -S -M prepared` (same server, clients and rounds)",
-                (AtLeast, 0.5), "ratio", r.postgres.as_ref().and_then(|p| p.accounts.rate_ratio)),
             ("bytes per idle connection (RSS) ÷ yardstick", (AtMost, 1.1), "ratio", Some(r.connections.idle.rss_ratio)),
             ("bytes per idle connection (control group) ÷ yardstick", (AtMost, 1.1), "ratio", r.connections.idle.cgroup_ratio),
             ("bytes per busy connection (RSS) ÷ yardstick", (AtMost, 1.1), "ratio", Some(r.connections.busy.rss_ratio)),
             ("bytes per busy connection (control group) ÷ yardstick", (AtMost, 1.1), "ratio", r.connections.busy.cgroup_ratio),
+            ("`/accounts/{id}` over PostgreSQL requests/s ÷ `pgbench -S -M prepared` (same server, clients and rounds)",
+                (AtLeast, 0.5), "ratio", r.postgres.as_ref().and_then(|p| p.accounts.rate_ratio)),
             ("errors (every run), failed probes, crashes, unclean exit", (AtMost, 0.0), "count",
                 Some(r.problems.len() as f64)),
         ];

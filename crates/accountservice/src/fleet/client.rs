@@ -17,6 +17,7 @@ use tokio::{
 };
 
 use super::history::PeerHistory;
+use crate::server::WriteProgress;
 
 /// The path asked on every peer: its own state only, so a fleet view never recurses.
 pub const HISTORY_PATH: &str = "/health/history";
@@ -63,7 +64,9 @@ async fn exchange(
     let _ = stream.set_nodelay(true);
     let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
         .max_buf_size(CONNECTION_BUFFER)
-        .handshake(TokioIo::new(stream))
+        // The server's socket type (its writes bounded like every server connection's, here by
+        // the round's timeout): one type of socket under hyper, so its code is in the binary once.
+        .handshake(TokioIo::new(WriteProgress::new(stream, limits.timeout)))
         .await
         .map_err(|error| format!("HTTP handshake failed: {error}"))?;
     // The connection task ends with the exchange (or when `fetch`'s deadline drops the sender).

@@ -12,6 +12,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::verdict::Answer;
+use crate::server::WriteProgress;
 
 /// The most body bytes read from an answer: one component's status and short reason, with room
 /// for its details at `details=always`.
@@ -24,7 +25,7 @@ const MAX_REASON: usize = 120;
 /// Asks the peer at `address` (listed as `host`) about `component`, within `timeout` for
 /// connecting, sending and reading together.
 pub async fn ask(address: SocketAddr, host: &str, component: &str, timeout: Duration) -> Answer {
-    match tokio::time::timeout(timeout, exchange(address, host, component)).await {
+    match tokio::time::timeout(timeout, exchange(address, host, component, timeout)).await {
         Ok(Ok((status, body))) => judge(status, &body),
         Ok(Err(why)) => Answer::NoAnswer(why),
         Err(_) => Answer::NoAnswer(format!("no answer within {}s", timeout.as_secs_f64())),
@@ -73,12 +74,17 @@ async fn exchange(
     address: SocketAddr,
     host: &str,
     component: &str,
+    timeout: Duration,
 ) -> Result<(StatusCode, Vec<u8>), String> {
     let stream = TcpStream::connect(address)
         .await
         .map_err(|error| format!("cannot connect: {}", error.kind()))?;
     let _ = stream.set_nodelay(true);
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
+        .max_buf_size(MAX_BODY)
+        // The server's socket type, as the fleet view's client uses: one type of socket under
+        // hyper, so its HTTP/1.1 code is in the binary once.
+        .handshake(TokioIo::new(WriteProgress::new(stream, timeout)))
         .await
         .map_err(|error| format!("HTTP handshake failed: {error}"))?;
     // The connection task ends with the exchange (or when `ask`'s deadline drops the sender).

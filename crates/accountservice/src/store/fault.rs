@@ -78,8 +78,8 @@ impl FaultSwitch {
             .unwrap_or_else(PoisonError::into_inner);
     }
 
-    /// The error a store call fails with while the switch says fail. A hang applies to the
-    /// embedded store only, whose calls run where blocking is allowed; PostgreSQL's are async.
+    /// The error a store call fails with while the switch says fail (a hang is the caller's
+    /// to wait out: the PostgreSQL store does it without blocking a thread, `store::Store`).
     pub fn fail_if_on(&self) -> Result<(), StoreError> {
         if self.is_failing() {
             return Err(StoreError::Unavailable(

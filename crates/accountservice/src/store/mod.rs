@@ -8,7 +8,7 @@ mod fault;
 mod integrity;
 pub mod postgres;
 mod redb_store;
-mod serving;
+pub(crate) mod serving;
 
 #[cfg(test)]
 pub use account_store::MockAccountStore;

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use super::{AccountStore, FaultSwitch, PgStore, StoreError};
+use super::{AccountStore, Fault, FaultSwitch, PgStore, StoreError};
 use crate::domain::{Account, AccountId};
 
 /// Where the serving side reads accounts from. Cheap to clone.
@@ -32,7 +32,7 @@ impl Store {
         match self {
             Self::Embedded(store) => store.get(id),
             Self::Postgres { store, fault } => {
-                fail_if_on(fault.as_deref())?;
+                postgres_fault(fault.as_deref(), store).await?;
                 store.get(id).await
             }
         }
@@ -58,8 +58,26 @@ impl Store {
     }
 }
 
-fn fail_if_on(fault: Option<&FaultSwitch>) -> Result<(), StoreError> {
-    fault.map_or(Ok(()), FaultSwitch::fail_if_on)
+/// The testability switch in front of PostgreSQL: fail at once, or hang (without blocking a
+/// thread) until the switch moves or the store's own bound for a statement passes, as a server
+/// that stopped answering would.
+pub(crate) async fn postgres_fault(
+    fault: Option<&FaultSwitch>,
+    store: &PgStore,
+) -> Result<(), StoreError> {
+    let Some(switch) = fault else {
+        return Ok(());
+    };
+    let limit = store.query_timeout();
+    let started = tokio::time::Instant::now();
+    while switch.fault() == Fault::Hanging {
+        if started.elapsed() >= limit {
+            return Err(StoreError::timed_out("read", limit));
+        }
+        // The switch has no async wake-up; a hang is a test's fault, polled finely enough.
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    switch.fail_if_on()
 }
 
 impl<T: AccountStore> From<Arc<T>> for Store {

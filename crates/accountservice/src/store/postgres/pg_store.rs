@@ -131,6 +131,11 @@ impl PgStore {
         &self.metrics
     }
 
+    /// How long the client waits for one statement's answer.
+    pub fn query_timeout(&self) -> Duration {
+        self.query_timeout
+    }
+
     /// The URL with its password redacted.
     pub fn shown_url(&self) -> &str {
         &self.shown
