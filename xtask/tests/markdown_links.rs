@@ -7,9 +7,6 @@ use std::path::{Component, Path, PathBuf};
 
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
-/// Pages other branches are adding at the same time; a link to one is accepted while it is absent.
-const PENDING: [&str; 1] = ["docs/postgresql.md"];
-
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -149,11 +146,7 @@ fn broken_links(root: &Path) -> Vec<String> {
                 resolve(file.parent().unwrap_or(root), target)
             };
             if !destination.exists() {
-                let relative = destination.strip_prefix(root).unwrap_or(&destination);
-                let pending = PENDING.iter().any(|p| Path::new(p) == relative);
-                if !pending {
-                    broken.push(format!("{shown}:{line}: {link}: no such file"));
-                }
+                broken.push(format!("{shown}:{line}: {link}: no such file"));
                 continue;
             }
             let Some(fragment) = fragment else { continue };

@@ -8,7 +8,7 @@
 //! (`the_committed_document_is_what_the_code_generates`), which fails whenever `openapi.json`
 //! differs from what the code generates, so the file cannot drift on a green build;
 //! `UPDATE_OPENAPI=1 cargo test -p accountservice openapi` rewrites it. The binary serves the
-//! committed file and carries no utoipa code (its size counts against the 6 MB image budget).
+//! committed file and carries no utoipa code (its size counts against the image's size budget).
 //!
 //! The committed document includes the testability and fleet operations; an instance without
 //! `--testability` or without `--peers` serves it without them (and without the schemas only

@@ -17,8 +17,9 @@ use crate::docker::{self, ContainerState, MANAGEMENT_PORT, SERVICE_PORT};
 use crate::image::{LATEST, image_size};
 use crate::wait::{self, Poll};
 
-/// The budget for the image, uncompressed.
-const IMAGE_BUDGET: u64 = 6 * 1000 * 1000;
+/// The budget for the image, uncompressed: both binaries, the service with its PostgreSQL client
+/// and TLS (what that costs is in docs/postgresql.md; without it the image stayed under 6 MB).
+const IMAGE_BUDGET: u64 = 8 * 1000 * 1000;
 
 /// How long a container may take to turn healthy or unhealthy with the e2e health flags.
 const HEALTH_DEADLINE: Duration = Duration::from_secs(30);

@@ -40,7 +40,7 @@ pub const REPEAT_WINDOW: Duration = Duration::from_secs(10);
 ///
 /// The filter is `tracing_subscriber`'s `Targets`, not `EnvFilter`: the same directive syntax
 /// minus span-field matching, without the regex engine that `EnvFilter` brings (a large share
-/// of the binary against its 6 MB budget).
+/// of the binary against the image's size budget).
 pub fn init(format: LogFormat, filter: &str) -> Result<(), TelemetryError> {
     let targets: Targets = filter.parse().map_err(|source| TelemetryError::Filter {
         filter: filter.to_owned(),

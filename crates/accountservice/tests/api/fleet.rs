@@ -326,7 +326,10 @@ async fn many_concurrent_viewers_cost_one_round_per_interval() {
     }
     let elapsed = started.elapsed();
     let rounds = accepted.load(Ordering::SeqCst);
-    let allowed = (elapsed.as_secs_f64() / interval.as_secs_f64()).floor() as usize + 1;
+    // One round per interval begun, and one more: a round's connection may be accepted by the
+    // peer just as the clock read above passes an interval's end. Either way far fewer than one
+    // per viewer.
+    let allowed = (elapsed.as_secs_f64() / interval.as_secs_f64()).floor() as usize + 2;
     assert!(
         (1..=allowed).contains(&rounds),
         "{rounds} rounds for 200 viewers in {elapsed:?} (interval {interval:?})"
