@@ -352,11 +352,14 @@ def service_scenario(service):
     service.switch("/testability/database/down", {"database": "down"})
     database.expect(NOT_SERVING)
     overall.expect(NOT_SERVING)
-    expect_checks(stub, dict(all_serving, **{"": NOT_SERVING, "readiness": NOT_SERVING,
-                                             "database": NOT_SERVING}))
+    # The embedded database is the replica's own: a restart can cure it, so liveness fails too.
+    liveness.expect(NOT_SERVING)
+    expect_checks(stub, dict(all_serving, **{"": NOT_SERVING, "liveness": NOT_SERVING,
+                                             "readiness": NOT_SERVING, "database": NOT_SERVING}))
     service.switch("/testability/database/up", {"database": "up"})
     database.expect(SERVING)
     overall.expect(SERVING)
+    liveness.expect(SERVING)
     expect_checks(stub, all_serving)
 
     print("SIGTERM with Watch calls open:")

@@ -195,8 +195,8 @@ fn the_stack_health_check_runs_the_probe_in_exec_form_with_every_timing_set() {
     );
     assert_eq!(
         test[2..],
-        ["--port", "6768"],
-        "the health check asks the management port"
+        ["--port", "6768", "--path", "/health/live"],
+        "the health check asks liveness (a restart signal) on the management port"
     );
     for key in ["interval", "timeout", "retries", "start_period"] {
         assert!(!healthcheck[key].is_null(), "healthcheck.{key} is missing");
@@ -326,8 +326,8 @@ fn the_dockerfile_is_from_scratch_non_root_with_an_exec_form_health_check() {
         "Docker ignores `|| exit 1` in exec form"
     );
     assert_eq!(
-        command, r#"["/healthchecker", "--port", "6768"]"#,
-        "the probe asks the management port"
+        command, r#"["/healthchecker", "--port", "6768", "--path", "/health/live"]"#,
+        "the probe asks liveness (a restart signal) on the management port"
     );
 }
 

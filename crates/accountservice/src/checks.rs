@@ -4,6 +4,12 @@
 //! redb file, or a query through the PostgreSQL pool, whose details name the backend and the
 //! pool's state. The original service tested `db != nil`, which can never fail; this one fails
 //! when reads fail.
+//!
+//! It takes part in every probe, and declares whether a restart can cure its failure from the
+//! store behind it ([`Store::is_shared`]): an embedded file of the replica's own can be (the
+//! restart signals fail, and the orchestrator replaces the replica, as the original's
+//! `HEALTHCHECK` did); a database every replica shares cannot (only `/health` fails, and the
+//! replica asks its peers whether the fault is its alone: `crate::outage`).
 
 use std::{
     sync::{
@@ -13,7 +19,9 @@ use std::{
     time::Instant,
 };
 
-use health::{BoxFuture, BuildError, CheckOutcome, Health, HealthCheck, Startup};
+use health::{
+    BoxFuture, BuildError, CheckOutcome, Curability, Health, HealthCheck, Probes, Startup,
+};
 
 use crate::{
     config::Settings,
@@ -46,14 +54,26 @@ pub fn registry(
 /// bounds every wait and a timed-out query is simply dropped.
 pub struct DatabaseCheck {
     store: Store,
+    curability: Curability,
     in_flight: Arc<AtomicBool>,
 }
 
+/// The name of the check, as `/health` and the fleet show it.
+pub const DATABASE: &str = "database";
+
 impl DatabaseCheck {
-    /// A check over `store` (a [`Store`], or any `Arc` of an `AccountStore`).
+    /// A check over `store` (a [`Store`], or any `Arc` of an `AccountStore`), curable by
+    /// restart unless the store is shared by every replica.
     pub fn new(store: impl Into<Store>) -> Self {
+        let store = store.into();
+        let curability = if store.is_shared() {
+            Curability::NotByRestart
+        } else {
+            Curability::Restart
+        };
         Self {
-            store: store.into(),
+            store,
+            curability,
             in_flight: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -121,7 +141,16 @@ impl Drop for InFlight {
 
 impl HealthCheck for DatabaseCheck {
     fn name(&self) -> &str {
-        "database"
+        DATABASE
+    }
+
+    /// Readiness and liveness alike; [`Curability`] decides what a failure does to each.
+    fn probes(&self) -> Probes {
+        Probes::ALL
+    }
+
+    fn curability(&self) -> Curability {
+        self.curability
     }
 
     fn measurement(&self) -> &str {
@@ -155,6 +184,7 @@ mod tests {
     #[tokio::test]
     async fn a_successful_read_is_up_with_its_response_time() {
         let mut store = MockAccountStore::new();
+        store.expect_is_shared().return_const(false);
         store.expect_check().times(1).returning(|| Ok(100));
         let outcome = DatabaseCheck::new(Arc::new(store)).check().await;
         assert_eq!(outcome.status, Status::Up);
@@ -165,6 +195,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_read_is_down_with_a_short_reason_and_the_cause_as_detail() {
         let mut store = MockAccountStore::new();
+        store.expect_is_shared().return_const(false);
         store
             .expect_check()
             .times(1)
@@ -175,11 +206,26 @@ mod tests {
         assert!(outcome.detail.unwrap().contains("disk on fire"));
     }
 
+    #[test]
+    fn a_store_of_the_replica_s_own_is_curable_by_restart_and_a_shared_one_is_not() {
+        for (shared, curability) in [
+            (false, Curability::Restart),
+            (true, Curability::NotByRestart),
+        ] {
+            let mut store = MockAccountStore::new();
+            store.expect_is_shared().return_const(shared);
+            let check = DatabaseCheck::new(Arc::new(store));
+            assert_eq!(check.curability(), curability);
+            assert_eq!(check.probes(), Probes::ALL);
+        }
+    }
+
     #[tokio::test]
     async fn a_blocked_read_is_not_started_twice() {
         let (release, released) = std::sync::mpsc::channel::<()>();
         let released = std::sync::Mutex::new(released);
         let mut store = MockAccountStore::new();
+        store.expect_is_shared().return_const(false);
         // Exactly one read reaches the store while it is blocked.
         store.expect_check().times(1).returning(move || {
             let _ = released.lock().unwrap().recv();

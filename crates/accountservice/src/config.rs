@@ -282,9 +282,23 @@ pub struct Settings {
     /// each health interval (in Swarm `tasks.<service>:6768`), or a comma-separated list of
     /// `host:port`. The port is the one peers serve /health/history on: their management port
     /// when they have one (as the image does), else their only port. Peers are asked only while
-    /// someone looks at the view.
+    /// someone looks at the view, and while a check of a dependency every replica shares (a
+    /// database server) fails: then a few of them, at most once per health interval, whether
+    /// they reach it.
     #[arg(long, env = "ACCOUNTSERVICE_PEERS")]
     pub peers: Option<Peers>,
+
+    /// Seconds a fault of this replica's own with a dependency every replica shares (its peers
+    /// reach the database, it cannot) may last with readiness failing before liveness fails
+    /// too, so that the orchestrator replaces the replica. Long enough for a brief cut to heal
+    /// without a restart.
+    #[arg(
+        long,
+        env = "ACCOUNTSERVICE_LOCAL_FAULT_GRACE",
+        default_value = "30",
+        value_parser = seconds(0.0, MAX_SECONDS)
+    )]
+    pub local_fault_grace: Duration,
 
     /// A second port for the operator endpoints (every health route, /metrics, the testability
     /// and fleet routes), served on a thread of its own so probes never wait behind public
@@ -602,6 +616,7 @@ mod tests {
         assert_eq!(settings.write_timeout, Duration::from_secs(30));
         assert_eq!(settings.max_concurrent_requests, 1024);
         assert_eq!(settings.peers, None, "no fleet view unless asked for");
+        assert_eq!(settings.local_fault_grace, Duration::from_secs(30));
         assert_eq!(
             settings.management_address(),
             None,
@@ -841,7 +856,8 @@ mod tests {
     }
 
     /// Every duration setting and the range it takes, in seconds.
-    const DURATIONS: [(&str, f64, f64); 12] = [
+    const DURATIONS: [(&str, f64, f64); 13] = [
+        ("--local-fault-grace", 0.0, MAX_SECONDS),
         (
             "--database-acquire-timeout",
             MIN_POSITIVE_SECONDS,
@@ -886,11 +902,11 @@ mod tests {
 
     /// The settings that are neither: words, addresses, paths, switches.
     const OTHERS: [&str; 15] = [
+        "--bind",
+        "--db-path",
         "--database-url",
         "--database-url-file",
         "--database-password-file",
-        "--bind",
-        "--db-path",
         "--log-format",
         "--log-filter",
         "--health-details",
@@ -929,6 +945,7 @@ mod tests {
             "--header-read-timeout" => settings.header_read_timeout,
             "--close-grace" => settings.close_grace,
             "--write-timeout" => settings.write_timeout,
+            "--local-fault-grace" => settings.local_fault_grace,
             "--database-acquire-timeout" => settings.database_acquire_timeout,
             "--database-statement-timeout" => settings.database_statement_timeout,
             "--database-connect-timeout" => settings.database_connect_timeout,

@@ -42,6 +42,15 @@ pub enum ApiError {
     /// The request has a body, which no route takes, larger than the service accepts.
     #[error("request body larger than {0} bytes; no route takes a body")]
     PayloadTooLarge(u64),
+    /// The store is in a shared outage (every replica fails to reach it): answered at once,
+    /// with the public reason and the seconds until the next verdict as `Retry-After`.
+    #[error("{reason}")]
+    SharedOutage {
+        /// E.g. `shared outage: 3 of 3 replicas cannot reach the database`.
+        reason: std::sync::Arc<str>,
+        /// Seconds to wait before retrying.
+        retry_after: u64,
+    },
     /// Too many requests in progress: shed instead of queued.
     #[error("too many requests in progress; retry shortly")]
     Overloaded,
@@ -58,7 +67,9 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             Self::AccountNotFound(_) | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
-            Self::StoreUnavailable(_) | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StoreUnavailable(_) | Self::Overloaded | Self::SharedOutage { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -89,6 +100,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Self::SharedOutage { retry_after, .. } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
         }
         response
     }

@@ -22,6 +22,10 @@
 //!   claim one `--slot`, which holds it (the later started); each round on a task of its own,
 //!   what it reads and keeps within stated byte bounds; knows nothing of this replica's own
 //!   health.
+//! - [`outage`]: is it me, or everyone? While a check of a dependency every replica shares
+//!   fails, a few peers are asked whether they reach it: a fault of this replica's own takes it
+//!   out of readiness (and after a grace, liveness); an outage of the dependency restarts
+//!   nothing, keeps readiness in rotation and turns lookups into an immediate 503.
 //! - [`served_by`]: the instance name put in every account answer, computed once.
 //! - [`openapi`]: the OpenAPI document served at `/openapi.json`.
 //! - [`guard`]: the request edge: [`guard::edge`] composes, on every route, the size limits
@@ -61,6 +65,7 @@ pub mod management;
 pub mod memory_limit;
 pub mod metrics;
 pub mod openapi;
+pub mod outage;
 pub mod router;
 pub mod routes;
 pub mod seed;

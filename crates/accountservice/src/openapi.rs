@@ -198,18 +198,22 @@ mod spec {
     health_path!(
         health,
         "/health",
-        "Every component: the database check, the testability switch and the shutdown state."
+        "Every component: the database check, the testability switch, the shutdown state and the \
+         outage verdict. 503 whenever the database cannot serve."
     );
     health_path!(
         liveness,
         "/health/live",
-        "Liveness: the process answers. Checks no dependency."
+        "Liveness, the restart signal: fails only on faults a restart can cure (the embedded \
+         database, the testability switch, a local fault past its grace), never on a database \
+         every replica shares."
     );
     health_path!(livez, "/livez", "Liveness (alias of /health/live).");
     health_path!(
         readiness,
         "/health/ready",
-        "Readiness: the database works, not draining, not forced unhealthy."
+        "Readiness: not draining, not forced unhealthy, and the database works, or its outage \
+         is shared by every replica (fail open)."
     );
     health_path!(readyz, "/readyz", "Readiness (alias of /health/ready).");
 

@@ -52,6 +52,7 @@ use crate::{
     management::{self, Management},
     memory_limit,
     metrics::Metrics,
+    outage::{Me, Outage, OutageSeries, WatchOptions, Watcher},
     router::{self, EndpointSettings, Endpoints, Split},
     routes::testability::Testability,
     seed::{self, DEFAULT_CHUNK_SIZE},
@@ -245,10 +246,33 @@ impl Application {
             .local_addr()
             .map_err(|source| StartupError::Bind { address, source })?;
         let draining = Draining::reported_in(health.clone());
+        // Is it me, or everyone? Watches the checks a restart cannot cure; it holds no handle
+        // that keeps the registry (and so the store) alive, and ends with it.
+        let outage = Arc::new(Outage::new(
+            &health,
+            checks::DATABASE,
+            settings.health_interval,
+        ));
+        let peer_port = management
+            .as_ref()
+            .map_or(local_addr.port(), |m| m.local_addr().port());
+        Watcher::new(
+            outage.clone(),
+            &health,
+            WatchOptions {
+                peers: settings.peers.clone(),
+                me: Me::detect(peer_port),
+                interval: settings.health_interval,
+                timeout: settings.health_timeout,
+                grace: settings.local_fault_grace,
+            },
+        )
+        .spawn();
         let mut metrics = Metrics::new(health.clone(), &version);
         if let Store::Postgres { store, .. } = &serving {
             metrics.register_collector(Box::new(PoolCollector::new(store.clone())));
         }
+        metrics.register_collector(Box::new(OutageSeries::new(outage.clone())));
         let endpoints = Endpoints {
             fleet,
             draining: draining.clone(),
@@ -275,7 +299,7 @@ impl Application {
             },
         };
 
-        let state = AppState::new(serving, served_by);
+        let state = AppState::new(serving, served_by).with_outage(outage);
         let public_routes = management.as_ref().map(|management| {
             let grpc_health = grpc::routes(
                 health.clone(),

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::store::Store;
+use crate::{outage::Outage, store::Store};
 
 /// Shared, cheaply cloned state of the HTTP layer.
 ///
@@ -13,6 +13,9 @@ pub struct AppState {
     pub store: Store,
     /// The `servedBy` value of every account answer, computed once at start.
     pub served_by: Arc<str>,
+    /// The verdict on a failing store shared by every replica: during a shared outage lookups
+    /// answer 503 at once instead of waiting on the store. `None`: never.
+    pub outage: Option<Arc<Outage>>,
 }
 
 impl AppState {
@@ -21,6 +24,15 @@ impl AppState {
         Self {
             store: store.into(),
             served_by: served_by.into(),
+            outage: None,
         }
+    }
+
+    /// The same state, with lookups turned away at once while `outage` says the store is in a
+    /// shared outage.
+    #[must_use]
+    pub fn with_outage(mut self, outage: Arc<Outage>) -> Self {
+        self.outage = Some(outage);
+        self
     }
 }

@@ -142,6 +142,7 @@ impl HealthBuilder {
             checks.push(Registered {
                 critical: check.critical(),
                 probes: check.probes(),
+                curability: check.curability(),
                 measurement: check.measurement().to_owned(),
                 name,
                 timeout,

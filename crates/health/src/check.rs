@@ -4,7 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use crate::{Probes, Status};
+use crate::{Curability, Probes, Status};
 
 /// A boxed, sendable future: what [`HealthCheck::check`] returns, so the trait stays object
 /// safe and checks of different types live in one registry.
@@ -12,8 +12,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// One dependency or aspect of a service whose health can be tested, e.g. a database.
 ///
-/// The registry ([`crate::Health`]) reads `name`, `critical`, `probes`, `timeout` and
-/// `measurement` once, when it is built; it calls [`check`](HealthCheck::check) in the
+/// The registry ([`crate::Health`]) reads `name`, `critical`, `probes`, `curability`,
+/// `timeout` and `measurement` once, when it is built; it calls [`check`](HealthCheck::check) in the
 /// background, at most once per refresh interval, never from a probe.
 ///
 /// `check` must not block the thread: wrap blocking I/O (a synchronous database, a file
@@ -56,6 +56,14 @@ pub trait HealthCheck: Send + Sync + 'static {
     /// decides whether to send traffic here, not whether to restart the process).
     fn probes(&self) -> Probes {
         Probes::READINESS
+    }
+
+    /// Whether restarting the instance can cure a failure of this check. Default:
+    /// [`Curability::Restart`]. Declare [`Curability::NotByRestart`] for a dependency outside
+    /// the instance (a database server every replica shares): its failure then fails `/health`
+    /// but neither liveness nor readiness (see [`Curability`] for why).
+    fn curability(&self) -> Curability {
+        Curability::Restart
     }
 
     /// This check's own timeout; `None` (the default) uses the registry's
@@ -152,6 +160,7 @@ pub struct FnCheck<F> {
     name: String,
     critical: bool,
     probes: Probes,
+    curability: Curability,
     timeout: Option<Duration>,
     measurement: String,
     f: F,
@@ -167,8 +176,8 @@ pub struct FnCheck<F> {
 ///     .probes(Probes::NONE);
 /// ```
 ///
-/// Defaults as in [`HealthCheck`]: critical, readiness only, the registry's timeout,
-/// measurement `"status"`.
+/// Defaults as in [`HealthCheck`]: critical, readiness only, curable by restart, the registry's
+/// timeout, measurement `"status"`.
 pub fn check_fn<F, Fut>(name: impl Into<String>, f: F) -> FnCheck<F>
 where
     F: Fn() -> Fut + Send + Sync + 'static,
@@ -178,6 +187,7 @@ where
         name: name.into(),
         critical: true,
         probes: Probes::READINESS,
+        curability: Curability::Restart,
         timeout: None,
         measurement: "status".to_owned(),
         f,
@@ -196,6 +206,13 @@ impl<F> FnCheck<F> {
     #[must_use]
     pub fn probes(mut self, probes: Probes) -> Self {
         self.probes = probes;
+        self
+    }
+
+    /// Declares whether a restart can cure a failure (see [`HealthCheck::curability`]).
+    #[must_use]
+    pub fn curability(mut self, curability: Curability) -> Self {
+        self.curability = curability;
         self
     }
 
@@ -227,6 +244,9 @@ where
     }
     fn probes(&self) -> Probes {
         self.probes
+    }
+    fn curability(&self) -> Curability {
+        self.curability
     }
     fn timeout(&self) -> Option<Duration> {
         self.timeout

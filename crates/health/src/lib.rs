@@ -19,13 +19,22 @@
 //!   readiness, both or neither; `/health` ([`Scope::Overall`]) shows every component.
 //!   Checks default to readiness only: a liveness probe that fails with a dependency restarts
 //!   healthy processes and fixes nothing.
+//! - **Curable by restart or not** ([`Curability`], [`HealthCheck::curability`]): whether
+//!   restarting the instance can cure a failure. An embedded database file can be (a
+//!   replacement gets a fresh one); a database server every replica shares cannot. A failure a
+//!   restart cannot cure fails `/health` but weighs at most `DEGRADED` in liveness and
+//!   readiness: the restart signals fail only on faults a restart can cure, and readiness fails
+//!   open rather than take every replica out of rotation at once.
 //! - **Never looks healthy by accident**: a check that has not run yet is `OUT_OF_SERVICE`
 //!   ("not checked yet"); a timeout, a panic or a result older than the staleness bound is
 //!   `DOWN` ("timed out after 1s", "check panicked", "stale: last result 5s old"). A refresher
 //!   that died or hangs therefore turns the service 503 within the staleness bound.
 //! - **Manual components** ([`Health::set_manual`], [`Health::clear_manual`]): states set from
 //!   outside, such as "draining" at shutdown or an operator's "forced unhealthy" switch. They
-//!   take effect on the very next probe and never turn stale.
+//!   take effect on the very next probe and never turn stale; with a detail
+//!   ([`Health::set_manual_with_detail`]) saying what the state was concluded from.
+//! - **Weak handles** ([`Health::downgrade`], [`WeakHealth`]): for a background task that
+//!   watches the registry without keeping its checks (and what they hold) alive.
 //! - **Reasons and details** ([`CheckOutcome`]): a short, public `reason` ("read failed") and
 //!   an internal `detail` (error text, paths), plus an optional observed value and unit. The
 //!   HTTP layer shows the detail only at [`http::Details::Always`].
@@ -56,12 +65,12 @@
 //! # Layout
 //!
 //! `status` (statuses and their order), `probe` (probes and scopes), `check` (the trait and
-//! outcomes), `registry` (cached state and reports), `builder` (configuration, building the
-//! registry: it uses `registry`, never the reverse), `refresh` (running rounds and the
-//! refresher), `report` (reports), `history` (transitions, their
-//! counts and the change signal), `startup` (start-up state), `http` (axum handlers, the bodies
-//! they write and, with `openapi`, those bodies' schemas), `grpc` (the gRPC health service and
-//! its generated protocol code).
+//! outcomes), `curability` (what a restart can cure), `registry` (cached state and reports),
+//! `builder` (configuration, building the registry: it uses `registry`, never the reverse),
+//! `refresh` (running rounds and the refresher), `report` (reports), `history` (transitions,
+//! their counts and the change signal), `startup` (start-up state), `weak` (handles that do not
+//! keep the registry alive), `http` (axum handlers, the bodies they write and, with `openapi`,
+//! those bodies' schemas), `grpc` (the gRPC health service and its generated protocol code).
 //!
 //! # Example
 //!
@@ -143,6 +152,7 @@
 
 mod builder;
 mod check;
+mod curability;
 mod history;
 mod probe;
 mod refresh;
@@ -150,6 +160,7 @@ mod registry;
 mod report;
 mod startup;
 mod status;
+mod weak;
 
 #[cfg(feature = "grpc")]
 pub mod grpc;
@@ -158,9 +169,11 @@ pub mod http;
 
 pub use builder::{BuildError, DEFAULT_INTERVAL, DEFAULT_TIMEOUT, HealthBuilder};
 pub use check::{BoxFuture, CheckOutcome, FnCheck, HealthCheck, check_fn};
+pub use curability::Curability;
 pub use history::{Subject, TRANSITIONS_KEPT, Transition};
 pub use probe::{Probes, Scope};
 pub use registry::Health;
 pub use report::{ComponentKind, ComponentReport, Report};
 pub use startup::Startup;
 pub use status::Status;
+pub use weak::WeakHealth;

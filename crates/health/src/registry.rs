@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::history::{History, Observation, Recorded, Transition};
 use crate::report::{ComponentKind, ComponentReport, Report};
-use crate::{CheckOutcome, HealthCheck, Probes, Scope, Startup, Status};
+use crate::{CheckOutcome, Curability, HealthCheck, Probes, Scope, Startup, Status};
 
 /// The health of a service: checks refreshed in the background, manual components set from
 /// outside, and reports built from the latest results.
@@ -30,6 +30,7 @@ pub(crate) struct Registered {
     pub(crate) name: String,
     pub(crate) critical: bool,
     pub(crate) probes: Probes,
+    pub(crate) curability: Curability,
     pub(crate) timeout: Duration,
     pub(crate) measurement: String,
 }
@@ -50,6 +51,7 @@ pub(crate) struct CheckResult {
 pub(crate) struct Manual {
     status: Status,
     reason: String,
+    detail: Option<String>,
     probes: Probes,
     set_at: SystemTime,
 }
@@ -166,10 +168,24 @@ impl Health {
         reason: impl Into<String>,
         probes: Probes,
     ) {
+        self.set_manual_with_detail(name, status, reason, None, probes);
+    }
+
+    /// [`set_manual`](Self::set_manual) with an internal detail, shown like a check's (only at
+    /// `details=always`): what the state was concluded from, e.g. the answers behind it.
+    pub fn set_manual_with_detail(
+        &self,
+        name: impl Into<String>,
+        status: Status,
+        reason: impl Into<String>,
+        detail: Option<String>,
+        probes: Probes,
+    ) {
         let name = name.into();
         let manual = Manual {
             status,
             reason: reason.into(),
+            detail,
             probes,
             set_at: SystemTime::now(),
         };
@@ -324,7 +340,7 @@ impl Health {
                 components.insert(name.clone(), manual_component(m));
             }
         }
-        Report::from_components(components)
+        Report::for_scope(scope, components)
     }
 
     /// The first moment a result in the snapshot that is not stale at `now` turns stale;
@@ -353,6 +369,7 @@ impl Health {
             observed_unit: None,
             measurement: reg.measurement.clone(),
             critical: reg.critical,
+            curability: reg.curability,
             kind: ComponentKind::Check,
             checked_at: None,
             duration: None,
@@ -369,6 +386,8 @@ impl Health {
         let age = now.saturating_duration_since(r.finished);
         if age >= self.shared.staleness {
             c.status = Status::Down;
+            // Whatever the check declares: no result means this process stopped checking.
+            c.curability = Curability::Restart;
             c.reason = Some(format!("stale: last result {}s old", age.as_secs()));
             c.detail = Some(match &o.reason {
                 Some(reason) => format!("last result was {}: {reason}", o.status),
@@ -383,11 +402,12 @@ fn manual_component(m: &Manual) -> ComponentReport {
     ComponentReport {
         status: m.status,
         reason: Some(m.reason.clone()),
-        detail: None,
+        detail: m.detail.clone(),
         observed_value: None,
         observed_unit: None,
         measurement: "status".to_owned(),
         critical: true,
+        curability: Curability::Restart,
         kind: ComponentKind::Manual,
         checked_at: Some(m.set_at),
         duration: None,

@@ -3,14 +3,17 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use crate::Status;
+use crate::{Curability, Scope, Status};
 
 /// The health of a scope at one moment: the aggregate status, why it is not `UP`, and every
 /// component in the scope. Made by [`crate::Health::report`] from cached results.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct Report {
-    /// The worst [`ComponentReport::contribution`] of the components, `UP` when there are none.
+    /// The scope the report covers.
+    pub scope: Scope,
+    /// The worst [`ComponentReport::contribution`] of the components in this scope, `UP` when
+    /// there are none.
     pub status: Status,
     /// When `status` is not `UP`: every component that is not `UP`, worst first, as
     /// `"name: reason"`, joined by `"; "`, e.g. `"testability: forced unhealthy"`.
@@ -21,16 +24,25 @@ pub struct Report {
 }
 
 impl Report {
-    /// Builds a report from components: aggregates their statuses (worst wins) and writes
-    /// the summary reason.
+    /// Builds a report of the overall scope from components: aggregates their statuses (worst
+    /// wins) and writes the summary reason. Same as
+    /// [`for_scope`](Self::for_scope)`(Scope::Overall, components)`.
     #[must_use]
     pub fn from_components(components: BTreeMap<String, ComponentReport>) -> Report {
+        Report::for_scope(Scope::Overall, components)
+    }
+
+    /// Builds a report of `scope` from components: aggregates what each weighs in that scope
+    /// ([`ComponentReport::contribution_in`], worst wins) and writes the summary reason.
+    #[must_use]
+    pub fn for_scope(scope: Scope, components: BTreeMap<String, ComponentReport>) -> Report {
         let status = components
             .values()
-            .map(ComponentReport::contribution)
+            .map(|c| c.contribution_in(scope))
             .fold(Status::Up, Status::worst);
-        let reason = (status != Status::Up).then(|| summary_reason(&components));
+        let reason = (status != Status::Up).then(|| summary_reason(scope, &components));
         Report {
+            scope,
             status,
             reason,
             components,
@@ -44,14 +56,14 @@ impl Report {
     }
 }
 
-fn summary_reason(components: &BTreeMap<String, ComponentReport>) -> String {
+fn summary_reason(scope: Scope, components: &BTreeMap<String, ComponentReport>) -> String {
     let mut failing: Vec<(&String, &ComponentReport)> = components
         .iter()
         .filter(|(_, c)| c.status != Status::Up)
         .collect();
     // Worst first, so the first name is the one that made the answer what it is; the sort is
     // stable, so equal statuses stay in name order.
-    failing.sort_by_key(|(_, c)| std::cmp::Reverse(c.contribution()));
+    failing.sort_by_key(|(_, c)| std::cmp::Reverse(c.contribution_in(scope)));
     let mut out = String::new();
     for (name, c) in failing {
         if !out.is_empty() {
@@ -95,6 +107,10 @@ pub struct ComponentReport {
     pub measurement: String,
     /// Whether the component can make the aggregate fail.
     pub critical: bool,
+    /// Whether a restart can cure its failure: what its check declares
+    /// ([`crate::HealthCheck::curability`]); [`Curability::Restart`] for a manual component and
+    /// for a result gone stale (then the refresher, in this process, is what failed).
+    pub curability: Curability,
     /// A background check or a manual component.
     pub kind: ComponentKind,
     /// When the result was produced (when a manual component was set); `None` before a check
@@ -105,11 +121,26 @@ pub struct ComponentReport {
 }
 
 impl ComponentReport {
-    /// What this component weighs in the aggregate: its status, capped at `DEGRADED` when it is
-    /// not critical.
+    /// What this component weighs in the overall aggregate: its status, capped at `DEGRADED`
+    /// when it is not critical.
     #[must_use]
     pub fn contribution(&self) -> Status {
         self.status.contribution(self.critical)
+    }
+
+    /// What this component weighs in the aggregate of `scope`: as in
+    /// [`contribution`](Self::contribution), and in liveness and readiness a `DOWN` that a
+    /// restart cannot cure ([`Curability::NotByRestart`]) is capped at `DEGRADED` too: those
+    /// scopes restart the instance or take it out of rotation, and neither cures it.
+    #[must_use]
+    pub fn contribution_in(&self, scope: Scope) -> Status {
+        let contribution = self.contribution();
+        let uncurable = self.curability == Curability::NotByRestart && self.status == Status::Down;
+        if uncurable && scope != Scope::Overall {
+            contribution.min(Status::Degraded)
+        } else {
+            contribution
+        }
     }
 }
 
@@ -126,6 +157,7 @@ mod tests {
             observed_unit: None,
             measurement: "status".to_owned(),
             critical,
+            curability: Curability::Restart,
             kind: ComponentKind::Check,
             checked_at: None,
             duration: None,

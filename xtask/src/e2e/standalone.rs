@@ -163,7 +163,9 @@ pub fn healthy_container(sh: &Shell) -> Result<Vec<Timing>> {
     let test = cmd!(sh, "docker inspect --format {format} {id}")
         .quiet()
         .read()?;
-    let wanted = format!(r#"["CMD","/healthchecker","--port","{MANAGEMENT_PORT}"]"#);
+    // The restart signal: liveness, which fails only on faults a restart can cure.
+    let wanted =
+        format!(r#"["CMD","/healthchecker","--port","{MANAGEMENT_PORT}","--path","/health/live"]"#);
     ensure!(
         test.trim() == wanted,
         "the image's health check is {test}, expected {wanted}"

@@ -8,6 +8,8 @@
 
 use std::mem::size_of;
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 /// The statuses a replica may report about itself, in the order of the `health` crate.
@@ -18,6 +20,9 @@ pub const MAX_TEXT: usize = 200;
 
 /// The transitions kept from one peer's answer.
 pub const MAX_TRANSITIONS: usize = 256;
+
+/// The components kept from one peer's answer.
+pub const MAX_COMPONENTS: usize = 16;
 
 /// A peer's answer, as received.
 #[derive(Debug, Clone, Deserialize)]
@@ -47,6 +52,20 @@ pub struct PeerHistory {
     pub since: Option<String>,
     /// Newest first.
     pub transitions: Vec<PeerTransition>,
+    /// Each component now, by name (absent from replicas that do not say).
+    #[serde(default)]
+    pub components: BTreeMap<String, PeerComponent>,
+}
+
+/// One component as a peer reports it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerComponent {
+    /// Its status.
+    pub status: String,
+    /// Whether restarting the peer can cure its failure.
+    #[serde(default)]
+    pub curable_by_restart: Option<bool>,
 }
 
 /// One transition as a peer reports it.
@@ -112,6 +131,13 @@ impl PeerHistory {
                 .iter()
                 .map(PeerTransition::heap)
                 .sum::<usize>()
+            + self
+                .components
+                .iter()
+                .map(|(name, c)| {
+                    name.capacity() + c.status.capacity() + size_of::<(String, PeerComponent)>()
+                })
+                .sum::<usize>()
     }
 
     /// Drops the oldest transitions until [`weight`](Self::weight) is at most `max` bytes (or
@@ -146,6 +172,14 @@ impl PeerHistory {
         }
         self.transitions.truncate(MAX_TRANSITIONS);
         self.transitions.shrink_to_fit();
+        self.components = std::mem::take(&mut self.components)
+            .into_iter()
+            .take(MAX_COMPONENTS)
+            .map(|(name, mut c)| {
+                c.status = cut(&c.status);
+                (cut(&name), c)
+            })
+            .collect();
         for t in &mut self.transitions {
             t.at = cut(&t.at);
             t.from = cut(&t.from);

@@ -64,6 +64,19 @@ pub fn render<'a>(
                 } else {
                     None
                 },
+                components: answer
+                    .filter(|_| !lost)
+                    .map(|a| {
+                        a.components
+                            .iter()
+                            .map(|(name, c)| ComponentView {
+                                name: name.clone(),
+                                status: c.status.clone(),
+                                curable_by_restart: c.curable_by_restart,
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             }
         })
         .collect();
@@ -110,6 +123,24 @@ pub struct ReplicaView {
     /// While superseded, unreachable or gone: the reason of its last answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_reason: Option<String>,
+    /// While it answers: each of its components, with whether a restart can cure its failure.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<ComponentView>,
+}
+
+/// One component of an answering replica.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(utoipa::ToSchema), schema(as = FleetComponent))]
+pub struct ComponentView {
+    /// The component's name, e.g. `database`.
+    pub name: String,
+    /// Its status.
+    pub status: String,
+    /// Whether restarting the replica can cure its failure (`false` for a dependency every
+    /// replica shares); absent when the replica does not say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub curable_by_restart: Option<bool>,
 }
 
 /// One transition of one replica in the merged list.

@@ -110,6 +110,7 @@ mod tests {
                 reason: None,
                 since: None,
                 transitions: Vec::new(),
+                components: BTreeMap::new(),
             }),
             superseded: None,
         }

@@ -85,6 +85,10 @@ impl<T: AccountStore> AccountStore for Lent<T> {
     fn check(&self) -> Result<u64, StoreError> {
         (**self).check()
     }
+
+    fn is_shared(&self) -> bool {
+        (**self).is_shared()
+    }
 }
 
 #[cfg(test)]

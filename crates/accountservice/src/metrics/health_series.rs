@@ -7,6 +7,9 @@
 //! - `health_check_duration_seconds{component}`: how long its last check took.
 //! - `health_check_timeout_seconds{component}`: how long a check may take before it counts as
 //!   `DOWN` ("timed out"), to compare the duration with.
+//! - `health_check_curable_by_restart{component}`: 1 if restarting the replica can cure the
+//!   component's failure, 0 if not (a database every replica shares): what lets an alert tell
+//!   a fault of one replica from an outage of everyone's dependency.
 //! - `health_status{scope,status}`: the aggregate of `/health`, liveness and readiness.
 //! - `health_transitions_total{component,status}`: how many times each component or scope
 //!   (`overall`, `liveness`, `readiness`) changed to each status since the start. Every status
@@ -84,6 +87,18 @@ impl Collector for HealthSeries {
         for (name, timeout) in self.health.check_timeouts() {
             ConstGauge::new(timeout.as_secs_f64())
                 .encode(family.encode_family(&[("component", name)])?)?;
+        }
+
+        let mut family = encoder.encode_descriptor(
+            "health_check_curable_by_restart",
+            "1 if restarting the replica can cure each health component's failure, 0 if not \
+             (a dependency every replica shares)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (name, component) in &overall.components {
+            ConstGauge::new(i64::from(component.curability.by_restart()))
+                .encode(family.encode_family(&[("component", name.as_str())])?)?;
         }
 
         let mut family = encoder.encode_descriptor(

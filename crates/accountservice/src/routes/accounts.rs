@@ -48,8 +48,9 @@ pub struct AccountBody<'a> {
         (status = 200, description = "The account", body = AccountBody<'_>),
         (status = 400, description = "Not a valid account id", body = crate::error::ErrorBody),
         (status = 404, description = "No account has this id", body = crate::error::ErrorBody),
-        (status = 503, description = "The store is unavailable, or too many requests are in \
-            progress (then with Retry-After)", body = crate::error::ErrorBody),
+        (status = 503, description = "The store is unavailable; or in a shared outage (every \
+            replica fails to reach it: answered at once, with Retry-After and the reason); or too \
+            many requests are in progress (then with Retry-After)", body = crate::error::ErrorBody),
     )
 ))]
 pub async fn get_account(
@@ -58,6 +59,13 @@ pub async fn get_account(
 ) -> Result<Response, ApiError> {
     let Path(raw) = path.map_err(|rejection| ApiError::InvalidPath(rejection.body_text()))?;
     let id = AccountId::parse(&raw)?;
+    // During a shared outage no lookup waits on the store to fail: one atomic load otherwise.
+    if let Some((reason, retry_after)) = state.outage.as_ref().and_then(|o| o.store_outage()) {
+        return Err(ApiError::SharedOutage {
+            reason,
+            retry_after,
+        });
+    }
     let account = state
         .store
         .get(&id)
@@ -73,7 +81,7 @@ pub async fn get_account(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
+    use std::{sync::Arc, time::Duration};
 
     use axum::{
         body::Body,
@@ -160,6 +168,46 @@ mod tests {
         assert!(
             body.starts_with(r#"{"error":"invalid request path"#),
             "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn in_a_shared_outage_a_lookup_answers_503_at_once_with_the_reason_and_retry_after() {
+        use health::{CheckOutcome, Curability, Health, check_fn};
+
+        use crate::outage::{Answer, Outage, PeerAnswer, Verdict};
+
+        let health = Health::builder()
+            .check(
+                check_fn("database", || async { CheckOutcome::up() })
+                    .curability(Curability::NotByRestart),
+            )
+            .build()
+            .unwrap();
+        let outage = Arc::new(Outage::new(&health, "database", Duration::from_secs(2)));
+        let answers: Vec<PeerAnswer> = (0..2)
+            .map(|i| PeerAnswer {
+                peer: format!("10.0.1.{i}:6768"),
+                answer: Answer::CannotReach("connection refused".into()),
+            })
+            .collect();
+        outage.judged(
+            "database",
+            Verdict::judge(&answers),
+            answers,
+            tokio::time::Instant::now(),
+        );
+        // No expectations: the store is never asked.
+        let state =
+            AppState::new(Arc::new(MockAccountStore::new()), "10.1.2.3").with_outage(outage);
+        let request = Request::get("/accounts/10000").body(Body::empty()).unwrap();
+        let response = router(state).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            &bytes[..],
+            br#"{"error":"shared outage: 3 of 3 replicas cannot reach the database"}"#
         );
     }
 

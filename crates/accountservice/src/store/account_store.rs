@@ -40,4 +40,11 @@ pub trait AccountStore: Send + Sync + 'static {
     /// Proves the store can serve reads right now by running a real read transaction on the
     /// accounts table; returns how many accounts it holds.
     fn check(&self) -> Result<u64, StoreError>;
+
+    /// Whether every replica of the service uses this very store (a database server) rather
+    /// than one of its own (an embedded file). A fault of a store of its own can be cured by
+    /// replacing the replica, which gets a fresh one; a fault of a shared store cannot, and
+    /// restarting replicas for it only adds a fleet that is still starting when it returns.
+    /// The `database` health check declares its curability from this.
+    fn is_shared(&self) -> bool;
 }

@@ -131,6 +131,11 @@ impl AccountStore for FaultInjectingStore {
         self.fail_if_switched()?;
         self.inner.check()
     }
+
+    /// The wrapped store's: the injected fault stands for a fault of that store.
+    fn is_shared(&self) -> bool {
+        self.inner.is_shared()
+    }
 }
 
 #[cfg(test)]

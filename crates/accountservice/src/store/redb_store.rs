@@ -302,6 +302,11 @@ fn refuse_non_database(path: &Path) -> Result<(), StoreError> {
 }
 
 impl AccountStore for RedbStore {
+    /// A file inside this replica's own volume: a replacement starts with a fresh one.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
     fn get(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
         self.read("read", || {
             // Never seeded: no account exists yet.

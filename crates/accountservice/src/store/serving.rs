@@ -38,6 +38,17 @@ impl Store {
         }
     }
 
+    /// Whether every replica of the service reads this very store: a database server, whose
+    /// faults a restart of one replica cannot cure (the `database` check's curability comes from
+    /// this). An embedded store says for itself ([`AccountStore::is_shared`]: redb's file is the
+    /// replica's own).
+    pub fn is_shared(&self) -> bool {
+        match self {
+            Self::Embedded(store) => store.is_shared(),
+            Self::Postgres { .. } => true,
+        }
+    }
+
     /// The backend's name, as the health details give it.
     pub fn backend(&self) -> &'static str {
         match self {

@@ -284,6 +284,27 @@ async fn a_peer_down_is_shown_down_with_its_reason_while_this_replica_stays_up()
 }
 
 #[tokio::test]
+async fn each_replica_s_components_are_shown_with_whether_a_restart_can_cure_them() {
+    let peer = spawn_app().await;
+    let app = spawn_viewer(&[peer.address]).await;
+    let (status, view) = app.get_json("/health/fleet").await;
+    assert_eq!(status, 200);
+    // Its own database file: a replacement with a fresh volume can cure its failure.
+    assert_eq!(
+        listed(&view, &peer.address)["components"],
+        serde_json::json!([{"name": "database", "status": "UP", "curableByRestart": true}])
+    );
+    // A raw peer that says nothing of its components is shown without them.
+    let (raw, _) = raw_peer(Behaviour::Ok(history_body("raw", "UP", None))).await;
+    let app2 = spawn_viewer(&[raw]).await;
+    let (_, view) = app2.get_json("/health/fleet").await;
+    assert!(listed(&view, &raw).get("components").is_none(), "{view}");
+    for app in [app, app2, peer] {
+        app.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
 async fn many_concurrent_viewers_cost_one_round_per_interval() {
     let (peer, accepted) = raw_peer(Behaviour::Ok(history_body("raw-1", "UP", None))).await;
     let interval = Duration::from_millis(500);
@@ -305,7 +326,10 @@ async fn many_concurrent_viewers_cost_one_round_per_interval() {
     }
     let elapsed = started.elapsed();
     let rounds = accepted.load(Ordering::SeqCst);
-    let allowed = (elapsed.as_secs_f64() / interval.as_secs_f64()).floor() as usize + 1;
+    // One round per interval begun, and one more: a round's connection may be accepted by the
+    // peer just as the clock read above passes an interval's end. Either way far fewer than one
+    // per viewer.
+    let allowed = (elapsed.as_secs_f64() / interval.as_secs_f64()).floor() as usize + 2;
     assert!(
         (1..=allowed).contains(&rounds),
         "{rounds} rounds for 200 viewers in {elapsed:?} (interval {interval:?})"

@@ -93,8 +93,9 @@ async fn check_answers_every_name_on_the_management_port() {
         );
     }
 
-    // The database fault turns its name, the overall status and readiness NOT_SERVING, not
-    // liveness, as the HTTP endpoints say.
+    // The database fault turns its name, the overall status, readiness and liveness
+    // NOT_SERVING, as the HTTP endpoints say: the embedded file is the replica's own, a fault
+    // a restart can cure.
     let down = app.get_management("/testability/database/down").await;
     assert_eq!(down.status(), StatusCode::OK);
     let deadline = Instant::now() + TIMEOUT;
@@ -112,9 +113,10 @@ async fn check_answers_every_name_on_the_management_port() {
     );
     assert_eq!(
         check(&mut client, "liveness").await,
-        Ok(ServingStatus::Serving)
+        Ok(ServingStatus::NotServing)
     );
     assert_eq!(app.get_management("/health/ready").await.status(), 503);
+    assert_eq!(app.get_management("/health/live").await.status(), 503);
     app.stop().await.unwrap();
 }
 

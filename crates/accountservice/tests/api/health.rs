@@ -60,12 +60,17 @@ async fn every_probe_path_answers_get_and_head() {
 }
 
 #[tokio::test]
-async fn liveness_does_not_include_the_database() {
-    let app = spawn_app().await;
-    let (_, live) = app.get_json("/health/live").await;
-    assert!(live["components"].get("database").is_none(), "{live}");
-    let (_, ready) = app.get_json("/health/ready").await;
-    assert_eq!(ready["components"]["database"]["status"], "UP", "{ready}");
+async fn the_embedded_database_takes_part_in_liveness_as_a_fault_a_restart_can_cure() {
+    let app = spawn_app_configured(|s| s.health_details = health::http::Details::Always).await;
+    for path in ["/health", "/health/live", "/health/ready"] {
+        let (_, body) = app.get_json(path).await;
+        let database = &body["components"]["database"];
+        assert_eq!(database["status"], "UP", "{path}: {body}");
+        assert_eq!(
+            database["details"]["curableByRestart"], true,
+            "{path}: {body}"
+        );
+    }
     app.stop().await.unwrap();
 }
 

@@ -27,6 +27,8 @@ async fn requests_and_health_checks_are_counted_by_route_template() {
         r#"health_status{scope="readiness",status="UP"} 1"#,
         "health_check_duration_seconds{component=\"database\"}",
         "health_check_timeout_seconds{component=\"database\"} 1",
+        // The embedded file is the replica's own: a restart can cure its failure.
+        r#"health_check_curable_by_restart{component="database"} 1"#,
         "\nprocess_start_time_seconds ",
         "\nprocess_open_fds ",
         "accountservice_build_info{version=",

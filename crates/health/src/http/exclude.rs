@@ -42,6 +42,7 @@ pub(crate) fn apply(
     names: Vec<String>,
     known: impl Fn(&str) -> bool,
 ) -> (Report, Exclusions) {
+    let scope = report.scope;
     let mut components = report.components;
     let mut exclusions = Exclusions::default();
     for name in names {
@@ -57,7 +58,7 @@ pub(crate) fn apply(
         }
     }
     exclusions.excluded.sort();
-    (Report::from_components(components), exclusions)
+    (Report::for_scope(scope, components), exclusions)
 }
 
 #[cfg(test)]

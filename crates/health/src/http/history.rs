@@ -1,6 +1,8 @@
 //! The body of `GET /health/history`: who this replica is, its overall status now and since
 //! when, and its last status changes.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -31,8 +33,25 @@ pub struct HistoryBody<'a> {
     reason: Option<String>,
     /// The last change of the overall status, whatever changed after it (`startedAt` if none).
     since: String,
+    /// Each component now: its status and whether a restart can cure its failure (absent at
+    /// details level `never`, as in `/health`). What a fleet view shows of each replica.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    components: BTreeMap<&'a str, HistoryComponent>,
     /// The last changes, newest first; at details level `never` only the scopes'.
     transitions: Vec<TransitionBody<'a>>,
+}
+
+/// A component as the history shows it.
+// `pub` only so that `openapi` can name it (as `HealthHistoryComponent`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = HealthHistoryComponent))]
+pub struct HistoryComponent {
+    /// Its status now.
+    status: Status,
+    /// Whether restarting the replica can cure its failure (not for a dependency every replica
+    /// shares).
+    curable_by_restart: bool,
 }
 
 /// One status change of a component or of a scope.
@@ -71,6 +90,21 @@ pub(crate) fn render(health: &Health, options: &HttpOptions) -> Vec<u8> {
         .observe_reports(snapshot.generation, now, &reports)
         .finish();
     let [overall, _, _] = reports;
+    let components = if options.details == Details::Never {
+        BTreeMap::new()
+    } else {
+        overall
+            .components
+            .iter()
+            .map(|(name, c)| {
+                let shown = HistoryComponent {
+                    status: c.status,
+                    curable_by_restart: c.curability.by_restart(),
+                };
+                (name.as_str(), shown)
+            })
+            .collect()
+    };
 
     let identity = &options.identity;
     let started_at = identity.started_at.unwrap_or_else(|| health.created_at());
@@ -97,6 +131,7 @@ pub(crate) fn render(health: &Health, options: &HttpOptions) -> Vec<u8> {
         status: overall.status,
         reason: overall.reason,
         since: rfc3339(since),
+        components,
         transitions: shown,
     };
     // Strings, statuses and vectors of them serialize infallibly; an empty object is still an

@@ -30,6 +30,9 @@ pub type HealthJsonCheck = super::render::DraftCheck<'static>;
 /// `/health/history`.
 pub type HealthHistory = super::history::HistoryBody<'static>;
 
+/// A component in [`HealthHistory`].
+pub type HealthHistoryComponent = super::history::HistoryComponent;
+
 /// A transition in [`HealthHistory`].
 pub type HealthTransition = super::history::TransitionBody<'static>;
 
@@ -72,6 +75,7 @@ mod tests {
         HealthJsonBody,
         HealthJsonCheck,
         HealthHistory,
+        HealthHistoryComponent,
         HealthTransition,
         StartupBody,
         HealthError,
@@ -191,6 +195,7 @@ mod tests {
             observed_unit: Some("ms".to_owned()),
             measurement: "responseTime".to_owned(),
             critical: kind == ComponentKind::Check,
+            curability: crate::Curability::NotByRestart,
             kind,
             checked_at: Some(SystemTime::now()),
             duration: (kind == ComponentKind::Check).then(|| Duration::from_millis(2)),

@@ -150,6 +150,10 @@ pub struct SpringComponent<'a> {
 pub struct SpringDetails<'a> {
     /// Whether its failure fails the aggregate (else it only degrades it).
     critical: bool,
+    /// Whether restarting the instance can cure its failure. When not (a dependency every
+    /// replica shares), its failure fails `/health` but only degrades liveness and readiness:
+    /// nothing restarts for it, and the instance stays in rotation.
+    curable_by_restart: bool,
     /// `check` (run in the background) or `manual` (set from outside, e.g. draining).
     kind: &'static str,
     /// The internal error text.
@@ -199,6 +203,7 @@ fn spring(report: &Report, details: Details) -> SpringBody<'_> {
 fn spring_details(c: &ComponentReport) -> SpringDetails<'_> {
     SpringDetails {
         critical: c.critical,
+        curable_by_restart: c.curability.by_restart(),
         kind: match c.kind {
             ComponentKind::Check => "check",
             ComponentKind::Manual => "manual",

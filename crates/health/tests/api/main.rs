@@ -4,6 +4,7 @@
 // Test code: an unwrap that fails is a failed test, with the value in the message.
 #![allow(clippy::unwrap_used)]
 
+mod curability;
 mod helpers;
 mod history;
 mod http;

@@ -56,7 +56,9 @@ fn sql_state_cause(code: &SqlState) -> &'static str {
         SqlState::TOO_MANY_CONNECTIONS => "too many clients",
         SqlState::INVALID_CATALOG_NAME => "unknown database",
         SqlState::QUERY_CANCELED => "statement timeout",
-        SqlState::ADMIN_SHUTDOWN | SqlState::CRASH_SHUTDOWN => "server shutting down",
+        // A shutdown and `pg_terminate_backend` send the same code.
+        SqlState::ADMIN_SHUTDOWN => "terminated by the server",
+        SqlState::CRASH_SHUTDOWN => "server crashed",
         SqlState::CANNOT_CONNECT_NOW => "server starting up",
         SqlState::UNDEFINED_TABLE => "schema missing",
         SqlState::INSUFFICIENT_PRIVILEGE => "permission denied",

@@ -367,4 +367,9 @@ impl AccountStore for Blocking {
     fn check(&self) -> Result<u64, StoreError> {
         self.handle.block_on(self.store.count())
     }
+
+    /// One server for every replica.
+    fn is_shared(&self) -> bool {
+        true
+    }
 }
