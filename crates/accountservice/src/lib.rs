@@ -35,8 +35,9 @@
 //! - [`startup`]: [`startup::Application`], the start-up in order (bind, open, seed, listen),
 //!   which then hands over to [`lifecycle`]: the signals that end the service
 //!   ([`lifecycle::Signals`]: the first SIGTERM or Ctrl-C stops, a second cuts the stop
-//!   short), the drain ([`lifecycle::Draining`]: a flag the edge reads, which also turns
-//!   readiness 503 "draining"), the division of the orchestrator's grace between the phases of
+//!   short), the drain ([`draining::Draining`], re-exported by [`lifecycle`]: a flag the edge
+//!   reads, which also turns readiness 503 "draining"; its own module, below the edge and the
+//!   router that read it), the division of the orchestrator's grace between the phases of
 //!   a stop ([`lifecycle::StopBudget`], from `--stop-grace`) and the order of stopping
 //!   ([`lifecycle::Lifecycle::run`]: drain, stop the listeners and the refresher, close the
 //!   database once its last user lets go, [`lifecycle::Lent`], each phase under its bound);
@@ -56,6 +57,7 @@
 pub mod checks;
 pub mod config;
 pub mod domain;
+pub mod draining;
 pub mod error;
 pub mod fleet;
 pub mod grpc;

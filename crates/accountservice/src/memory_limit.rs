@@ -129,14 +129,8 @@ fn read_limit(file: &Path) -> Option<u64> {
 /// health registry, metrics) and the database with its cache.
 pub const BASELINE_BYTES: u64 = 16 << 20;
 
-/// The receive buffer asked of the kernel for every connection (`SO_RCVBUF`, set on the
-/// listeners so that connections waiting in the backlog have it too). A request head is at most
-/// `--max-header-bytes`, and no route reads a body: a small window costs a client nothing.
-pub const SOCKET_RECEIVE_BUFFER: usize = 4 * 1024;
-
-/// The send buffer asked of the kernel for every connection (`SO_SNDBUF`): answers are small;
-/// a larger one (`/metrics`, `/openapi.json`) goes out in a few more writes.
-pub const SOCKET_SEND_BUFFER: usize = 8 * 1024;
+/// The kernel buffers the server pins on every connection, counted here at their worst.
+pub use crate::server::{SOCKET_RECEIVE_BUFFER, SOCKET_SEND_BUFFER};
 
 /// A connection's kernel memory at worst: the kernel allows twice each buffer asked for, plus
 /// the socket itself.

@@ -9,9 +9,9 @@ use axum::{
 use health::{Health, http::HttpOptions};
 
 use crate::{
+    draining::Draining,
     fleet::{self, Fleet},
     guard,
-    lifecycle::Draining,
     metrics::{self, Metrics},
     openapi,
     routes::{self, testability::Testability},

@@ -48,8 +48,8 @@
 //! connection as well ([`Tracked`]).
 //!
 //! Every connection's kernel buffers are pinned to a small size on the listener, which its
-//! connections inherit, backlog included ([`crate::memory_limit::SOCKET_RECEIVE_BUFFER`] and
-//! [`crate::memory_limit::SOCKET_SEND_BUFFER`]): the kernel charges them to the container's
+//! connections inherit, backlog included ([`SOCKET_RECEIVE_BUFFER`] and
+//! [`SOCKET_SEND_BUFFER`]): the kernel charges them to the container's
 //! memory, and left to itself it grows them to megabytes per connection.
 
 use std::{
@@ -81,6 +81,15 @@ use tokio::{
     task::JoinSet,
     time::Instant,
 };
+
+/// The receive buffer asked of the kernel for every connection (`SO_RCVBUF`, set on the
+/// listeners so that connections waiting in the backlog have it too). A request head is at most
+/// `--max-header-bytes`, and no route reads a body: a small window costs a client nothing.
+pub const SOCKET_RECEIVE_BUFFER: usize = 4 * 1024;
+
+/// The send buffer asked of the kernel for every connection (`SO_SNDBUF`): answers are small;
+/// a larger one (`/metrics`, `/openapi.json`) goes out in a few more writes.
+pub const SOCKET_SEND_BUFFER: usize = 8 * 1024;
 
 /// Limits the server applies to every connection.
 #[derive(Debug, Clone, Copy)]
@@ -711,8 +720,8 @@ impl<S: tokio::io::AsyncWrite> tokio::io::AsyncWrite for WriteProgress<S> {
 /// included) to the sizes the memory plan counts.
 fn bound_socket_buffers(listener: &TcpListener) {
     let socket = socket2::SockRef::from(listener);
-    let receive = socket.set_recv_buffer_size(crate::memory_limit::SOCKET_RECEIVE_BUFFER);
-    let send = socket.set_send_buffer_size(crate::memory_limit::SOCKET_SEND_BUFFER);
+    let receive = socket.set_recv_buffer_size(SOCKET_RECEIVE_BUFFER);
+    let send = socket.set_send_buffer_size(SOCKET_SEND_BUFFER);
     if let Err(error) = receive.and(send) {
         tracing::warn!(%error, "cannot bound the connections' socket buffers");
     }

@@ -48,7 +48,7 @@ use crate::{
     config::Settings,
     fleet::{Fleet, FleetOptions},
     grpc,
-    lifecycle::{BudgetError, Draining, Lent, Lifecycle, StopBudget, StoreClaim},
+    lifecycle::{BudgetError, Draining, Lent, Lifecycle, ServeError, StopBudget, StoreClaim},
     management::{self, Management},
     memory_limit,
     metrics::Metrics,
@@ -103,9 +103,9 @@ pub enum StartupError {
         #[source]
         source: io::Error,
     },
-    /// The server failed while serving.
-    #[error("the HTTP server failed")]
-    Serve(#[source] io::Error),
+    /// Serving ended before the service was told to stop.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
     /// The health registry could not be built from the settings.
     #[error("invalid health check settings")]
     Health(#[from] health::BuildError),
@@ -395,7 +395,9 @@ impl Application {
             self.local_addr
         );
         let (listener, app, limits, lifecycle) = self.into_serving(app);
-        lifecycle.run(listener, app, limits, shutdown, hurry).await
+        Ok(lifecycle
+            .run(listener, app, limits, shutdown, hurry)
+            .await?)
     }
 
     /// What serving needs: the listener, the public router (`app`, else the one built at

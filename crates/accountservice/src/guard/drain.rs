@@ -7,7 +7,7 @@ use axum::{
     response::Response,
 };
 
-use crate::lifecycle::Draining;
+use crate::draining::Draining;
 
 /// Marks `response` `Connection: close` if the drain has begun.
 pub fn close_if_draining(draining: &Draining, response: &mut Response) {

@@ -20,7 +20,7 @@ use tower::{Layer, Service};
 
 use super::{access_log::AccessLine, drain, limits};
 use crate::{
-    lifecycle::Draining,
+    draining::Draining,
     metrics::{Metrics, RouteMetrics},
 };
 

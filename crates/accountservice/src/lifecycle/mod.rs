@@ -37,7 +37,6 @@
 //! run ends in an error.
 
 mod budget;
-mod drain;
 mod lent;
 mod signals;
 
@@ -56,17 +55,27 @@ use tokio::{
     task::{JoinError, JoinHandle},
 };
 
+pub use crate::draining::{Draining, LIFECYCLE_COMPONENT};
 pub use budget::{BudgetError, StopBudget, TAIL_PHASE};
-pub use drain::{Draining, LIFECYCLE_COMPONENT};
 pub use lent::{Claim, Lent};
 pub use signals::Signals;
 
 use crate::{
     management::Management,
     server::{self, ServerLimits},
-    startup::StartupError,
     store::{PgStore, RedbStore},
 };
+
+/// Why serving ended before the service was told to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The server failed while serving.
+    #[error("the HTTP server failed")]
+    Serve(#[source] io::Error),
+    /// A server task panicked or was cancelled.
+    #[error("a server task did not complete")]
+    Task(#[source] JoinError),
+}
 
 /// The exit status of the binary after a clean drain that was asked for while the instance's own
 /// health was `DOWN`: Swarm then records the replaced task as failed ("non-zero exit (3)"), and a
@@ -140,7 +149,7 @@ impl Lifecycle {
         limits: ServerLimits,
         shutdown: impl Future<Output = ()> + Send,
         hurry: impl Future<Output = ()> + Send,
-    ) -> Result<Stopped, StartupError> {
+    ) -> Result<Stopped, ServeError> {
         let Self {
             health,
             draining,
@@ -157,7 +166,7 @@ impl Lifecycle {
         // When the public listener closed: the management listener's close grace counts from
         // it too.
         let mut grace_from = None;
-        let outcome: Result<Stopped, StartupError> = async {
+        let outcome: Result<Stopped, ServeError> = async {
             server.serve_until(shutdown).await?;
             tracing::info!(
                 grace = ?budget.grace,
@@ -265,7 +274,7 @@ impl PublicServer {
 
     /// Serves until `until` completes. The server loop only returns once told to stop, so a
     /// server that ends first has crashed.
-    async fn serve_until(&mut self, until: impl Future<Output = ()>) -> Result<(), StartupError> {
+    async fn serve_until(&mut self, until: impl Future<Output = ()>) -> Result<(), ServeError> {
         tokio::select! {
             result = &mut self.task => Err(unexpected_stop(result)),
             () = until => Ok(()),
@@ -308,10 +317,10 @@ impl PublicServer {
 }
 
 /// The error for a server task that ended before it was told to.
-fn unexpected_stop(result: Result<(), JoinError>) -> StartupError {
+fn unexpected_stop(result: Result<(), JoinError>) -> ServeError {
     match result {
-        Ok(()) => StartupError::Serve(io::Error::other("server stopped unexpectedly")),
-        Err(error) => StartupError::Task(error),
+        Ok(()) => ServeError::Serve(io::Error::other("server stopped unexpectedly")),
+        Err(error) => ServeError::Task(error),
     }
 }
 
