@@ -143,6 +143,11 @@ impl Watcher {
         let chosen = sample::choose(targets, &self.options.me, &mut self.rng);
         for check in failing {
             let answers = self.answers(&chosen, check).await;
+            // The check may have recovered while the peers were asked: a verdict on a fault
+            // that is gone would keep this replica out of readiness until the next look.
+            if !self.still_failing(check) {
+                continue;
+            }
             let verdict = Verdict::judge(&answers);
             if let Some(before) = self.outage.judged(check, verdict, answers, Instant::now()) {
                 let reason = verdict.reason(check);
@@ -152,6 +157,17 @@ impl Watcher {
                 }
             }
         }
+    }
+
+    /// Whether `check` is still `DOWN` in the registry (not if the registry is gone).
+    fn still_failing(&self, check: &str) -> bool {
+        self.health.upgrade().is_some_and(|health| {
+            health
+                .report(Scope::Overall)
+                .components
+                .get(check)
+                .is_some_and(|c| c.status == Status::Down)
+        })
     }
 
     /// Every chosen peer's answer about `check`, asked at once, in the order chosen.
