@@ -9,7 +9,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::body::Bytes;
 use http_body_util::{BodyExt as _, Empty};
-use hyper::{Request, StatusCode, header};
+use hyper::{Request, Response, StatusCode, body::Incoming, header};
 use hyper_util::rt::TokioIo;
 use tokio::{
     net::TcpStream,
@@ -51,51 +51,78 @@ pub async fn fetch(
     }
 }
 
-async fn exchange(
+/// The task that drives one connection to a peer; aborted when dropped, so a connection never
+/// outlives its exchange (nor the deadline that drops the exchange).
+pub struct Connection(tokio::task::JoinHandle<()>);
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Sends `GET path` to `address` (listed as `host`) over a connection of its own: the server's
+/// socket type (its writes bounded by `timeout`, and one type of socket under hyper, so its
+/// HTTP/1.1 code is in the binary once), at most `buffer` bytes buffered by hyper. The answer's
+/// body is read while the returned [`Connection`] lives; the caller bounds the whole exchange.
+pub async fn send_get(
     address: SocketAddr,
     host: &str,
-    limits: Limits,
-    budget: Arc<Semaphore>,
-) -> Result<PeerHistory, String> {
+    path: &str,
+    user_agent: &'static str,
+    timeout: Duration,
+    buffer: usize,
+) -> Result<(Response<Incoming>, Connection), String> {
     let stream = TcpStream::connect(address)
         .await
         .map_err(|error| format!("cannot connect: {}", short_io(&error)))?;
     // Without Nagle the one small request leaves at once.
     let _ = stream.set_nodelay(true);
     let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
-        .max_buf_size(CONNECTION_BUFFER)
-        // The server's socket type (its writes bounded like every server connection's, here by
-        // the round's timeout): one type of socket under hyper, so its code is in the binary once.
-        .handshake(TokioIo::new(WriteProgress::new(stream, limits.timeout)))
+        .max_buf_size(buffer)
+        .handshake(TokioIo::new(WriteProgress::new(stream, timeout)))
         .await
         .map_err(|error| format!("HTTP handshake failed: {error}"))?;
-    // The connection task ends with the exchange (or when `fetch`'s deadline drops the sender).
-    let connection = tokio::spawn(async move {
+    let connection = Connection(tokio::spawn(async move {
         let _ = connection.await;
-    });
-    let result = request(&mut sender, host, limits, budget).await;
-    drop(sender);
-    connection.abort();
-    result
-}
-
-async fn request(
-    sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
-    host: &str,
-    limits: Limits,
-    budget: Arc<Semaphore>,
-) -> Result<PeerHistory, String> {
-    let max_body = limits.max_body;
-    let request = Request::get(HISTORY_PATH)
+    }));
+    let request = Request::get(path)
         .header(header::HOST, host)
         .header(header::ACCEPT, "application/json")
-        .header(header::USER_AGENT, "accountservice-fleet")
+        .header(header::USER_AGENT, user_agent)
         .body(Empty::<Bytes>::new())
         .map_err(|error| format!("cannot build the request: {error}"))?;
     let response = sender
         .send_request(request)
         .await
         .map_err(|error| format!("answered with something other than HTTP: {error}"))?;
+    Ok((response, connection))
+}
+
+async fn exchange(
+    address: SocketAddr,
+    host: &str,
+    limits: Limits,
+    budget: Arc<Semaphore>,
+) -> Result<PeerHistory, String> {
+    let (response, _connection) = send_get(
+        address,
+        host,
+        HISTORY_PATH,
+        "accountservice-fleet",
+        limits.timeout,
+        CONNECTION_BUFFER,
+    )
+    .await?;
+    read(response, limits, budget).await
+}
+
+async fn read(
+    response: Response<Incoming>,
+    limits: Limits,
+    budget: Arc<Semaphore>,
+) -> Result<PeerHistory, String> {
+    let max_body = limits.max_body;
     let status = response.status();
     if let Some(length) = response
         .headers()

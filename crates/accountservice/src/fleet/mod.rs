@@ -25,7 +25,7 @@
 //!
 //! This module knows nothing of this replica's own health: a peer's state never changes it.
 
-mod client;
+pub(crate) mod client;
 mod history;
 mod known;
 pub mod peers;

@@ -5,14 +5,11 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use axum::body::Bytes;
-use http_body_util::{BodyExt as _, Empty};
-use hyper::{Request, StatusCode, header};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use http_body_util::BodyExt as _;
+use hyper::StatusCode;
 
 use super::verdict::Answer;
-use crate::server::WriteProgress;
+use crate::fleet::client::{seconds, send_get};
 
 /// The most body bytes read from an answer: one component's status and short reason, with room
 /// for its details at `details=always`.
@@ -28,7 +25,7 @@ pub async fn ask(address: SocketAddr, host: &str, component: &str, timeout: Dura
     match tokio::time::timeout(timeout, exchange(address, host, component, timeout)).await {
         Ok(Ok((status, body))) => judge(status, &body),
         Ok(Err(why)) => Answer::NoAnswer(why),
-        Err(_) => Answer::NoAnswer(format!("no answer within {}s", timeout.as_secs_f64())),
+        Err(_) => Answer::NoAnswer(format!("no answer within {}", seconds(timeout))),
     }
 }
 
@@ -76,42 +73,16 @@ async fn exchange(
     component: &str,
     timeout: Duration,
 ) -> Result<(StatusCode, Vec<u8>), String> {
-    let stream = TcpStream::connect(address)
-        .await
-        .map_err(|error| format!("cannot connect: {}", error.kind()))?;
-    let _ = stream.set_nodelay(true);
-    let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
-        .max_buf_size(MAX_BODY)
-        // The server's socket type, as the fleet view's client uses: one type of socket under
-        // hyper, so its HTTP/1.1 code is in the binary once.
-        .handshake(TokioIo::new(WriteProgress::new(stream, timeout)))
-        .await
-        .map_err(|error| format!("HTTP handshake failed: {error}"))?;
-    // The connection task ends with the exchange (or when `ask`'s deadline drops the sender).
-    let connection = tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    let result = request(&mut sender, host, component).await;
-    drop(sender);
-    connection.abort();
-    result
-}
-
-async fn request(
-    sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
-    host: &str,
-    component: &str,
-) -> Result<(StatusCode, Vec<u8>), String> {
-    let request = Request::get(format!("/health/{component}"))
-        .header(header::HOST, host)
-        .header(header::ACCEPT, "application/json")
-        .header(header::USER_AGENT, "accountservice-outage")
-        .body(Empty::<Bytes>::new())
-        .map_err(|error| format!("cannot build the request: {error}"))?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|error| format!("answered with something other than HTTP: {error}"))?;
+    let path = format!("/health/{component}");
+    let (response, _connection) = send_get(
+        address,
+        host,
+        &path,
+        "accountservice-outage",
+        timeout,
+        MAX_BODY,
+    )
+    .await?;
     let status = response.status();
     let mut body = response.into_body();
     let mut read = Vec::new();
