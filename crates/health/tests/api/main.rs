@@ -8,7 +8,6 @@ mod curability;
 mod helpers;
 mod history;
 mod http;
-mod locks;
 mod registry;
 mod startup_and_components;
 mod transitions;
