@@ -31,9 +31,11 @@ impl Store {
     pub async fn get(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
         match self {
             Self::Embedded(store) => store.get(id),
+            // Boxed: the PostgreSQL lookup's future (pool, timeouts, statement) is kilobytes,
+            // and held inline it would make every caller's future, the redb path's included,
+            // that much larger to allocate and move on every request.
             Self::Postgres { store, fault } => {
-                postgres_fault(fault.as_deref(), store).await?;
-                store.get(id).await
+                Box::pin(postgres_get(fault.as_deref(), store, id)).await
             }
         }
     }
@@ -56,6 +58,16 @@ impl Store {
             Self::Postgres { .. } => "postgresql",
         }
     }
+}
+
+/// A lookup in PostgreSQL, behind the testability switch.
+async fn postgres_get(
+    fault: Option<&FaultSwitch>,
+    store: &PgStore,
+    id: &AccountId,
+) -> Result<Option<Account>, StoreError> {
+    postgres_fault(fault, store).await?;
+    store.get(id).await
 }
 
 /// The testability switch in front of PostgreSQL: fail at once, or hang (without blocking a
@@ -113,5 +125,20 @@ mod tests {
         let id = AccountId::parse("10003").unwrap();
         assert_eq!(store.get(&id).await.unwrap(), Some(Account::fake(3)));
         assert_eq!(store.backend(), "redb");
+    }
+
+    #[test]
+    fn a_lookup_future_is_small_whichever_backend_could_serve_it() {
+        // Every request's handler future holds this one: the PostgreSQL lookup's state (pool,
+        // timeouts, statement), kilobytes, must stay behind a box so that the redb path does
+        // not allocate and move it on every request.
+        let store = Store::from(Arc::new(MockAccountStore::new()));
+        let id = AccountId::parse("10003").unwrap();
+        let lookup = store.get(&id);
+        assert!(
+            std::mem::size_of_val(&lookup) <= 64,
+            "Store::get's future is {} bytes",
+            std::mem::size_of_val(&lookup)
+        );
     }
 }
