@@ -110,6 +110,11 @@ impl Outage {
         self.read().clone()
     }
 
+    /// Counts `peers` more questions about `check` (a question asked again counts again).
+    pub fn asked(&self, check: &str, peers: u64) {
+        self.update(check, |record| record.asked += peers);
+    }
+
     /// Records a new verdict on `check` from `answers`; returns the verdict it replaced when it
     /// changed.
     pub fn judged(
@@ -119,10 +124,8 @@ impl Outage {
         answers: Vec<PeerAnswer>,
         now: Instant,
     ) -> Option<Option<Verdict>> {
-        let asked = answers.len() as u64;
         let changed = self.update(check, |record| {
             let before = record.verdict;
-            record.asked += asked;
             record.answers = answers;
             if verdict.is_local() {
                 record.local_since.get_or_insert(now);
