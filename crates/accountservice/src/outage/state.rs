@@ -87,6 +87,12 @@ impl Outage {
         }
     }
 
+    /// What lookups the store fails are told in `Retry-After`: one health interval in whole
+    /// seconds (at least 1), when the next verdict is due.
+    pub fn retry_after(&self) -> u64 {
+        self.retry_after
+    }
+
     /// The checks watched: those a restart cannot cure.
     pub fn watched(&self) -> Vec<String> {
         self.read().keys().cloned().collect()
