@@ -235,12 +235,12 @@ impl Watcher {
         replies: Vec<((String, SocketAddr), Reply)>,
         may_ask_again: bool,
     ) {
+        self.outage.asked(check, replies.len() as u64);
         // The check may have recovered while the peers were asked: a verdict on a fault that is
         // gone would keep this replica out of readiness until the next look.
         if !self.still_failing(check) {
             return;
         }
-        let asked = replies.len() as u64;
         let since = self
             .failing_since
             .get(check)
@@ -252,7 +252,7 @@ impl Watcher {
         for ((peer, address), reply) in replies {
             match reply.began_after {
                 Some(began) if reply.answer == Answer::Reaches && began < since => {
-                    let due = began + self.options.interval;
+                    let due = began.checked_add(self.options.interval).unwrap_or(began);
                     next_check = Some(next_check.map_or(due, |latest| latest.max(due)));
                     again.push((peer.clone(), address));
                     answers.push(PeerAnswer {
@@ -266,7 +266,6 @@ impl Watcher {
                 }),
             }
         }
-        self.outage.asked(check, asked);
         if may_ask_again && let Some(next_check) = next_check {
             let margin = FOLLOW_UP_MARGIN.min(self.options.interval / 10);
             let wait = next_check
