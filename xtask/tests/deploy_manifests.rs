@@ -41,6 +41,37 @@ fn of_kind(documents: &[Value], kind: &str) -> Value {
     found[0].clone()
 }
 
+/// The one document of `kind` named `name` in `deploy/k8s/`.
+fn named(documents: &[Value], kind: &str, name: &str) -> Value {
+    let found: Vec<&Value> = documents
+        .iter()
+        .filter(|doc| doc["kind"] == kind && doc["metadata"]["name"] == name)
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected exactly one {kind} {name} in deploy/k8s"
+    );
+    found[0].clone()
+}
+
+/// A container's environment as (name, value) pairs, in order.
+fn environment(container: &Value) -> Vec<(String, Option<String>)> {
+    container["env"]
+        .as_sequence()
+        .map(|env| {
+            env.iter()
+                .map(|var| {
+                    (
+                        var["name"].as_str().expect("a variable's name").to_owned(),
+                        var["value"].as_str().map(str::to_owned),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn container(deployment: &Value) -> &Value {
     let containers = deployment["spec"]["template"]["spec"]["containers"]
         .as_sequence()
@@ -131,7 +162,7 @@ fn the_k8s_deployment_has_resources_a_writable_data_volume_and_a_surge_only_roll
 fn the_k8s_service_selects_the_deployment_pods_on_the_http_port() {
     let documents = k8s_documents();
     let deployment = of_kind(&documents, "Deployment");
-    let service = of_kind(&documents, "Service");
+    let service = named(&documents, "Service", "accountservice");
     let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
     let selector = service["spec"]["selector"].as_mapping().unwrap();
     assert!(!selector.is_empty());
@@ -144,6 +175,76 @@ fn the_k8s_service_selects_the_deployment_pods_on_the_http_port() {
     let port = &service["spec"]["ports"][0];
     assert_eq!(port["port"], 6767);
     assert!(port["targetPort"] == "http" || port["targetPort"] == 6767);
+}
+
+#[test]
+fn the_k8s_pods_find_every_other_pod_through_a_headless_service_on_the_management_port() {
+    let documents = k8s_documents();
+    let deployment = of_kind(&documents, "Deployment");
+    let peers = named(&documents, "Service", "accountservice-peers");
+    // Headless: its DNS name has one record per pod (as Swarm's tasks.<service>), not one
+    // virtual IP that would hand every lookup to a single pod.
+    assert_eq!(peers["spec"]["clusterIP"], "None");
+    // A pod out of readiness (a fault of its own, draining) stays listed for the others.
+    assert_eq!(peers["spec"]["publishNotReadyAddresses"], true);
+    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    let selector = peers["spec"]["selector"].as_mapping().unwrap();
+    assert!(!selector.is_empty());
+    for (key, value) in selector {
+        assert_eq!(
+            &pod_labels[key], value,
+            "selector {key:?} does not match the pods"
+        );
+    }
+    let port = &peers["spec"]["ports"][0];
+    assert_eq!(port["port"], 6768);
+    assert_eq!(port["targetPort"], "management");
+    let management = container(&deployment)["ports"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "management")
+        .expect("a management port")
+        .clone();
+    assert_eq!(management["containerPort"], 6768);
+
+    // The Deployment names it, and the patch onto the shared database keeps it: a strategic
+    // merge patch merges `env` by name, so a variable of the patch's own would replace it.
+    let expected = Some("accountservice-peers:6768".to_owned());
+    let env = environment(container(&deployment));
+    let peers_env: Vec<_> = env
+        .iter()
+        .filter(|(name, _)| name == "ACCOUNTSERVICE_PEERS")
+        .collect();
+    assert_eq!(peers_env.len(), 1, "{env:?}");
+    assert_eq!(
+        peers_env[0].1, expected,
+        "peers serve /health/history on 6768 only"
+    );
+    let patch: Value =
+        serde_yaml_ng::from_str(&read("k8s/postgres/use-postgres.patch.yaml")).expect("valid YAML");
+    let patched = patch["spec"]["template"]["spec"]["containers"]
+        .as_sequence()
+        .expect("the patch's containers")
+        .iter()
+        .find(|c| c["name"] == "accountservice")
+        .expect("the patch changes the accountservice container")
+        .clone();
+    let mut merged = env.clone();
+    for (name, value) in environment(&patched) {
+        match merged.iter_mut().find(|(n, _)| *n == name) {
+            Some(existing) => existing.1 = value,
+            None => merged.push((name, value)),
+        }
+    }
+    let find = |name: &str| {
+        merged
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.clone())
+    };
+    assert_eq!(find("ACCOUNTSERVICE_PEERS"), expected);
+    assert!(find("ACCOUNTSERVICE_DATABASE_URL_FILE").is_some());
 }
 
 fn stack_service() -> Value {

@@ -283,8 +283,8 @@ pub struct Settings {
     /// `host:port`. The port is the one peers serve /health/history on: their management port
     /// when they have one (as the image does), else their only port. Peers are asked only while
     /// someone looks at the view, and while a check of a dependency every replica shares (a
-    /// database server) fails: then a few of them, at most once per health interval, whether
-    /// they reach it.
+    /// database server) fails: then a few of them, at most once per health interval (and once
+    /// more, those whose answer predates the failure), whether they reach it.
     #[arg(long, env = "ACCOUNTSERVICE_PEERS")]
     pub peers: Option<Peers>,
 

@@ -51,6 +51,19 @@ pub enum ApiError {
         /// Seconds to wait before retrying.
         retry_after: u64,
     },
+    /// A store every replica shares (a database server) failed this lookup, before or without a
+    /// verdict that turns lookups away at once: the short cause (from the error's kind, never its
+    /// text) and the seconds until the next verdict as `Retry-After`. Logged with its whole chain.
+    #[error("database unavailable: {reason}")]
+    SharedStoreFailed {
+        /// E.g. `connection refused`, `timed out after 1 s`.
+        reason: String,
+        /// Seconds to wait before retrying.
+        retry_after: u64,
+        /// What failed, for the log.
+        #[source]
+        cause: StoreError,
+    },
     /// Too many requests in progress: shed instead of queued.
     #[error("too many requests in progress; retry shortly")]
     Overloaded,
@@ -67,9 +80,10 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             Self::AccountNotFound(_) | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
-            Self::StoreUnavailable(_) | Self::Overloaded | Self::SharedOutage { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::StoreUnavailable(_)
+            | Self::Overloaded
+            | Self::SharedOutage { .. }
+            | Self::SharedStoreFailed { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -87,7 +101,7 @@ pub struct ErrorBody {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let Self::StoreUnavailable(cause) = &self {
+        if let Self::StoreUnavailable(cause) | Self::SharedStoreFailed { cause, .. } = &self {
             tracing::error!(error = %chain(cause), "account store failed");
         }
         // The Display text of each variant is written for clients: it never includes a cause.
@@ -101,7 +115,9 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
-        if let Self::SharedOutage { retry_after, .. } = self {
+        if let Self::SharedOutage { retry_after, .. }
+        | Self::SharedStoreFailed { retry_after, .. } = self
+        {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
@@ -140,6 +156,14 @@ mod tests {
             (ApiError::Overloaded, 503),
             (
                 ApiError::StoreUnavailable(StoreError::Unavailable("x".into())),
+                503,
+            ),
+            (
+                ApiError::SharedStoreFailed {
+                    reason: "connection refused".into(),
+                    retry_after: 1,
+                    cause: StoreError::Unavailable("x".into()),
+                },
                 503,
             ),
         ];

@@ -255,9 +255,13 @@ mod spec {
         params(("component" = String, Path, description = "A component's name, e.g. `database`")),
         responses(
             (status = 200, description = "The component is UP, DEGRADED or UNKNOWN",
-                body = HealthComponent),
+                body = HealthComponent, headers(("health-check-age" = String,
+                    description = "For a check that has run: seconds (to the millisecond) since \
+                        the check behind this answer began"))),
             (status = 503, description = "The component is DOWN or OUT_OF_SERVICE",
-                body = HealthComponent),
+                body = HealthComponent, headers(("health-check-age" = String,
+                    description = "For a check that has run: seconds (to the millisecond) since \
+                        the check behind this answer began"))),
             (status = 404, description = "No such component (or `--health-details never`)",
                 body = HealthError),
         )

@@ -1,12 +1,17 @@
 //! Asks one peer whether it reaches a dependency: `GET /health/{component}` on the port
 //! `--peers` names (its management port), which it answers from its own cached check, so a
 //! question costs it no check. One connection, one request, one deadline, a cap on the bytes
-//! read.
+//! read. The answer's `health-check-age` header says how long ago the peer's check began, so
+//! the asker can tell an answer older than its own failure from one that saw it.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    net::SocketAddr,
+    time::{Duration, SystemTime},
+};
 
+use health::http::CHECK_AGE;
 use http_body_util::BodyExt as _;
-use hyper::StatusCode;
+use hyper::{HeaderMap, StatusCode};
 
 use super::verdict::Answer;
 use crate::fleet::client::{seconds, send_get};
@@ -19,14 +24,45 @@ const MAX_BODY: usize = 16 * 1024;
 /// detail and log.
 const MAX_REASON: usize = 120;
 
+/// What one peer said, and how old the check behind it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// Its answer.
+    pub answer: Answer,
+    /// On this replica's clock, the earliest the peer's check behind the answer can have begun:
+    /// when the question was sent, less the age the peer gave. `None` when it gave none (then
+    /// the answer is taken as current).
+    pub began_after: Option<SystemTime>,
+}
+
 /// Asks the peer at `address` (listed as `host`) about `component`, within `timeout` for
 /// connecting, sending and reading together.
-pub async fn ask(address: SocketAddr, host: &str, component: &str, timeout: Duration) -> Answer {
-    match tokio::time::timeout(timeout, exchange(address, host, component, timeout)).await {
-        Ok(Ok((status, body))) => judge(status, &body),
-        Ok(Err(why)) => Answer::NoAnswer(why),
-        Err(_) => Answer::NoAnswer(format!("no answer within {}", seconds(timeout))),
+pub async fn ask(address: SocketAddr, host: &str, component: &str, timeout: Duration) -> Reply {
+    // The peer's clock is never read: its age of the check, taken from the moment the question
+    // left, places the check on this replica's clock no later than it really began.
+    let sent = SystemTime::now();
+    let answer = tokio::time::timeout(timeout, exchange(address, host, component, timeout)).await;
+    match answer {
+        Ok(Ok((status, age, body))) => Reply {
+            answer: judge(status, &body),
+            began_after: age.and_then(|age| sent.checked_sub(age)),
+        },
+        Ok(Err(why)) => Reply {
+            answer: Answer::NoAnswer(why),
+            began_after: None,
+        },
+        Err(_) => Reply {
+            answer: Answer::NoAnswer(format!("no answer within {}", seconds(timeout))),
+            began_after: None,
+        },
     }
+}
+
+/// The age of the peer's check, from its `health-check-age` header (seconds): `None` when it is
+/// absent or not a finite, non-negative number.
+fn check_age(headers: &HeaderMap) -> Option<Duration> {
+    let text = headers.get(CHECK_AGE)?.to_str().ok()?;
+    Duration::try_from_secs_f64(text.parse().ok()?).ok()
 }
 
 /// What a peer's answer to `/health/{component}` says.
@@ -72,7 +108,7 @@ async fn exchange(
     host: &str,
     component: &str,
     timeout: Duration,
-) -> Result<(StatusCode, Vec<u8>), String> {
+) -> Result<(StatusCode, Option<Duration>, Vec<u8>), String> {
     let path = format!("/health/{component}");
     let (response, _connection) = send_get(
         address,
@@ -84,6 +120,7 @@ async fn exchange(
     )
     .await?;
     let status = response.status();
+    let age = check_age(response.headers());
     let mut body = response.into_body();
     let mut read = Vec::new();
     while let Some(frame) = body.frame().await {
@@ -95,7 +132,7 @@ async fn exchange(
             read.extend_from_slice(&data);
         }
     }
-    Ok((status, read))
+    Ok((status, age, read))
 }
 
 #[cfg(test)]
@@ -130,6 +167,21 @@ mod tests {
             judge(ok, b"<html>"),
             Answer::NoAnswer("answered 200 without a component status".into())
         );
+    }
+
+    #[test]
+    fn the_age_of_a_peer_s_check_is_read_from_its_header_when_it_makes_sense() {
+        let age = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(CHECK_AGE, value.parse().unwrap());
+            check_age(&headers)
+        };
+        assert_eq!(age("0.412"), Some(Duration::from_millis(412)));
+        assert_eq!(age("3"), Some(Duration::from_secs(3)));
+        for nonsense in ["-1", "NaN", "inf", "soon", ""] {
+            assert_eq!(age(nonsense), None, "{nonsense:?}");
+        }
+        assert_eq!(check_age(&HeaderMap::new()), None);
     }
 
     #[test]

@@ -13,8 +13,10 @@
 //!
 //! The question costs the same whatever the fleet's size: at most [`SAMPLE`] peers, chosen at
 //! random (SWIM's indirect probes are the model), at most once per health interval, only while
-//! such a check fails; each peer answers `GET /health/{component}` from its own cache. The
-//! verdict is cleared the moment the check works again.
+//! such a check fails; each peer answers `GET /health/{component}` from its own cache. A peer's
+//! "reaches" from a check that began before this replica's failing one is not counted: those
+//! peers are asked once more when their next check is due, within the interval, and the verdict
+//! waits for them. The verdict is cleared the moment the check works again.
 //!
 //! - `verdict`: answers to a verdict, and the words for it;
 //! - `sample`: which peers to ask, never this replica;

@@ -87,6 +87,12 @@ impl Outage {
         }
     }
 
+    /// What lookups the store fails are told in `Retry-After`: one health interval in whole
+    /// seconds (at least 1), when the next verdict is due.
+    pub fn retry_after(&self) -> u64 {
+        self.retry_after
+    }
+
     /// The checks watched: those a restart cannot cure.
     pub fn watched(&self) -> Vec<String> {
         self.read().keys().cloned().collect()
@@ -110,6 +116,11 @@ impl Outage {
         self.read().clone()
     }
 
+    /// Counts `peers` more questions about `check` (a question asked again counts again).
+    pub fn asked(&self, check: &str, peers: u64) {
+        self.update(check, |record| record.asked += peers);
+    }
+
     /// Records a new verdict on `check` from `answers`; returns the verdict it replaced when it
     /// changed.
     pub fn judged(
@@ -119,10 +130,8 @@ impl Outage {
         answers: Vec<PeerAnswer>,
         now: Instant,
     ) -> Option<Option<Verdict>> {
-        let asked = answers.len() as u64;
         let changed = self.update(check, |record| {
             let before = record.verdict;
-            record.asked += asked;
             record.answers = answers;
             if verdict.is_local() {
                 record.local_since.get_or_insert(now);

@@ -1,8 +1,19 @@
 //! [`Watcher`]: the background task that notices a failing check of a shared dependency, asks a
 //! few peers about it at most once per health interval, records the verdict in [`Outage`] and
 //! shows it in the health registry; and clears it the moment the check works again.
+//!
+//! A peer's "I reach it" counts only if its check began after this replica's failing check did:
+//! in the first moments of an outage a peer's cached result can predate it, and counting that
+//! as "reaches" would make a shared outage look like this replica's own fault. Such an answer is
+//! not yet known; the peers that gave one are asked once more as soon as their next check is due
+//! (within the interval), and the verdict waits for them.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use health::{ComponentKind, Curability, Health, Probes, Scope, Status, WeakHealth};
 use tokio::{
@@ -12,12 +23,20 @@ use tokio::{
 };
 
 use super::{
-    ask::ask,
+    ask::{Reply, ask},
     sample::{self, Me},
     state::{COMPONENT, Outage},
-    verdict::{PeerAnswer, Verdict},
+    verdict::{Answer, PeerAnswer, Verdict},
 };
 use crate::fleet::Peers;
+
+/// What a peer's "reaches" from a check older than this replica's failure counts as, once asking
+/// again did not bring a newer one.
+const NOT_SINCE: &str = "its last check began before this replica's failed";
+
+/// The longest wait, past when a peer's next check is due, before asking it again: room for
+/// the check to finish and the answer to travel (a tenth of the interval when that is less).
+const FOLLOW_UP_MARGIN: Duration = Duration::from_millis(50);
 
 /// How the watcher asks and judges.
 #[derive(Debug, Clone)]
@@ -42,8 +61,25 @@ pub struct Watcher {
     options: WatchOptions,
     rng: fastrand::Rng,
     last_asked: Option<Instant>,
+    /// For each failing check, when its failure began as far as can be told: when its first
+    /// failing check began, on this replica's clock.
+    failing_since: BTreeMap<String, SystemTime>,
+    /// For each failing check, the question still to ask again before judging.
+    follow_ups: BTreeMap<String, FollowUp>,
     /// What was last set on the registry, so an unchanged verdict is not set again.
     shown: Option<(Status, String, String, Probes)>,
+}
+
+/// Peers whose "reaches" came from a check older than this replica's failure, to be asked again
+/// once their next check is due; the verdict waits for them.
+#[derive(Debug)]
+struct FollowUp {
+    /// When to ask.
+    at: Instant,
+    /// The answers of the first question that count as they are.
+    kept: Vec<PeerAnswer>,
+    /// The peers to ask again.
+    again: Vec<(String, SocketAddr)>,
 }
 
 impl Watcher {
@@ -56,12 +92,14 @@ impl Watcher {
             options,
             rng: fastrand::Rng::new(),
             last_asked: None,
+            failing_since: BTreeMap::new(),
+            follow_ups: BTreeMap::new(),
             shown: None,
         }
     }
 
     /// Runs the watcher until the registry is gone (the service stopped): on every change of a
-    /// status in the registry, and once per interval.
+    /// status in the registry, once per interval, and when a question is due again.
     pub fn spawn(self) -> JoinHandle<()> {
         tokio::spawn(self.run())
     }
@@ -70,8 +108,10 @@ impl Watcher {
         let mut ticker = tokio::time::interval(self.options.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
+            let follow_up = self.follow_ups.values().map(|f| f.at).min();
             tokio::select! {
                 _ = ticker.tick() => {}
+                () = until(follow_up) => {}
                 changed = self.changes.changed() => {
                     if changed.is_err() {
                         break; // the registry is gone
@@ -94,7 +134,7 @@ impl Watcher {
         // Not held while asking: the registry holds the checks, and they what they check.
         drop(health);
         let watched = self.outage.watched();
-        let failing: Vec<String> = report
+        let failing: Vec<(String, SystemTime)> = report
             .components
             .iter()
             .filter(|(name, c)| {
@@ -103,13 +143,30 @@ impl Watcher {
                     && c.status == Status::Down
                     && watched.contains(name)
             })
-            .map(|(name, _)| name.clone())
+            .map(|(name, c)| {
+                // The failure began no later than the failing check did: a check that was
+                // working when it began ends within its usual few milliseconds, so one that
+                // failed began at most that long before the failure.
+                let began = c
+                    .checked_at
+                    .and_then(|at| at.checked_sub(c.duration.unwrap_or_default()));
+                (name.clone(), began.unwrap_or_else(SystemTime::now))
+            })
             .collect();
-        for name in watched.iter().filter(|name| !failing.contains(name)) {
+        for name in watched
+            .iter()
+            .filter(|name| !failing.iter().any(|(failing, _)| failing == *name))
+        {
+            self.failing_since.remove(name);
+            self.follow_ups.remove(name);
             if let Some(verdict) = self.outage.recovered(name) {
                 tracing::info!(check = %name, was = %verdict.reason(name), "shared dependency reached again");
             }
         }
+        for (name, seen) in &failing {
+            self.failing_since.entry(name.clone()).or_insert(*seen);
+        }
+        let failing: Vec<String> = failing.into_iter().map(|(name, _)| name).collect();
         let now = Instant::now();
         let due = self
             .last_asked
@@ -117,6 +174,18 @@ impl Watcher {
         if !failing.is_empty() && due {
             self.last_asked = Some(now);
             self.ask_about(&failing).await;
+        } else {
+            let ready: Vec<String> = self
+                .follow_ups
+                .iter()
+                .filter(|(_, follow_up)| follow_up.at <= now)
+                .map(|(name, _)| name.clone())
+                .collect();
+            for check in ready {
+                if let Some(follow_up) = self.follow_ups.remove(&check) {
+                    self.ask_again(&check, follow_up).await;
+                }
+            }
         }
         for name in self.outage.escalate(Instant::now(), self.options.grace) {
             tracing::warn!(
@@ -128,7 +197,8 @@ impl Watcher {
         self.show()
     }
 
-    /// Asks a sample of the peers about each failing check and records the verdicts.
+    /// Asks a sample of the peers about each failing check and records the verdicts, or, for a
+    /// check whose answers came partly from checks older than its failure, when to ask again.
     async fn ask_about(&mut self, failing: &[String]) {
         let targets = match &self.options.peers {
             Some(peers) => {
@@ -142,19 +212,89 @@ impl Watcher {
         };
         let chosen = sample::choose(targets, &self.options.me, &mut self.rng);
         for check in failing {
-            let answers = self.answers(&chosen, check).await;
-            // The check may have recovered while the peers were asked: a verdict on a fault
-            // that is gone would keep this replica out of readiness until the next look.
-            if !self.still_failing(check) {
-                continue;
-            }
-            let verdict = Verdict::judge(&answers);
-            if let Some(before) = self.outage.judged(check, verdict, answers, Instant::now()) {
-                let reason = verdict.reason(check);
-                match before {
-                    Some(before) => tracing::warn!(%check, was = %before.reason(check), "{reason}"),
-                    None => tracing::warn!(%check, "{reason}"),
+            // A new question replaces one still to be asked again.
+            self.follow_ups.remove(check);
+            let replies = self.replies(&chosen, check).await;
+            self.conclude(check, Vec::new(), replies, true);
+        }
+    }
+
+    /// Asks again the peers whose "reaches" predated the failure of `check`, and judges.
+    async fn ask_again(&mut self, check: &str, follow_up: FollowUp) {
+        let replies = self.replies(&follow_up.again, check).await;
+        self.conclude(check, follow_up.kept, replies, false);
+    }
+
+    /// Judges `check` from the answers `kept` and the new `replies`, and records the verdict;
+    /// or, when some reply is a "reaches" older than the failure and `may_ask_again`, schedules
+    /// one more question to those peers for when their next check is due, within the interval.
+    fn conclude(
+        &mut self,
+        check: &str,
+        kept: Vec<PeerAnswer>,
+        replies: Vec<((String, SocketAddr), Reply)>,
+        may_ask_again: bool,
+    ) {
+        self.outage.asked(check, replies.len() as u64);
+        // The check may have recovered while the peers were asked: a verdict on a fault that is
+        // gone would keep this replica out of readiness until the next look.
+        if !self.still_failing(check) {
+            return;
+        }
+        let since = self
+            .failing_since
+            .get(check)
+            .copied()
+            .unwrap_or_else(SystemTime::now);
+        let mut answers = kept;
+        let mut again = Vec::new();
+        let mut next_check: Option<SystemTime> = None;
+        for ((peer, address), reply) in replies {
+            match reply.began_after {
+                Some(began) if reply.answer == Answer::Reaches && began < since => {
+                    let due = began.checked_add(self.options.interval).unwrap_or(began);
+                    next_check = Some(next_check.map_or(due, |latest| latest.max(due)));
+                    again.push((peer.clone(), address));
+                    answers.push(PeerAnswer {
+                        peer,
+                        answer: Answer::NoAnswer(NOT_SINCE.to_owned()),
+                    });
                 }
+                _ => answers.push(PeerAnswer {
+                    peer,
+                    answer: reply.answer,
+                }),
+            }
+        }
+        if may_ask_again && let Some(next_check) = next_check {
+            let margin = FOLLOW_UP_MARGIN.min(self.options.interval / 10);
+            let wait = next_check
+                .duration_since(SystemTime::now())
+                .unwrap_or_default()
+                + margin;
+            let at = Instant::now() + wait;
+            // The next question of the interval is as soon: no need to ask again before it.
+            let regular = self.last_asked.map(|last| last + self.options.interval);
+            if regular.is_none_or(|regular| at < regular) {
+                answers.retain(|a| !again.iter().any(|(peer, _)| *peer == a.peer));
+                tracing::debug!(%check, peers = again.len(), ?wait, "a peer's answer predates this replica's failure; asking it again when its next check is due");
+                self.follow_ups.insert(
+                    check.to_owned(),
+                    FollowUp {
+                        at,
+                        kept: answers,
+                        again,
+                    },
+                );
+                return;
+            }
+        }
+        let verdict = Verdict::judge(&answers);
+        if let Some(before) = self.outage.judged(check, verdict, answers, Instant::now()) {
+            let reason = verdict.reason(check);
+            match before {
+                Some(before) => tracing::warn!(%check, was = %before.reason(check), "{reason}"),
+                None => tracing::warn!(%check, "{reason}"),
             }
         }
     }
@@ -170,29 +310,31 @@ impl Watcher {
         })
     }
 
-    /// Every chosen peer's answer about `check`, asked at once, in the order chosen.
-    async fn answers(
+    /// Every chosen peer's reply about `check`, asked at once, in the order chosen.
+    async fn replies(
         &self,
-        chosen: &[(String, std::net::SocketAddr)],
+        chosen: &[(String, SocketAddr)],
         check: &str,
-    ) -> Vec<PeerAnswer> {
+    ) -> Vec<((String, SocketAddr), Reply)> {
         let mut asking = JoinSet::new();
         for (i, (listed, address)) in chosen.iter().enumerate() {
             let (listed, address, check) = (listed.clone(), *address, check.to_owned());
             let timeout = self.options.timeout;
             asking.spawn(async move { (i, ask(address, &listed, &check, timeout).await) });
         }
-        let mut answers: Vec<Option<PeerAnswer>> = vec![None; chosen.len()];
+        let mut replies: Vec<Option<Reply>> = vec![None; chosen.len()];
         // Every task ends within its own timeout.
         while let Some(joined) = asking.join_next().await {
-            if let Ok((i, answer)) = joined {
-                answers[i] = Some(PeerAnswer {
-                    peer: chosen[i].0.clone(),
-                    answer,
-                });
+            if let Ok((i, reply)) = joined {
+                replies[i] = Some(reply);
             }
         }
-        answers.into_iter().flatten().collect()
+        chosen
+            .iter()
+            .cloned()
+            .zip(replies)
+            .filter_map(|(peer, reply)| Some((peer, reply?)))
+            .collect()
     }
 
     /// Sets (or clears) the registry's `outage` component when the verdicts changed what it
@@ -219,6 +361,14 @@ impl Watcher {
         }
         self.shown = wanted;
         true
+    }
+}
+
+/// Completes at `at`, or never.
+async fn until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -255,6 +405,11 @@ mod tests {
 
     impl Replica {
         async fn start() -> Replica {
+            Replica::start_checking(true).await
+        }
+
+        /// With `refresher`, its check runs every interval; without, only when the test says.
+        async fn start_checking(refresher: bool) -> Replica {
             let database = Arc::new(Mutex::new(CheckOutcome::up()));
             let outcome = database.clone();
             let health = Health::builder()
@@ -270,7 +425,9 @@ mod tests {
                 .build()
                 .unwrap();
             health.refresh_now().await;
-            health.spawn_refresher(std::future::pending());
+            if refresher {
+                health.spawn_refresher(std::future::pending());
+            }
             let asked = Arc::new(AtomicUsize::new(0));
             let counter = asked.clone();
             let app: Router = health::http::router(health.clone(), Default::default()).layer(
@@ -320,6 +477,16 @@ mod tests {
 
         /// Waits until the `outage` component says `reason` (or is gone, for `None`).
         async fn until_outage(&self, reason: Option<&str>) -> health::Report {
+            self.until_outage_never(reason, None).await
+        }
+
+        /// Waits until the `outage` component says `reason`, failing if it says something that
+        /// starts with `never` on the way.
+        async fn until_outage_never(
+            &self,
+            reason: Option<&str>,
+            never: Option<&str>,
+        ) -> health::Report {
             let deadline = Instant::now() + DEADLINE;
             loop {
                 let report = self.health.report(Scope::Overall);
@@ -329,6 +496,12 @@ mod tests {
                     .and_then(|c| c.reason.as_deref());
                 if shown == reason {
                     return report;
+                }
+                if let (Some(shown), Some(never)) = (shown, never) {
+                    assert!(
+                        !shown.starts_with(never),
+                        "outage said {shown:?} on the way"
+                    );
                 }
                 assert!(
                     Instant::now() < deadline,
@@ -374,10 +547,13 @@ mod tests {
         for replica in &replicas {
             replica.database(refused());
         }
+        // Whichever replica's check fails first, its peers' cached "reaches" from before the
+        // failure never make it look like a fault of its own.
         let report = a
-            .until_outage(Some(
-                "shared outage: 3 of 3 replicas cannot reach the database",
-            ))
+            .until_outage_never(
+                Some("shared outage: 3 of 3 replicas cannot reach the database"),
+                Some("local fault"),
+            )
             .await;
         assert_eq!(
             report.status,
@@ -435,6 +611,43 @@ mod tests {
         a.until_outage(None).await;
         assert_eq!(a.health.report(Scope::Liveness).http_status(), 200);
         assert_eq!(a.health.report(Scope::Readiness).http_status(), 200);
+    }
+
+    #[tokio::test]
+    async fn a_peer_s_answer_from_a_check_older_than_the_failure_is_not_counted_as_reaching_it() {
+        let a = Replica::start().await;
+        // Their checks run only when the test says: what they answer stays from before.
+        let b = Replica::start_checking(false).await;
+        let c = Replica::start_checking(false).await;
+        let _outage = a.watch(&[&a, &b, &c], Duration::from_secs(30));
+        for replica in [&a, &b, &c] {
+            replica.database(refused());
+        }
+        // Asked, and asked again when their next check was due: still from before, so not
+        // known either way. Never "local fault: 2 of 3 replicas reach the database".
+        let report = a
+            .until_outage_never(
+                Some(
+                    "shared outage assumed: none of the 2 peers asked answered whether it \
+                     reaches the database",
+                ),
+                Some("local fault"),
+            )
+            .await;
+        let detail = report.components[COMPONENT].detail.clone().unwrap();
+        assert!(
+            detail.contains("no answer (its last check began before this replica's failed)"),
+            "{detail}"
+        );
+        assert!(b.asked() >= 2 && c.asked() >= 2, "not asked again");
+
+        // Once they have checked since, what they say counts.
+        b.health.refresh_now().await;
+        c.health.refresh_now().await;
+        a.until_outage(Some(
+            "shared outage: 3 of 3 replicas cannot reach the database",
+        ))
+        .await;
     }
 
     #[tokio::test]

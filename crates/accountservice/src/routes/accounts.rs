@@ -48,9 +48,11 @@ pub struct AccountBody<'a> {
         (status = 200, description = "The account", body = AccountBody<'_>),
         (status = 400, description = "Not a valid account id", body = crate::error::ErrorBody),
         (status = 404, description = "No account has this id", body = crate::error::ErrorBody),
-        (status = 503, description = "The store is unavailable; or in a shared outage (every \
-            replica fails to reach it: answered at once, with Retry-After and the reason); or too \
-            many requests are in progress (then with Retry-After)", body = crate::error::ErrorBody),
+        (status = 503, description = "The store is unavailable (a database every replica shares: \
+            with Retry-After and the cause, `database unavailable: connection refused`); or in a \
+            shared outage (every replica fails to reach it: answered at once, with Retry-After and \
+            the reason); or too many requests are in progress (then with Retry-After)",
+            body = crate::error::ErrorBody),
     )
 ))]
 pub async fn get_account(
@@ -66,11 +68,21 @@ pub async fn get_account(
             retry_after,
         });
     }
-    let account = state
-        .store
-        .get(&id)
-        .await?
-        .ok_or(ApiError::AccountNotFound(id))?;
+    let account = match state.store.get(&id).await {
+        Ok(found) => found.ok_or(ApiError::AccountNotFound(id))?,
+        // A database every replica shares: whether its failure is this replica's or everyone's
+        // is not known yet (or it is this replica's), and another replica or a moment later may
+        // serve, so the client is told why and when to retry, as in a shared outage. An
+        // embedded store's failure answers as it always has.
+        Err(cause) if state.store.is_shared() => {
+            return Err(ApiError::SharedStoreFailed {
+                reason: cause.summary().to_owned(),
+                retry_after: state.outage.as_ref().map_or(1, |o| o.retry_after()),
+                cause,
+            });
+        }
+        Err(cause) => return Err(cause.into()),
+    };
     let body = AccountBody {
         id: &account.id,
         name: &account.name,
@@ -218,9 +230,33 @@ mod tests {
             .expect_get()
             .times(1)
             .returning(|_| Err(StoreError::Unavailable("/secret/path broke".into())));
+        store.expect_is_shared().return_const(false);
         let (status, content_type, body) = get(store, "/accounts/10000").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(content_type.as_deref(), Some("application/json"));
         assert_eq!(body, r#"{"error":"account store unavailable"}"#);
+    }
+
+    #[tokio::test]
+    async fn a_shared_store_s_failure_before_any_verdict_is_a_503_with_the_cause_and_retry_after() {
+        let mut store = MockAccountStore::new();
+        store.expect_get().times(1).returning(|_| {
+            Err(StoreError::Postgres {
+                operation: "read",
+                cause: "connection refused".into(),
+                source: None,
+            })
+        });
+        store.expect_is_shared().return_const(true);
+        let app = router(AppState::new(Arc::new(store), "10.1.2.3"));
+        let request = Request::get("/accounts/10000").body(Body::empty()).unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            &bytes[..],
+            br#"{"error":"database unavailable: connection refused"}"#
+        );
     }
 }

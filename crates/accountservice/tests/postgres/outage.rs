@@ -31,6 +31,11 @@ struct Fleet {
 
 impl Fleet {
     fn start(urls: [&str; 3]) -> Self {
+        Fleet::start_every(urls, INTERVAL)
+    }
+
+    /// The fleet, checking every `interval` seconds.
+    fn start_every(urls: [&str; 3], interval: &str) -> Self {
         let ports: Vec<String> = (0..3).map(|_| free_port().to_string()).collect();
         let peers = ports
             .iter()
@@ -55,7 +60,7 @@ impl Fleet {
                 "--peers",
                 &peers,
                 "--health-interval",
-                INTERVAL,
+                interval,
                 "--local-fault-grace",
                 &grace,
                 "--health-details",
@@ -211,6 +216,82 @@ fn the_database_stopped_is_a_shared_outage_that_restarts_nothing_then_every_repl
         "every replica served again {:?} after the database returned",
         back.elapsed()
     );
+    fleet.stop();
+}
+
+#[test]
+fn every_replica_reaches_the_shared_outage_verdict_within_two_intervals_and_never_blames_itself() {
+    // Long enough that two intervals leave room for a busy machine; short enough to be quick.
+    let interval = Duration::from_millis(500);
+    let server = PgServer::start();
+    let url = server.url(&server.create_database("verdict_time"));
+    let fleet = Fleet::start_every([&url, &url, &url], &interval.as_secs_f64().to_string());
+    let addresses = fleet.addresses();
+    for address in &addresses {
+        poll_until(*address, "/health", VERDICT_BOUND, |answer| {
+            answer.status == 200
+        });
+    }
+
+    // Timed from before the stop begins: the measure can only be too long, never too short.
+    let stopping = Instant::now();
+    server.stop();
+    let stop_took = stopping.elapsed();
+    let shared = "shared outage: 3 of 3 replicas cannot reach the database";
+    let mut reached: Vec<Option<Duration>> = vec![None; addresses.len()];
+    let mut fleet_view: Option<Duration> = None;
+    while reached.iter().any(Option::is_none) || fleet_view.is_none() {
+        assert!(
+            stopping.elapsed() < VERDICT_BOUND,
+            "no verdict on every replica: {reached:?}, fleet view {fleet_view:?}"
+        );
+        for (address, reached) in addresses.iter().zip(&mut reached) {
+            let reason = outage_reason(&get(*address, "/health"));
+            // A peer's cached "reaches" from before the stop must not make the first replica to
+            // notice it blame itself.
+            assert!(
+                !reason.starts_with("local fault"),
+                "{address} said {reason:?} {:?} after the stop",
+                stopping.elapsed()
+            );
+            if reason == shared && reached.is_none() {
+                *reached = Some(stopping.elapsed());
+            }
+        }
+        if fleet_view.is_none() {
+            let view = get(addresses[0], "/health/fleet").json();
+            let replicas = view["replicas"].as_array().cloned().unwrap_or_default();
+            if replicas.len() == 3
+                && replicas.iter().all(|replica| {
+                    replica["reason"]
+                        .as_str()
+                        .is_some_and(|reason| reason.contains(shared))
+                })
+            {
+                fleet_view = Some(stopping.elapsed());
+            }
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let slowest = reached.iter().flatten().max().copied().unwrap_or_default();
+    println!(
+        "interval {interval:?}; the stop took {stop_took:?}; every replica said {shared:?} \
+         {slowest:?} after it began ({reached:?}); the fleet view of the first showed it on all \
+         three after {:?}",
+        fleet_view.unwrap_or_default()
+    );
+    assert!(
+        slowest <= interval * 2,
+        "the verdict took {slowest:?}, more than two intervals ({:?})",
+        interval * 2
+    );
+    // A replica stops with success only when healthy.
+    server.start_again();
+    for address in &addresses {
+        poll_until(*address, "/health", VERDICT_BOUND, |answer| {
+            answer.status == 200
+        });
+    }
     fleet.stop();
 }
 

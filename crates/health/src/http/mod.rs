@@ -11,4 +11,4 @@ mod render;
 mod router;
 
 pub use options::{Details, HttpOptions, Identity, ParseDetailsError};
-pub use router::{router, startup_router};
+pub use router::{CHECK_AGE, router, startup_router};

@@ -1,6 +1,7 @@
 //! The health endpoints as an axum [`Router`], answering from bodies rendered once per change.
 
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::SystemTime;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -16,7 +17,14 @@ use super::negotiate::Format;
 use super::options::{Details, HttpOptions};
 use super::render::{Unrendered, render_component, render_excluding, try_render};
 use crate::history::Recorded;
-use crate::{Health, Scope, Startup, Status};
+use crate::{ComponentKind, ComponentReport, Health, Scope, Startup, Status};
+
+/// The header of a `/health/{component}` answer that says how long ago, in seconds to the
+/// millisecond (`0.412`), the check behind the answer began; absent for a manual component and
+/// for a check that has not run yet. With it, a peer can tell whether the answer comes from a
+/// check that began after some moment of its own, without trusting that the two clocks agree:
+/// the check began no earlier than the moment it sent the question minus this age.
+pub const CHECK_AGE: &str = "health-check-age";
 
 /// The health endpoints, GET and HEAD (HEAD answers the same status and headers, no body):
 ///
@@ -34,8 +42,8 @@ use crate::{Health, Scope, Startup, Status};
 /// reason until complete, then 200 for good.
 ///
 /// `/health/{component}`: one component's status and reason (and details at
-/// [`Details::Always`]), 503 when it is `DOWN` or `OUT_OF_SERVICE`; 404 JSON for an unknown
-/// name, and for all at [`Details::Never`].
+/// [`Details::Always`]), 503 when it is `DOWN` or `OUT_OF_SERVICE`, with the [`CHECK_AGE`]
+/// header for a check; 404 JSON for an unknown name, and for all at [`Details::Never`].
 ///
 /// and `/health/history` (always 200, `application/json`): the replica's identity
 /// ([`HttpOptions::identity`]), its overall status and since when, and its last transitions,
@@ -138,7 +146,11 @@ async fn component(State(endpoint): State<Arc<Endpoint>>, Path(name): Path<Strin
         Some(c) if details != Details::Never => {
             let code = StatusCode::from_u16(c.status.http_status())
                 .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            json_response(code, render_component(c, details))
+            let mut response = json_response(code, render_component(c, details));
+            if let Some(age) = check_age(c, SystemTime::now()) {
+                response.headers_mut().insert(CHECK_AGE, age);
+            }
+            response
         }
         found => {
             let error = if found.is_some() {
@@ -149,6 +161,18 @@ async fn component(State(endpoint): State<Arc<Endpoint>>, Path(name): Path<Strin
             json_response(StatusCode::NOT_FOUND, to_json(&NotFound { error }))
         }
     }
+}
+
+/// [`CHECK_AGE`]'s value for `c` at `now`: the seconds since its check began (when it ended,
+/// less how long it took), or `None` for a manual component or a check not run yet.
+fn check_age(c: &ComponentReport, now: SystemTime) -> Option<HeaderValue> {
+    if c.kind != ComponentKind::Check {
+        return None;
+    }
+    let began = c.checked_at?.checked_sub(c.duration.unwrap_or_default())?;
+    // A clock stepped back since the check says 0: as fresh as can be told.
+    let age = now.duration_since(began).unwrap_or_default();
+    HeaderValue::from_str(&format!("{:.3}", age.as_secs_f64())).ok()
 }
 
 /// Serializes a body of strings and statuses, which cannot fail; an empty object rather than a

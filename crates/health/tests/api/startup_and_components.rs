@@ -3,7 +3,7 @@
 
 use axum::Router;
 use axum::http::{Method, StatusCode};
-use health::http::{Details, HttpOptions, router, startup_router};
+use health::http::{CHECK_AGE, Details, HttpOptions, router, startup_router};
 use health::{CheckOutcome, Health, Probes, Startup, Status};
 use serde_json::json;
 
@@ -146,6 +146,46 @@ async fn one_component_answers_its_own_status_and_reason() {
     let lifecycle = get(&app.router, "/health/lifecycle").await;
     assert_eq!(lifecycle.status, 503);
     assert_eq!(lifecycle.json()["reason"], "draining");
+}
+
+#[tokio::test]
+async fn a_check_s_answer_says_how_long_ago_the_check_began_and_a_manual_one_does_not() {
+    let database = Switch::up();
+    let health = Health::builder()
+        .check(database.check("database"))
+        .build()
+        .unwrap();
+    let app: Router = router(health.clone(), HttpOptions::default());
+    let answer = get(&app, "/health/database").await;
+    assert_eq!(answer.status, 503, "not checked yet");
+    assert!(answer.headers.get(CHECK_AGE).is_none(), "no check, no age");
+
+    let before = std::time::Instant::now();
+    health.refresh_now().await;
+    let answer = get(&app, "/health/database").await;
+    assert_eq!(answer.status, 200);
+    let age: f64 = answer.header(CHECK_AGE).parse().expect("seconds");
+    // Written to the millisecond: at most half of one more than the time since the round.
+    let bound = before.elapsed().as_secs_f64() + 0.0005;
+    assert!(
+        (0.0..=bound).contains(&age),
+        "{age} s, not within {bound} s"
+    );
+    assert_eq!(
+        answer
+            .header(CHECK_AGE)
+            .split_once('.')
+            .map(|(_, ms)| ms.len()),
+        Some(3)
+    );
+
+    health.set_manual("lifecycle", Status::Up, "serving", Probes::NONE);
+    let manual = get(&app, "/health/lifecycle").await;
+    assert_eq!(manual.status, 200);
+    assert!(
+        manual.headers.get(CHECK_AGE).is_none(),
+        "a manual component is no check"
+    );
 }
 
 #[tokio::test(start_paused = true)]
