@@ -245,3 +245,30 @@ fn without_the_server_binaries_the_tests_fail_with_one_line_saying_how_to_instal
     }
     assert_eq!(binaries_in(root.path()), Ok(root.path().join("16/bin")));
 }
+
+#[test]
+fn the_next_host_is_tried_when_the_first_accepts_and_never_answers() {
+    let server = shared();
+    let db = server.create_database("failover");
+    let hole = BlackHole::new();
+    // As libpq does, `connect_timeout` bounds each host's attempt, the handshake included.
+    let url = format!(
+        "postgres://postgres:{PASSWORD}@127.0.0.1:{},127.0.0.1:{}/{db}?connect_timeout=1",
+        hole.port(),
+        server.port()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let mut service = Service::start(
+        dir.path(),
+        &support::args("accounts.db", &["--database-url", &url]),
+    );
+    let address = service.wait_until_listening();
+    let answer = support::get(address, "/accounts/10007");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let took = started.elapsed();
+    println!("served through the second host {took:?} after the start");
+    assert!(took < Duration::from_secs(1) + SLACK, "{took:?}");
+    service.terminate();
+    assert!(service.wait().success());
+}
