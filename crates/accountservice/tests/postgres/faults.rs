@@ -453,3 +453,25 @@ async fn callers_waiting_for_a_busy_pool_give_up_at_the_acquire_timeout() {
         .await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_dropped_under_a_running_replica_is_a_503_saying_unknown_database() {
+    let server = shared();
+    let db = server.create_database("dropped");
+    let app = spawn_over(&server.url(&db), &[]).await;
+    app.health_until(RECOVERY_BOUND, |status, _| status == 200)
+        .await;
+    // FORCE ends the replica's sessions; every connection it opens next is refused by name.
+    server.psql("postgres", &format!("DROP DATABASE {db} WITH (FORCE)"));
+    let (status, body, _) = app
+        .health_until(DETECTION_BOUND, |_, body| {
+            reason(body) == "unknown database"
+        })
+        .await;
+    assert_eq!(status, 503, "{body}");
+    let started = Instant::now();
+    let (status, answer) = app.get("/accounts/10001").await;
+    assert_eq!(status, 503, "{answer}");
+    assert!(started.elapsed() < REQUEST_BOUND, "{:?}", started.elapsed());
+    app.stop().await;
+}
