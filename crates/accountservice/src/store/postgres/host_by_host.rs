@@ -62,7 +62,8 @@ where
     }
 }
 
-/// Runs the connection on its own task, as deadpool's own connector does.
+/// Runs the connection on its own task, as deadpool's own connector does, and logs how it
+/// failed as that one does (a warning: the health check reports the cause, this says when).
 fn drive<S, T>(
     (client, connection): (Client, tokio_postgres::Connection<S, T>),
 ) -> (Client, JoinHandle<()>)
@@ -72,7 +73,7 @@ where
 {
     let task = tokio::spawn(async move {
         if let Err(error) = connection.await {
-            tracing::debug!(%error, "a PostgreSQL connection ended");
+            tracing::warn!(%error, "a PostgreSQL connection failed");
         }
     });
     (client, task)
