@@ -4,8 +4,10 @@
 //! `memory.limit_in_bytes`), the lowest along the process's group and its parents; outside one
 //! there is none, unless `--memory-limit` gives one. Under a limit both listeners' connection
 //! caps are sized so that every connection at its worst fits at once, with headroom
-//! ([`BASELINE_BYTES`]) for the rest of the process: the runtime, the database and its cache,
-//! the binary itself. The worst case of a connection ([`http1_worst_case`], [`h2c_worst_case`])
+//! ([`baseline_bytes`]) for the rest of the process: the runtime, the binary itself
+//! ([`PROCESS_BYTES`]) and the embedded database's page cache, which is bounded to a share of the
+//! limit ([`database_cache_bytes`]) because redb's own default (1 GiB) would let clients asking
+//! for many different accounts grow it past any container's limit. The worst case of a connection ([`http1_worst_case`], [`h2c_worst_case`])
 //! counts what the server lets it hold in user space (hyper's read and write buffers at their
 //! bound, its state and task) and in the kernel: its socket buffers, which the kernel charges to
 //! the same control group and which [`SOCKET_RECEIVE_BUFFER`] and [`SOCKET_SEND_BUFFER`] pin
@@ -125,9 +127,26 @@ fn read_limit(file: &Path) -> Option<u64> {
     (bytes < V1_UNLIMITED).then_some(bytes)
 }
 
-/// Memory left aside for everything but the connections: the process at rest (runtime, binary,
-/// health registry, metrics) and the database with its cache.
-pub const BASELINE_BYTES: u64 = 16 << 20;
+/// Memory left aside for the process at rest besides the database's cache: runtime, binary,
+/// health registry, metrics, the fleet view's bounded state.
+pub const PROCESS_BYTES: u64 = 12 << 20;
+
+/// The least and the most the embedded database's page cache gets under a memory limit.
+pub const DATABASE_CACHE_MIN: u64 = 1 << 20;
+/// See [`DATABASE_CACHE_MIN`].
+pub const DATABASE_CACHE_MAX: u64 = 256 << 20;
+
+/// The embedded database's page cache under `limit`: a sixteenth of it, within
+/// [`DATABASE_CACHE_MIN`] and [`DATABASE_CACHE_MAX`]. Without a limit, `None`: redb's default.
+pub fn database_cache_bytes(limit: Option<u64>) -> Option<u64> {
+    limit.map(|limit| (limit / 16).clamp(DATABASE_CACHE_MIN, DATABASE_CACHE_MAX))
+}
+
+/// Memory left aside under `limit` for everything but the connections: the process at rest and
+/// the database's cache.
+pub fn baseline_bytes(limit: u64) -> u64 {
+    PROCESS_BYTES + database_cache_bytes(Some(limit)).unwrap_or(DATABASE_CACHE_MIN)
+}
 
 /// The kernel buffers the server pins on every connection, counted here at their worst.
 pub use crate::server::{SOCKET_RECEIVE_BUFFER, SOCKET_SEND_BUFFER};
@@ -253,7 +272,7 @@ pub fn plan(limit: Option<u64>, demands: Demands) -> Result<ConnectionCaps, Plan
         0
     };
     let backlogs = u64::from(backlog) + u64::from(management_backlog);
-    let fixed = BASELINE_BYTES + backlogs * BACKLOG_BYTES_PER_CONNECTION;
+    let fixed = baseline_bytes(limit) + backlogs * BACKLOG_BYTES_PER_CONNECTION;
     let room = limit.checked_sub(fixed).filter(|room| *room > 0);
     let room = room.ok_or(PlanError::NoRoom {
         limit,
@@ -392,7 +411,7 @@ mod tests {
         assert!(caps.public > 0 && caps.public < 10_000);
         assert!(caps.management >= MANAGEMENT_FLOOR && caps.management < 1024);
         assert_eq!(caps.backlog, BACKLOG_UNDER_LIMIT);
-        let used = BASELINE_BYTES
+        let used = baseline_bytes(limit)
             + u64::from(BACKLOG_UNDER_LIMIT + MANAGEMENT_BACKLOG) * BACKLOG_BYTES_PER_CONNECTION
             + caps.management as u64 * d.management_worst
             + caps.public as u64 * d.public_worst;
@@ -413,6 +432,26 @@ mod tests {
         assert!(matches!(refused, PlanError::TooMany { requested, .. } if requested == fits + 1));
         let message = refused.to_string();
         assert!(message.contains("--max-connections") && !message.contains('\n'));
+    }
+
+    #[test]
+    fn the_database_cache_is_a_bounded_share_of_the_limit_and_counted_in_the_baseline() {
+        assert_eq!(database_cache_bytes(None), None);
+        assert_eq!(database_cache_bytes(Some(64 << 20)), Some(4 << 20));
+        assert_eq!(
+            database_cache_bytes(Some(8 << 20)),
+            Some(DATABASE_CACHE_MIN)
+        );
+        assert_eq!(
+            database_cache_bytes(Some(64 << 30)),
+            Some(DATABASE_CACHE_MAX)
+        );
+        // Under the stacks' 64 MiB the headroom stays what the documented caps were sized from.
+        assert_eq!(baseline_bytes(64 << 20), 16 << 20);
+        for limit in [1 << 20, 64 << 20, 1 << 30, 64 << 30] {
+            let cache = database_cache_bytes(Some(limit)).unwrap();
+            assert_eq!(baseline_bytes(limit), PROCESS_BYTES + cache);
+        }
     }
 
     #[test]

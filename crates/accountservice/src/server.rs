@@ -45,7 +45,7 @@
 //! the connection. HTTP/2 can also stall above the socket, when the client never opens its flow-
 //! control window again (no `WINDOW_UPDATE`): hyper then stops asking the response body for
 //! more, and a response whose next part has waited for the bound to be taken closes the
-//! connection as well ([`Tracked`]).
+//! connection as well (`Tracked`).
 //!
 //! Every connection's kernel buffers are pinned to a small size on the listener, which its
 //! connections inherit, backlog included ([`SOCKET_RECEIVE_BUFFER`] and

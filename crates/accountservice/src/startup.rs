@@ -158,6 +158,7 @@ impl Application {
             max_connections = caps.public,
             backlog = caps.backlog,
             management_max_connections = caps.management,
+            database_cache = memory_limit::database_cache_bytes(caps.limit),
             "connection caps set"
         );
         let limits = |max_connections| ServerLimits {
@@ -204,7 +205,7 @@ impl Application {
             None => {
                 // Lent to the handlers and the health check; the lifecycle's claim gets it back,
                 // to close it, once the last of them has let go.
-                let (store, claim) = Lent::new(open_store(settings).await?);
+                let (store, claim) = Lent::new(open_store(settings, caps.limit).await?);
                 seed_store(store.clone(), settings.seed_accounts, &startup).await?;
                 let serving: Arc<dyn AccountStore> = match &fault {
                     Some(switch) => {
@@ -471,10 +472,18 @@ fn starting() -> Response {
 }
 
 /// Opens the database off the reactor (redb's open is blocking and may wait for a lock).
-async fn open_store(settings: &Settings) -> Result<RedbStore, StartupError> {
+async fn open_store(
+    settings: &Settings,
+    memory_limit: Option<u64>,
+) -> Result<RedbStore, StartupError> {
     let path = settings.db_path.clone();
     let lock_timeout = settings.db_lock_timeout;
-    Ok(tokio::task::spawn_blocking(move || RedbStore::open(path, lock_timeout)).await??)
+    let cache = memory_limit::database_cache_bytes(memory_limit)
+        .map(|bytes| usize::try_from(bytes).unwrap_or(usize::MAX));
+    Ok(
+        tokio::task::spawn_blocking(move || RedbStore::open_with_cache(path, lock_timeout, cache))
+            .await??,
+    )
 }
 
 /// Connects to PostgreSQL and applies the migrations (see `store::postgres`).

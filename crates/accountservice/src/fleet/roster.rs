@@ -23,7 +23,7 @@ use super::time::rfc3339;
 pub const MAX_KNOWN: usize = 1024;
 
 /// The most bytes kept for one replica (its record and its last answer, as
-/// [`Roster::bytes`] counts them): a longer answer loses its oldest transitions.
+/// `Roster::bytes` counts them): a longer answer loses its oldest transitions.
 pub const MAX_REPLICA_BYTES: usize = 16 * 1024;
 
 /// The most bytes kept for all replicas together; past it, the longest missing go first. At
@@ -42,7 +42,7 @@ const ROOM: usize = 1536;
 const NOT_ASKED_REASON: &str = "not asked this round: more replicas were found than are asked \
      in one round, and this one is past the cap";
 
-/// The bytes a [`Roster`] may keep.
+/// The bytes a roster (`Roster`) may keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
     /// See [`MAX_REPLICA_BYTES`].

@@ -73,13 +73,27 @@ type AccountsTable = ReadOnlyTable<&'static str, &'static [u8]>;
 
 impl RedbStore {
     /// Opens (or creates) the database at `path`, retrying for up to `lock_timeout` while another
-    /// process holds it. Blocking: call it off the async reactor.
+    /// process holds it, with redb's default page cache. Blocking: call it off the async reactor.
     pub fn open(path: impl AsRef<Path>, lock_timeout: Duration) -> Result<Self, StoreError> {
+        Self::open_with_cache(path, lock_timeout, None)
+    }
+
+    /// [`RedbStore::open`], with the page cache bounded to `cache_bytes` when given (see
+    /// `memory_limit::database_cache_bytes`): the cache grows with the accounts clients ask for.
+    pub fn open_with_cache(
+        path: impl AsRef<Path>,
+        lock_timeout: Duration,
+        cache_bytes: Option<usize>,
+    ) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         refuse_non_database(&path)?;
+        let mut builder = Database::builder();
+        if let Some(bytes) = cache_bytes {
+            builder.set_cache_size(bytes);
+        }
         let started = Instant::now();
         loop {
-            match Database::builder().create(&path) {
+            match builder.create(&path) {
                 Ok(db) => {
                     let file = FileWatch::open(&path).map_err(|source| StoreError::Open {
                         path: path.clone(),
@@ -410,6 +424,22 @@ mod tests {
         assert!(path.exists());
         assert_eq!(store.check().unwrap(), 0);
         assert_eq!(store.get(&id("10000")).unwrap(), None);
+    }
+
+    #[test]
+    fn a_bounded_cache_serves_every_account_and_evicts_instead_of_growing() {
+        let (_dir, path) = temp_db();
+        let store = RedbStore::open_with_cache(&path, Duration::ZERO, Some(64 * 1024)).unwrap();
+        let accounts: Vec<_> = (0..20_000).map(Account::fake).collect();
+        store.seed(&accounts).unwrap();
+        for account in accounts.iter().step_by(7) {
+            assert_eq!(store.get(&id(&account.id)).unwrap().as_ref(), Some(account));
+        }
+        // 20,000 accounts take far more than 64 KiB of pages: had the cache not been bounded,
+        // nothing would have been evicted.
+        let stats = store.db.cache_stats();
+        assert!(stats.evictions() > 0, "{stats:?}");
+        assert!(stats.used_bytes() <= 64 * 1024, "{stats:?}");
     }
 
     #[test]

@@ -613,9 +613,9 @@ fn hostile_peers_over_hundreds_of_rounds_never_grow_the_view_past_its_bound() {
 #[tokio::test]
 #[ignore = "run alone, in a child process, by hostile_peers_over_hundreds_of_rounds_never_grow_the_view_past_its_bound"]
 async fn hostile_peers_alone() {
-    if std::env::var_os(ALONE).is_none() {
-        return;
-    }
+    // Run any other way (`--include-ignored`), every bound but the process's memory is still
+    // checked; that one only holds where nothing else shares the process.
+    let alone = std::env::var_os(ALONE).is_some();
     const ROUNDS: usize = 300;
     let churned = Arc::new(AtomicUsize::new(0));
     let mut peers = Vec::new();
@@ -697,10 +697,14 @@ async fn hostile_peers_alone() {
     assert!(peak_body <= 2 * budget.total, "{peak_body}");
     // A sanity bound on the whole test process, where this test runs alone: before the bounds,
     // the churning peers alone kept hundreds of megabytes.
-    assert!(
-        peak_rss.saturating_sub(rss_before) <= 96 * 1024 * 1024,
-        "{rss_before} -> {peak_rss}"
-    );
+    if alone {
+        assert!(
+            peak_rss.saturating_sub(rss_before) <= 96 * 1024 * 1024,
+            "{rss_before} -> {peak_rss}"
+        );
+    } else {
+        println!("resident memory not asserted: other tests share this process ({ALONE} unset)");
+    }
 }
 
 #[tokio::test]

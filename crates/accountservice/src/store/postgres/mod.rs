@@ -11,7 +11,7 @@
 //!   does (tokio-postgres bounds only the TCP connect).
 //! - [`migrations`]: the versioned schema embedded in the binary, applied at start under an
 //!   advisory lock and recorded in the database.
-//! - [`pg_store`]: [`PgStore`], the pool and the prepared statements of lookups, seeding and
+//! - `pg_store`: [`PgStore`], the pool and the prepared statements of lookups, seeding and
 //!   the health check.
 //! - [`pool_metrics`]: the pool's series in `/metrics` (connections by state, waits, acquire
 //!   and query durations, errors by cause).
