@@ -12,7 +12,7 @@ use std::{
 
 use crate::{
     app::{App, SLACK, database, shared, spawn_over},
-    pg::{PASSWORD, PgServer, Proxy},
+    pg::{BlackHole, PASSWORD, PgServer, Proxy},
 };
 
 /// The longest a lookup may take with these tests' bounds (acquire 2 s, statement 0.4 s plus
@@ -473,5 +473,47 @@ async fn a_database_dropped_under_a_running_replica_is_a_503_saying_unknown_data
     let (status, answer) = app.get("/accounts/10001").await;
     assert_eq!(status, 503, "{answer}");
     assert!(started.elapsed() < REQUEST_BOUND, "{:?}", started.elapsed());
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_connections_skip_a_first_host_that_hangs_at_run_time() {
+    let server = shared();
+    let db = server.create_database("hung_host");
+    let hole = BlackHole::new();
+    let url = format!(
+        "postgres://postgres:{PASSWORD}@127.0.0.1:{},127.0.0.1:{}/{db}?connect_timeout=1",
+        hole.port(),
+        server.port()
+    );
+    // A connection must come within 0.8 s, less than the first host's 1 s: tried first every
+    // time, it would take every new connection's whole bound.
+    let app = spawn_over(&url, &["--database-acquire-timeout", "0.8"]).await;
+    assert_eq!(app.get("/accounts/10001").await.0, 200);
+    // The server ends the replica's connections: the pool must open new ones.
+    server.psql(
+        "postgres",
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{db}' AND application_name = 'accountservice'"
+        ),
+    );
+    let started = Instant::now();
+    loop {
+        if app.get("/accounts/10001").await.0 == 200 {
+            break;
+        }
+        assert!(
+            started.elapsed() < RECOVERY_BOUND,
+            "no new connection got past the hung host in {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for _ in 0..20 {
+        assert_eq!(app.get("/accounts/10001").await.0, 200);
+    }
+    app.health_until(RECOVERY_BOUND, |status, _| status == 200)
+        .await;
     app.stop().await;
 }

@@ -7,10 +7,20 @@
 //! answers) holds the attempt for ever, and the hosts after it are never tried. Here every host
 //! but the last is tried on a copy of the configuration naming it alone, within the timeout; the
 //! last one keeps the caller's bound (the acquire or start-up timeout), and its error is the one
-//! reported. One host, or hosts to be tried in random order (`load_balance_hosts=random`), go
-//! straight to tokio-postgres.
+//! reported. Hosts to be tried in random order (`load_balance_hosts=random`) go straight to
+//! tokio-postgres.
+//!
+//! A host that failed, or whose attempt was given up (its caller's bound ran out), is tried after
+//! the others for [`RECHECK_AFTER`], as pgJDBC does (`hostRecheckSeconds`). Without that memory a
+//! hung first host would take every new connection's whole acquire timeout at run time (shorter
+//! than `connect_timeout`), and no new connection would ever reach the hosts after it.
 
-use std::{future::Future, pin::Pin, time::Duration};
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
 
 use deadpool_postgres::Connect;
 use tokio::task::JoinHandle;
@@ -20,15 +30,26 @@ use tokio_postgres::{
     tls::{MakeTlsConnect, TlsConnect},
 };
 
+/// How long a host that failed or was given up on is tried after the others.
+pub const RECHECK_AFTER: Duration = Duration::from_secs(10);
+
+/// When each host (by its place in the URL) last failed or was given up on; `None` once it
+/// answered.
+type Failures = Arc<Mutex<Vec<Option<Instant>>>>;
+
 /// A deadpool [`Connect`] that tries the URL's hosts one by one, each within `connect_timeout`.
 pub struct HostByHost<T> {
     tls: T,
+    failures: Failures,
 }
 
 impl<T> HostByHost<T> {
     /// Connecting with `tls` (tokio-postgres's `NoTls` or the rustls connector).
     pub fn new(tls: T) -> Self {
-        Self { tls }
+        Self {
+            tls,
+            failures: Failures::default(),
+        }
     }
 }
 
@@ -44,22 +65,80 @@ where
         config: &Config,
     ) -> Pin<Box<dyn Future<Output = Result<(Client, JoinHandle<()>), Error>> + Send + '_>> {
         let tls = self.tls.clone();
-        let mut attempts = one_config_per_host(config);
+        let attempts = one_config_per_host(config);
         let per_host = config.get_connect_timeout().copied();
-        let last = attempts.pop().unwrap_or_else(|| config.clone());
+        let failures = self.failures.clone();
+        let mut order = {
+            let mut failed = lock(&failures);
+            failed.resize(attempts.len(), None);
+            order(&failed, Instant::now())
+        };
+        // The last host keeps the caller's bound, so that its answer (or error) is reported.
+        let last = order.pop().unwrap_or(0);
         Box::pin(async move {
             if let Some(limit) = per_host {
-                for attempt in attempts {
-                    if let Ok(Ok(connected)) =
-                        tokio::time::timeout(limit, attempt.connect(tls.clone())).await
-                    {
+                for index in order {
+                    let mut attempt = Attempt::new(&failures, index);
+                    let connecting = attempts[index].connect(tls.clone());
+                    if let Ok(Ok(connected)) = tokio::time::timeout(limit, connecting).await {
+                        attempt.answered();
                         return Ok(drive(connected));
                     }
                 }
             }
-            last.connect(tls).await.map(drive)
+            let mut attempt = Attempt::new(&failures, last);
+            let connected = attempts[last].connect(tls).await?;
+            attempt.answered();
+            Ok(drive(connected))
         })
     }
+}
+
+/// The places of the hosts in the order to try them: the URL's order, those that failed less
+/// than [`RECHECK_AFTER`] before `now` last.
+fn order(failed: &[Option<Instant>], now: Instant) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..failed.len()).collect();
+    // Stable: the URL's order holds within each group.
+    order.sort_by_key(|&index| {
+        failed[index].is_some_and(|at| now.saturating_duration_since(at) < RECHECK_AFTER)
+    });
+    order
+}
+
+/// One host's attempt: recorded as failed when it ends without [`Attempt::answered`], whether
+/// it failed, timed out or was dropped with its caller's future.
+struct Attempt<'a> {
+    failures: &'a Mutex<Vec<Option<Instant>>>,
+    index: usize,
+    answered: bool,
+}
+
+impl<'a> Attempt<'a> {
+    fn new(failures: &'a Mutex<Vec<Option<Instant>>>, index: usize) -> Self {
+        Self {
+            failures,
+            index,
+            answered: false,
+        }
+    }
+
+    fn answered(&mut self) {
+        self.answered = true;
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        let outcome = (!self.answered).then(Instant::now);
+        if let Some(slot) = lock(self.failures).get_mut(self.index) {
+            *slot = outcome;
+        }
+    }
+}
+
+/// The failures, even if a thread panicked holding them: they are timestamps, always whole.
+fn lock(failures: &Mutex<Vec<Option<Instant>>>) -> std::sync::MutexGuard<'_, Vec<Option<Instant>>> {
+    failures.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Runs the connection on its own task, as deadpool's own connector does, and logs how it
@@ -216,6 +295,16 @@ mod tests {
             connect_bound(&one_port, Duration::from_secs(2)),
             Duration::from_secs(4)
         );
+    }
+
+    #[test]
+    fn hosts_that_failed_lately_are_tried_last_in_the_urls_order() {
+        let now = Instant::now();
+        let lately = now.checked_sub(Duration::from_secs(1));
+        let long_ago = now.checked_sub(RECHECK_AFTER + Duration::from_secs(1));
+        assert_eq!(order(&[None, None, None], now), vec![0, 1, 2]);
+        assert_eq!(order(&[lately, None, lately, None], now), vec![1, 3, 0, 2]);
+        assert_eq!(order(&[long_ago, None], now), vec![0, 1]);
     }
 
     #[test]
