@@ -169,6 +169,7 @@ async fn a_server_stopped_killed_and_restarted_under_load_is_survived_without_a_
         PgServer::stop,
         &[
             "terminated by the server",
+            "server shutting down",
             "connection refused",
             "connection lost",
         ],
@@ -513,6 +514,50 @@ async fn new_connections_skip_a_first_host_that_hangs_at_run_time() {
     for _ in 0..20 {
         assert_eq!(app.get("/accounts/10001").await.0, 200);
     }
+    app.health_until(RECOVERY_BOUND, |status, _| status == 200)
+        .await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_shutting_down_is_a_503_saying_so_not_starting_up() {
+    let server = PgServer::start();
+    let db = server.create_database("shutting_down");
+    let url = server.url(&db);
+    let app = spawn_over(&url, &[]).await;
+    app.health_until(RECOVERY_BOUND, |status, _| status == 200)
+        .await;
+    // A session of ours keeps a smart shutdown waiting: meanwhile new connections are refused.
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("a connection");
+    let driver = tokio::spawn(connection);
+    server.begin_smart_stop();
+    // The replica's own sessions would go on serving: end them, until it has had to reconnect.
+    let started = Instant::now();
+    let body = loop {
+        client
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE application_name = 'accountservice'",
+                &[],
+            )
+            .await
+            .expect("the replica's sessions ended");
+        let (status, body) = app.health().await;
+        if status == 503 && reason(&body) != "terminated by the server" {
+            break body;
+        }
+        assert!(
+            started.elapsed() < DETECTION_BOUND,
+            "still {status}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(reason(&body), "server shutting down", "{body}");
+    drop(client);
+    let _ = driver.await;
+    server.start_again();
     app.health_until(RECOVERY_BOUND, |status, _| status == 200)
         .await;
     app.stop().await;

@@ -229,6 +229,17 @@ impl PgServer {
         ));
     }
 
+    /// Begins a smart shutdown (`pg_ctl stop -m smart`) without waiting: the server refuses new
+    /// connections ("the database system is shutting down") until its sessions have ended, then
+    /// exits.
+    pub fn begin_smart_stop(&self) {
+        self.shell(&format!(
+            "{pg_ctl} -D {data} -m smart -W stop >/dev/null",
+            pg_ctl = self.bin.join("pg_ctl").display(),
+            data = self.data().display(),
+        ));
+    }
+
     /// Kills the postmaster with SIGKILL, as a crash or the OOM killer would; its backends
     /// notice and exit on their own.
     pub fn kill_9(&self) {
