@@ -1,9 +1,11 @@
 //! `cargo xtask faults`: the fault tests that need root, which `cargo test --workspace` lists as
 //! ignored ("needs root") so that the README's test command passes for any developer.
 //!
-//! They mount a small tmpfs to fill a disk while seeding, and check that a database file's mode
-//! changes nothing for a service running as root. CI runs this task as root; run as anyone else it
-//! fails at once with a clear message, and each test also fails (never passes) without root.
+//! They mount a small tmpfs to fill a disk while seeding, check that a database file's mode
+//! changes nothing for a service running as root, and drop a test PostgreSQL server's packets with
+//! nftables to leave the pool a half-open connection. CI runs this task as root; run as anyone
+//! else it fails at once with a clear message, and each test also fails (never passes) without
+//! root.
 
 use std::time::Instant;
 
@@ -12,7 +14,8 @@ use xshell::{Shell, cmd};
 
 use crate::docker::secs;
 
-/// Runs the root-only fault tests of `crates/accountservice/tests/faults.rs`.
+/// Runs the root-only fault tests of `crates/accountservice/tests/faults.rs` and of the
+/// PostgreSQL tests (`tests/postgres/half_open.rs`).
 pub fn run(sh: &Shell) -> Result<()> {
     let uid = cmd!(sh, "id -u")
         .quiet()
@@ -21,7 +24,8 @@ pub fn run(sh: &Shell) -> Result<()> {
     ensure!(
         uid.trim() == "0",
         "cargo xtask faults needs root (uid 0, this is uid {}): its tests mount a tmpfs to fill a \
-         disk and check what file modes do to a service running as root; run it as root, as CI does",
+         disk, check what file modes do to a service running as root and drop packets with nftables; \
+         run it as root, as CI does",
         uid.trim()
     );
     let started = Instant::now();
@@ -31,6 +35,12 @@ pub fn run(sh: &Shell) -> Result<()> {
     )
     .run()
     .context("the root-only fault tests failed")?;
+    cmd!(
+        sh,
+        "cargo test -p accountservice --test postgres -- --ignored --test-threads 1"
+    )
+    .run()
+    .context("the root-only PostgreSQL fault tests failed")?;
     println!(
         "faults: the root-only fault tests passed in {}",
         secs(started.elapsed())

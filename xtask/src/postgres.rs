@@ -7,8 +7,15 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, anyhow, ensure};
 use xshell::{Shell, cmd};
+
+/// The service's tests' PostgreSQL server (`crates/accountservice/tests/support/postgres.rs`),
+/// shared as a file: the benchmark starts it as is; [`Server`] differs in where it listens, whom
+/// it lets in and how long it lives, but finds the binaries and creates its cluster the same way.
+#[allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#[path = "../../crates/accountservice/tests/support/postgres.rs"]
+pub mod test_server;
 
 /// The password of the server's `postgres` role, which the replicas log in as. The server is
 /// reachable only from the test network or this host, for as long as a scenario runs.
@@ -52,13 +59,11 @@ impl Server {
             port,
             netns,
         };
-        server.as_postgres(&format!(
-            "{initdb} -D {data} -U postgres -A scram-sha-256 --pwfile={pwfile} --no-sync -E UTF8 \
-             --locale=C >{dir}/initdb.log 2>&1",
-            initdb = server.bin.join("initdb").display(),
-            data = server.data().display(),
-            pwfile = pwfile.display(),
-            dir = dir.display(),
+        server.as_postgres(&test_server::initdb_script(
+            &server.bin,
+            &server.data(),
+            &pwfile,
+            &dir.join("initdb.log"),
         ))?;
         let hba = server.data().join("pg_hba.conf");
         let mut rules = std::fs::read_to_string(&hba)?;
@@ -184,26 +189,11 @@ fn run(command: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// The newest installed server binaries (Debian's layout).
+/// The newest installed server binaries (Debian's layout), or the line saying how to install
+/// them.
 fn binaries() -> Result<PathBuf> {
-    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let version = entry.file_name().to_string_lossy().parse::<u32>().ok()?;
-            let bin = entry.path().join("bin");
-            bin.join("initdb").exists().then_some((version, bin))
-        })
-        .collect();
-    found.sort();
-    match found.pop() {
-        Some((_, bin)) => Ok(bin),
-        None => bail!(
-            "PostgreSQL's server binaries are missing (/usr/lib/postgresql/*/bin/initdb): \
-             install them with `apt-get install -y postgresql`"
-        ),
-    }
+    test_server::binaries_in(Path::new(test_server::INSTALL_ROOT))
+        .map_err(|missing| anyhow!(missing))
 }
 
 /// Where the containers of a Swarm service reach this host: the address of the bridge that

@@ -3,21 +3,18 @@
 //! as many clients) on the same server in the same rounds, and the pool's waits under that load.
 //!
 //! The server is started from Debian's binaries the way the service's own tests start one
-//! (`crates/accountservice/tests/support/postgres.rs`, shared as a file), and pinned with the
+//! (`crates/accountservice/tests/support/postgres.rs`, shared as a file: [`crate::postgres::test_server`]), and pinned with the
 //! service to the server core; wrk and pgbench run on the load core. So the ratio says how much
 //! of what the database can answer the service delivers through HTTP.
 
 use std::process::Command;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, anyhow, ensure};
 use serde::Serialize;
 
 use super::results::{Outcome, Row, Sample};
 use super::{ACCOUNTS, BASE_ACCOUNTS, Lab, STOP_GRACE};
-
-#[allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-#[path = "../../../crates/accountservice/tests/support/postgres.rs"]
-mod server;
+use crate::postgres::test_server as server;
 
 /// What the PostgreSQL rounds measured.
 #[derive(Debug, Default, Serialize)]
@@ -34,12 +31,8 @@ pub struct Postgres {
 impl Lab {
     /// Runs the PostgreSQL rounds.
     pub(super) fn postgres(&mut self) -> Result<Postgres> {
-        ensure!(
-            std::fs::read_dir("/usr/lib/postgresql").is_ok_and(|mut versions| versions
-                .any(|v| v.is_ok_and(|v| v.path().join("bin/initdb").exists()))),
-            "{}",
-            server::MISSING
-        );
+        server::binaries_in(std::path::Path::new(server::INSTALL_ROOT))
+            .map_err(|missing| anyhow!(missing))?;
         println!("bench: PostgreSQL (a private server, pgbench in the same rounds)");
         let pg = server::PgServer::start_with(&[("max_connections", "200")]);
         pin_server(pg.postmaster_pid(), self.cpus.0)?;

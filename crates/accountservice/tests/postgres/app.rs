@@ -32,25 +32,24 @@ pub fn shared() -> &'static PgServer {
 }
 
 /// Settings for an instance on a free loopback port over `url` (redb in `dir` without one),
-/// details always shown, checks every 0.2 s under a 4 s timeout, [`ACQUIRE_TIMEOUT`].
+/// details always shown, checks every 0.2 s under a 4 s timeout, [`ACQUIRE_TIMEOUT`]; a flag in
+/// `extra` replaces the default given here.
 pub fn settings(dir: &std::path::Path, url: Option<&str>, extra: &[&str]) -> Settings {
     let db = dir.join("accounts.db");
-    let mut args = vec![
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--db-path",
-        db.to_str().expect("a UTF-8 path"),
-        "--health-details",
-        "always",
-        "--health-interval",
-        "0.2",
-        "--health-timeout",
-        "4",
-        "--database-acquire-timeout",
-        ACQUIRE_TIMEOUT,
+    let defaults = [
+        ("--bind", "127.0.0.1"),
+        ("--port", "0"),
+        ("--db-path", db.to_str().expect("a UTF-8 path")),
+        ("--health-details", "always"),
+        ("--health-interval", "0.2"),
+        ("--health-timeout", "4"),
+        ("--database-acquire-timeout", ACQUIRE_TIMEOUT),
     ];
+    let mut args: Vec<&str> = defaults
+        .iter()
+        .filter(|(flag, _)| !extra.contains(flag))
+        .flat_map(|(flag, value)| [*flag, *value])
+        .collect();
     if let Some(url) = url {
         args.extend(["--database-url", url]);
     }

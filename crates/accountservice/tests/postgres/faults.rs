@@ -12,7 +12,7 @@ use std::{
 
 use crate::{
     app::{App, SLACK, database, shared, spawn_over},
-    pg::{PASSWORD, PgServer, Proxy},
+    pg::{BlackHole, PASSWORD, PgServer, Proxy},
 };
 
 /// The longest a lookup may take with these tests' bounds (acquire 2 s, statement 0.4 s plus
@@ -173,6 +173,7 @@ async fn a_server_stopped_killed_and_restarted_under_load_is_survived_without_a_
         PgServer::stop,
         &[
             "terminated by the server",
+            "server shutting down",
             "connection refused",
             "connection lost",
         ],
@@ -471,6 +472,114 @@ async fn callers_waiting_for_a_busy_pool_give_up_at_the_acquire_timeout() {
     transaction.rollback().await.unwrap();
     drop(client);
     let _ = driver.await;
+    app.health_until(RECOVERY_BOUND, |status, _| status == 200)
+        .await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_dropped_under_a_running_replica_is_a_503_saying_unknown_database() {
+    let server = shared();
+    let db = server.create_database("dropped");
+    let app = spawn_over(&server.url(&db), &[]).await;
+    app.health_until(RECOVERY_BOUND, |status, _| status == 200)
+        .await;
+    // FORCE ends the replica's sessions; every connection it opens next is refused by name.
+    server.psql("postgres", &format!("DROP DATABASE {db} WITH (FORCE)"));
+    let (status, body, _) = app
+        .health_until(DETECTION_BOUND, |_, body| {
+            reason(body) == "unknown database"
+        })
+        .await;
+    assert_eq!(status, 503, "{body}");
+    let started = Instant::now();
+    let (status, answer) = app.get("/accounts/10001").await;
+    assert_eq!(status, 503, "{answer}");
+    assert!(started.elapsed() < REQUEST_BOUND, "{:?}", started.elapsed());
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_connections_skip_a_first_host_that_hangs_at_run_time() {
+    let server = shared();
+    let db = server.create_database("hung_host");
+    let hole = BlackHole::new();
+    let url = format!(
+        "postgres://postgres:{PASSWORD}@127.0.0.1:{},127.0.0.1:{}/{db}?connect_timeout=1",
+        hole.port(),
+        server.port()
+    );
+    // A connection must come within 0.8 s, less than the first host's 1 s: tried first every
+    // time, it would take every new connection's whole bound.
+    let app = spawn_over(&url, &["--database-acquire-timeout", "0.8"]).await;
+    assert_eq!(app.get("/accounts/10001").await.0, 200);
+    // The server ends the replica's connections: the pool must open new ones.
+    server.psql(
+        "postgres",
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{db}' AND application_name = 'accountservice'"
+        ),
+    );
+    let started = Instant::now();
+    loop {
+        if app.get("/accounts/10001").await.0 == 200 {
+            break;
+        }
+        assert!(
+            started.elapsed() < RECOVERY_BOUND,
+            "no new connection got past the hung host in {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for _ in 0..20 {
+        assert_eq!(app.get("/accounts/10001").await.0, 200);
+    }
+    app.health_until(RECOVERY_BOUND, |status, _| status == 200)
+        .await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_shutting_down_is_a_503_saying_so_not_starting_up() {
+    let server = PgServer::start();
+    let db = server.create_database("shutting_down");
+    let url = server.url(&db);
+    let app = spawn_over(&url, &[]).await;
+    app.health_until(RECOVERY_BOUND, |status, _| status == 200)
+        .await;
+    // A session of ours keeps a smart shutdown waiting: meanwhile new connections are refused.
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("a connection");
+    let driver = tokio::spawn(connection);
+    server.begin_smart_stop();
+    // The replica's own sessions would go on serving: end them, until it has had to reconnect.
+    let started = Instant::now();
+    let body = loop {
+        client
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE application_name = 'accountservice'",
+                &[],
+            )
+            .await
+            .expect("the replica's sessions ended");
+        let (status, body) = app.health().await;
+        if status == 503 && reason(&body) != "terminated by the server" {
+            break body;
+        }
+        assert!(
+            started.elapsed() < DETECTION_BOUND,
+            "still {status}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(reason(&body), "server shutting down", "{body}");
+    drop(client);
+    let _ = driver.await;
+    server.start_again();
     app.health_until(RECOVERY_BOUND, |status, _| status == 200)
         .await;
     app.stop().await;

@@ -3,7 +3,7 @@
 //! every fault the store must survive or refuse with a clear line, and the fleet's verdict on an
 //! outage of the database (is it one replica's, or everyone's?). One shared server for the
 //! tests that only need a database of their own; a server of their own for the tests that stop,
-//! kill or fill it.
+//! kill, fill or cut off from the network (that one needs root: `cargo xtask faults`).
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -13,6 +13,7 @@ mod pg;
 
 mod app;
 mod faults;
+mod half_open;
 mod lookups;
 mod outage;
 mod process;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::{
     app::{SLACK, shared},
-    pg::{BlackHole, PASSWORD, free_port},
+    pg::{BlackHole, MISSING, PASSWORD, binaries_in, free_port},
     support::{self, Service, run_to_exit},
 };
 
@@ -219,6 +219,56 @@ fn the_url_and_password_can_come_from_secret_files() {
             "the log shows the password: {line}"
         );
     }
+    service.terminate();
+    assert!(service.wait().success());
+}
+
+#[test]
+fn without_the_server_binaries_the_tests_fail_with_one_line_saying_how_to_install_them() {
+    let root = tempfile::tempdir().unwrap();
+    assert_eq!(binaries_in(root.path()), Err(MISSING));
+    assert_eq!(MISSING.lines().count(), 1, "{MISSING}");
+    assert!(
+        MISSING.contains("apt-get install -y postgresql"),
+        "{MISSING}"
+    );
+    // The client package alone (psql, no initdb) is no server to start.
+    let client_only = root.path().join("15/bin");
+    std::fs::create_dir_all(&client_only).unwrap();
+    std::fs::write(client_only.join("psql"), "").unwrap();
+    assert_eq!(binaries_in(root.path()), Err(MISSING));
+    // With several servers, the newest major version, compared as a number.
+    for version in ["9", "15", "16"] {
+        let bin = root.path().join(version).join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::write(bin.join("initdb"), "").unwrap();
+    }
+    assert_eq!(binaries_in(root.path()), Ok(root.path().join("16/bin")));
+}
+
+#[test]
+fn the_next_host_is_tried_when_the_first_accepts_and_never_answers() {
+    let server = shared();
+    let db = server.create_database("failover");
+    let hole = BlackHole::new();
+    // As libpq does, `connect_timeout` bounds each host's attempt, the handshake included.
+    let url = format!(
+        "postgres://postgres:{PASSWORD}@127.0.0.1:{},127.0.0.1:{}/{db}?connect_timeout=1",
+        hole.port(),
+        server.port()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let mut service = Service::start(
+        dir.path(),
+        &support::args("accounts.db", &["--database-url", &url]),
+    );
+    let address = service.wait_until_listening();
+    let answer = support::get(address, "/accounts/10007");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let took = started.elapsed();
+    println!("served through the second host {took:?} after the start");
+    assert!(took < Duration::from_secs(1) + SLACK, "{took:?}");
     service.terminate();
     assert!(service.wait().success());
 }

@@ -7,7 +7,7 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, 
 
 use crate::{
     app::{shared, spawn_over},
-    pg::{PASSWORD, PgServer},
+    pg::{BlackHole, PASSWORD, PgServer},
     process::exit_line,
 };
 
@@ -188,4 +188,25 @@ fn an_unreadable_root_file_is_refused_naming_it() {
     );
     let line = exit_line(&url, &[], Duration::from_secs(30));
     assert!(line.contains("/nonexistent/ca.pem"), "{line}");
+}
+
+#[tokio::test]
+async fn verify_full_checks_each_host_by_its_own_name_when_the_first_never_answers() {
+    let setup = setup();
+    let db = setup.server.create_database("tls_hosts");
+    let hole = BlackHole::new();
+    // The black hole is named 127.0.0.1, the server localhost: the certificate is checked
+    // against the name of the host actually reached.
+    let url = format!(
+        "postgres://postgres:{PASSWORD}@127.0.0.1:{},localhost:{}/{db}?connect_timeout=1\
+         &sslmode=verify-full&sslrootcert={}",
+        hole.port(),
+        setup.server.port(),
+        setup.right_ca
+    );
+    let app = spawn_over(&url, &[]).await;
+    assert_eq!(app.get("/accounts/10042").await.0, 200);
+    let (tls, all) = encrypted(&setup.server, &db);
+    assert_eq!(tls, all, "not every connection is encrypted");
+    app.stop().await;
 }

@@ -8,7 +8,9 @@
 //! when that end closes, because the server was dropped or the process ended in any way, the
 //! watchdog stops the server and removes its directory.
 //!
-//! Include it with `#[path = "../support/postgres.rs"] mod postgres;` (any test binary).
+//! Include it with `#[path = "../support/postgres.rs"] mod postgres;` (any test binary). xtask
+//! includes it too: its benchmark starts the same server, and its servers for Swarm tasks share
+//! the binaries' lookup and the `initdb` line.
 #![allow(dead_code)]
 
 use std::{
@@ -110,13 +112,11 @@ impl PgServer {
             as_postgres_user,
             extra,
         };
-        server.shell(&format!(
-            "{initdb} -D {data} -U postgres -A scram-sha-256 --pwfile={pw} --no-sync -E UTF8 \
-             --locale=C >{dir}/initdb.log 2>&1",
-            initdb = server.bin.join("initdb").display(),
-            data = server.data().display(),
-            pw = pwfile.display(),
-            dir = server.dir.display(),
+        server.shell(&initdb_script(
+            &server.bin,
+            &server.data(),
+            &pwfile,
+            &server.dir.join("initdb.log"),
         ));
         server.watchdog = server.spawn_watchdog();
         server.watchdog_pipe = server.watchdog.stdin.take();
@@ -229,6 +229,17 @@ impl PgServer {
         ));
     }
 
+    /// Begins a smart shutdown (`pg_ctl stop -m smart`) without waiting: the server refuses new
+    /// connections ("the database system is shutting down") until its sessions have ended, then
+    /// exits.
+    pub fn begin_smart_stop(&self) {
+        self.shell(&format!(
+            "{pg_ctl} -D {data} -m smart -W stop >/dev/null",
+            pg_ctl = self.bin.join("pg_ctl").display(),
+            data = self.data().display(),
+        ));
+    }
+
     /// Kills the postmaster with SIGKILL, as a crash or the OOM killer would; its backends
     /// notice and exit on their own.
     pub fn kill_9(&self) {
@@ -310,9 +321,18 @@ impl Drop for PgServer {
     }
 }
 
+/// Where Debian installs PostgreSQL's servers: `<major version>/bin` under it.
+pub const INSTALL_ROOT: &str = "/usr/lib/postgresql";
+
 /// The newest installed server's `bin` directory; fails the test with [`MISSING`] if none.
 pub fn binaries() -> PathBuf {
-    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+    binaries_in(Path::new(INSTALL_ROOT)).unwrap_or_else(|missing| panic!("{missing}"))
+}
+
+/// The `bin` directory of the newest server under `root` (Debian's layout,
+/// `<root>/<major>/bin/initdb`), or [`MISSING`].
+pub fn binaries_in(root: &Path) -> Result<PathBuf, &'static str> {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir(root)
         .into_iter()
         .flatten()
         .flatten()
@@ -323,10 +343,21 @@ pub fn binaries() -> PathBuf {
         })
         .collect();
     found.sort();
-    match found.pop() {
-        Some((_, bin)) => bin,
-        None => panic!("{MISSING}"),
-    }
+    found.pop().map(|(_, bin)| bin).ok_or(MISSING)
+}
+
+/// The shell line that creates a cluster in `data` whose superuser `postgres` logs in with
+/// the password in `pwfile` (SCRAM), its output in `log`. Durability is traded for speed
+/// (`--no-sync`): every cluster made here is thrown away.
+pub fn initdb_script(bin: &Path, data: &Path, pwfile: &Path, log: &Path) -> String {
+    format!(
+        "{initdb} -D {data} -U postgres -A scram-sha-256 --pwfile={pw} --no-sync -E UTF8 \
+         --locale=C >{log} 2>&1",
+        initdb = bin.join("initdb").display(),
+        data = data.display(),
+        pw = pwfile.display(),
+        log = log.display(),
+    )
 }
 
 fn is_root() -> bool {

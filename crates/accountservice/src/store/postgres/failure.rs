@@ -10,7 +10,7 @@ use tokio_postgres::error::SqlState;
 /// "unknown database", "too many clients", "statement timeout", "connection lost", ...
 pub fn cause(error: &tokio_postgres::Error) -> &'static str {
     if let Some(code) = error.code() {
-        return sql_state_cause(code);
+        return sql_state_cause(code, error);
     }
     if let Some(tls) = tls_error(error) {
         return match tls {
@@ -48,7 +48,7 @@ pub fn cause(error: &tokio_postgres::Error) -> &'static str {
     "query failed"
 }
 
-fn sql_state_cause(code: &SqlState) -> &'static str {
+fn sql_state_cause(code: &SqlState, error: &tokio_postgres::Error) -> &'static str {
     match *code {
         SqlState::INVALID_PASSWORD | SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
             "authentication failed"
@@ -59,11 +59,25 @@ fn sql_state_cause(code: &SqlState) -> &'static str {
         // A shutdown and `pg_terminate_backend` send the same code.
         SqlState::ADMIN_SHUTDOWN => "terminated by the server",
         SqlState::CRASH_SHUTDOWN => "server crashed",
-        SqlState::CANNOT_CONNECT_NOW => "server starting up",
+        SqlState::CANNOT_CONNECT_NOW => not_accepting(error),
         SqlState::UNDEFINED_TABLE => "schema missing",
         SqlState::INSUFFICIENT_PRIVILEGE => "permission denied",
         SqlState::READ_ONLY_SQL_TRANSACTION => "server is read-only",
         _ => "query failed",
+    }
+}
+
+/// Why a server refuses connections for now (`57P03`): one code for starting up, shutting down
+/// and recovery. The server's message tells them apart; it is a fixed sentence, never a
+/// credential, and only chooses among these words (a translated one gets the neutral words).
+fn not_accepting(error: &tokio_postgres::Error) -> &'static str {
+    let message = error.as_db_error().map(|db| db.message()).unwrap_or("");
+    if message.contains("shutting down") {
+        "server shutting down"
+    } else if message.contains("starting up") {
+        "server starting up"
+    } else {
+        "server not accepting connections"
     }
 }
 

@@ -7,6 +7,8 @@
 //! - [`tls`]: `sslmode` and `sslrootcert` with rustls.
 //! - [`failure`]: what went wrong, in the few words a health reason or an exit line can carry
 //!   ("connection refused", "authentication failed", "too many clients", ...).
+//! - [`host_by_host`]: several hosts tried in order, each attempt bounded as a whole, as libpq
+//!   does (tokio-postgres bounds only the TCP connect), those that failed lately last.
 //! - [`migrations`]: the versioned schema embedded in the binary, applied at start under an
 //!   advisory lock and recorded in the database.
 //! - `pg_store`: [`PgStore`], the pool and the prepared statements of lookups, seeding and
@@ -15,6 +17,7 @@
 //!   and query durations, errors by cause).
 
 pub mod failure;
+pub mod host_by_host;
 pub mod migrations;
 mod pg_store;
 pub mod pool_metrics;

@@ -25,6 +25,7 @@ use tokio_postgres::NoTls;
 
 use super::{
     failure,
+    host_by_host::{self, HostByHost},
     migrations::{self, Applied},
     pool_metrics::PoolMetrics,
     settings::{CLIENT_GRACE, PgSettings, seconds},
@@ -87,11 +88,13 @@ impl std::fmt::Debug for PgStore {
 }
 
 impl PgStore {
-    /// Connects (within the connect timeout), applies the migrations and keeps the connection
+    /// Connects (within the connect timeout, for each host the URL names), applies the migrations and keeps the connection
     /// in the pool. Fails with one line naming the redacted URL and the cause.
     pub async fn connect(settings: &PgSettings) -> Result<Self, StoreError> {
         let store = Self::new(settings)?;
-        store.migrate(settings.connect_timeout).await?;
+        // Several hosts are tried one after the other, `connect_timeout` each, as with libpq.
+        let bound = host_by_host::connect_bound(settings.url.config(), settings.connect_timeout);
+        store.migrate(bound).await?;
         Ok(store)
     }
 
@@ -104,8 +107,12 @@ impl PgStore {
             recycling_method: RecyclingMethod::Fast,
         };
         let manager = match settings.url.tls().client_config()? {
-            None => Manager::from_config(config, NoTls, manager_config()),
-            Some(tls) => Manager::from_config(config, RustlsConnect::new(tls), manager_config()),
+            None => Manager::from_connect(config, HostByHost::new(NoTls), manager_config()),
+            Some(tls) => Manager::from_connect(
+                config,
+                HostByHost::new(RustlsConnect::new(tls)),
+                manager_config(),
+            ),
         };
         let acquire = Some(settings.acquire_timeout);
         let pool = Pool::builder(manager)
