@@ -36,16 +36,16 @@ impl Signals {
                     Some(()) = interrupt.recv() => "Ctrl-C (SIGINT)",
                     else => break,
                 };
-                let mut nth = 0;
-                count.send_modify(|count| {
-                    *count = count.saturating_add(1);
-                    nth = *count;
-                });
+                // Logged before it is counted: the count lets the stop go on, and a second signal
+                // ends it at once, runtime and this task included, so a line written after the
+                // count could be lost. Only this task changes the count.
+                let nth = count.borrow().saturating_add(1);
                 if nth == 1 {
                     tracing::info!("received {name}");
                 } else {
                     tracing::warn!("received {name} again: ending the stop at once");
                 }
+                count.send_replace(nth);
             }
         });
         Ok(Self { received })
