@@ -220,8 +220,12 @@ async fn peers_that_hang_send_garbage_the_wrong_thing_or_too_much_are_listed_wit
     assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
     assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
     let view: Value = response.json().await.unwrap();
-    // Peers are asked concurrently: a round takes about one peer timeout, not one per peer.
-    assert!(took < PEER_TIMEOUT * 4, "the view took {took:?}");
+    // A round is bounded whatever the peers do: at most twice the peer timeout (the names, then
+    // every peer at once), plus slack for a loaded machine; the hanging peer never holds it.
+    assert!(
+        took < PEER_TIMEOUT * 2 + Duration::from_secs(2),
+        "the view took {took:?}"
+    );
 
     let reason = |address| {
         listed(&view, address)["reason"]
