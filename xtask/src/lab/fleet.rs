@@ -124,9 +124,14 @@ pub fn ask(client: &Client, ip: &str) -> Result<View> {
 }
 
 /// Task address to slot, for every task the manager knows (stale and replaced ones included).
+/// Swarm gives the address of a task it shut down to a later one, of any slot: where tasks
+/// share an address, the one meant to run has it, whatever order the history lists them in.
 pub fn slots(tasks: &[Task]) -> BTreeMap<String, u64> {
-    tasks
+    let (live, past): (Vec<&Task>, Vec<&Task>) = tasks
         .iter()
+        .partition(|task| task.desired_state == "running");
+    past.into_iter()
+        .chain(live)
         .filter_map(|task| Some((task.addresses.first()?.clone(), task.slot?)))
         .collect()
 }
@@ -277,6 +282,41 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    fn task(desired_state: &str, slot: u64, address: &str) -> Task {
+        Task {
+            id: format!("task-{slot}-{address}-{desired_state}"),
+            desired_state: desired_state.to_owned(),
+            state: desired_state.to_owned(),
+            error: None,
+            message: String::new(),
+            container_id: None,
+            host_port: None,
+            management_host_port: None,
+            image: "accountservice:latest".to_owned(),
+            node_id: None,
+            slot: Some(slot),
+            addresses: vec![address.to_owned()],
+        }
+    }
+
+    #[test]
+    fn an_address_given_again_belongs_to_the_task_meant_to_run_in_any_order() {
+        let old = task("shutdown", 3, "10.0.1.6");
+        let new = task("running", 1, "10.0.1.6");
+        let other = task("running", 2, "10.0.1.10");
+        for tasks in [
+            vec![old.clone(), new.clone(), other.clone()],
+            vec![new.clone(), old.clone(), other.clone()],
+        ] {
+            assert_eq!(
+                slots(&tasks),
+                BTreeMap::from([("10.0.1.10".to_owned(), 2), ("10.0.1.6".to_owned(), 1)])
+            );
+        }
+        // A task shut down keeps its slot where nothing took its address.
+        assert_eq!(slots(&[old]), BTreeMap::from([("10.0.1.6".to_owned(), 3)]));
     }
 
     #[test]
