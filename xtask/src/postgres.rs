@@ -192,8 +192,7 @@ fn run(command: &mut Command) -> Result<()> {
 /// The newest installed server binaries (Debian's layout), or the line saying how to install
 /// them.
 fn binaries() -> Result<PathBuf> {
-    test_server::binaries_in(Path::new(test_server::INSTALL_ROOT))
-        .map_err(|missing| anyhow!(missing))
+    test_server::installed().map_err(|missing| anyhow!(missing))
 }
 
 /// Where the containers of a Swarm service reach this host: the address of the bridge that

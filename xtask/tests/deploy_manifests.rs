@@ -72,6 +72,21 @@ fn environment(container: &Value) -> Vec<(String, Option<String>)> {
         .unwrap_or_default()
 }
 
+/// `service`'s selector is not empty and every label in it is on the Deployment's pods.
+fn assert_selects_the_pods(service: &Value, deployment: &Value) {
+    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    let selector = service["spec"]["selector"]
+        .as_mapping()
+        .expect("a Service with a selector");
+    assert!(!selector.is_empty());
+    for (key, value) in selector {
+        assert_eq!(
+            &pod_labels[key], value,
+            "selector {key:?} does not match the pods"
+        );
+    }
+}
+
 fn container(deployment: &Value) -> &Value {
     let containers = deployment["spec"]["template"]["spec"]["containers"]
         .as_sequence()
@@ -163,15 +178,7 @@ fn the_k8s_service_selects_the_deployment_pods_on_the_http_port() {
     let documents = k8s_documents();
     let deployment = of_kind(&documents, "Deployment");
     let service = named(&documents, "Service", "accountservice");
-    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
-    let selector = service["spec"]["selector"].as_mapping().unwrap();
-    assert!(!selector.is_empty());
-    for (key, value) in selector {
-        assert_eq!(
-            &pod_labels[key], value,
-            "selector {key:?} does not match the pods"
-        );
-    }
+    assert_selects_the_pods(&service, &deployment);
     let port = &service["spec"]["ports"][0];
     assert_eq!(port["port"], 6767);
     assert!(port["targetPort"] == "http" || port["targetPort"] == 6767);
@@ -187,15 +194,7 @@ fn the_k8s_pods_find_every_other_pod_through_a_headless_service_on_the_managemen
     assert_eq!(peers["spec"]["clusterIP"], "None");
     // A pod out of readiness (a fault of its own, draining) stays listed for the others.
     assert_eq!(peers["spec"]["publishNotReadyAddresses"], true);
-    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
-    let selector = peers["spec"]["selector"].as_mapping().unwrap();
-    assert!(!selector.is_empty());
-    for (key, value) in selector {
-        assert_eq!(
-            &pod_labels[key], value,
-            "selector {key:?} does not match the pods"
-        );
-    }
+    assert_selects_the_pods(&peers, &deployment);
     let port = &peers["spec"]["ports"][0];
     assert_eq!(port["port"], 6768);
     assert_eq!(port["targetPort"], "management");

@@ -121,6 +121,17 @@ pub struct ComponentReport {
 }
 
 impl ComponentReport {
+    /// When the check behind this result began (it ended at `checked_at`, after `duration`);
+    /// `None` for a manual component and for a check that has not run yet.
+    #[must_use]
+    pub fn check_began(&self) -> Option<SystemTime> {
+        if self.kind != ComponentKind::Check {
+            return None;
+        }
+        self.checked_at?
+            .checked_sub(self.duration.unwrap_or_default())
+    }
+
     /// What this component weighs in the overall aggregate: its status, capped at `DEGRADED`
     /// when it is not critical.
     #[must_use]

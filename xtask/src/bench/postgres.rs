@@ -3,9 +3,10 @@
 //! as many clients) on the same server in the same rounds, and the pool's waits under that load.
 //!
 //! The server is started from Debian's binaries the way the service's own tests start one
-//! (`crates/accountservice/tests/support/postgres.rs`, shared as a file: [`crate::postgres::test_server`]), and pinned with the
-//! service to the server core; wrk and pgbench run on the load core. So the ratio says how much
-//! of what the database can answer the service delivers through HTTP.
+//! (`crates/accountservice/tests/support/postgres.rs`, shared as a file:
+//! [`crate::postgres::test_server`]), and pinned with the service to the server core; wrk and
+//! pgbench run on the load core. So the ratio says how much of what the database can answer the
+//! service delivers through HTTP.
 
 use std::process::Command;
 
@@ -31,8 +32,7 @@ pub struct Postgres {
 impl Lab {
     /// Runs the PostgreSQL rounds.
     pub(super) fn postgres(&mut self) -> Result<Postgres> {
-        server::binaries_in(std::path::Path::new(server::INSTALL_ROOT))
-            .map_err(|missing| anyhow!(missing))?;
+        server::installed().map_err(|missing| anyhow!(missing))?;
         println!("bench: PostgreSQL (a private server, pgbench in the same rounds)");
         let pg = server::PgServer::start_with(&[("max_connections", "200")]);
         pin_server(pg.postmaster_pid(), self.cpus.0)?;

@@ -147,10 +147,10 @@ impl Watcher {
                 // The failure began no later than the failing check did: a check that was
                 // working when it began ends within its usual few milliseconds, so one that
                 // failed began at most that long before the failure.
-                let began = c
-                    .checked_at
-                    .and_then(|at| at.checked_sub(c.duration.unwrap_or_default()));
-                (name.clone(), began.unwrap_or_else(SystemTime::now))
+                (
+                    name.clone(),
+                    c.check_began().unwrap_or_else(SystemTime::now),
+                )
             })
             .collect();
         for name in watched

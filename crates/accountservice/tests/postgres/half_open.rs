@@ -10,7 +10,7 @@
 
 use std::{
     io::Write as _,
-    process::{Child, ChildStdin, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -20,15 +20,14 @@ use accountservice::store::postgres::settings::{
 
 use crate::{
     app::{ACQUIRE_TIMEOUT, SLACK, spawn_over},
-    pg::PgServer,
+    pg::{PgServer, Watchdog},
 };
 
 /// Every packet to and from one loopback port dropped, until [`Blackout::lift`] or drop.
 struct Blackout {
     table: String,
-    /// Closing it tells the watchdog to remove the table (if it is still there).
-    watchdog_pipe: Option<ChildStdin>,
-    watchdog: Child,
+    /// Removes the table (if it is still there) once the blackout is dropped or the test ends.
+    _watchdog: Watchdog,
 }
 
 impl Blackout {
@@ -45,17 +44,7 @@ impl Blackout {
         );
         // The watchdog first, so that no moment exists with the rule in place and nobody to
         // remove it.
-        let mut watchdog = Command::new("sh")
-            .args([
-                "-c",
-                &format!("cat >/dev/null; nft delete table inet {table} 2>/dev/null"),
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the watchdog shell starts");
-        let watchdog_pipe = watchdog.stdin.take();
+        let watchdog = Watchdog::spawn(&format!("nft delete table inet {table}"));
         let mut nft = Command::new("nft")
             .args(["-f", "-"])
             .stdin(Stdio::piped())
@@ -75,8 +64,7 @@ impl Blackout {
         );
         Self {
             table,
-            watchdog_pipe,
-            watchdog,
+            _watchdog: watchdog,
         }
     }
 
@@ -87,13 +75,6 @@ impl Blackout {
             .status()
             .expect("nft runs");
         assert!(status.success(), "nft could not remove {}", self.table);
-    }
-}
-
-impl Drop for Blackout {
-    fn drop(&mut self) {
-        drop(self.watchdog_pipe.take());
-        let _ = self.watchdog.wait();
     }
 }
 

@@ -36,9 +36,47 @@ pub struct PgServer {
     port: u16,
     as_postgres_user: bool,
     extra: Vec<String>,
-    /// Closing it tells the watchdog to stop the server and remove `dir`.
-    watchdog_pipe: Option<ChildStdin>,
-    watchdog: Child,
+    /// Stops the server and removes `dir` once this server is dropped or the process ends.
+    watchdog: Option<Watchdog>,
+}
+
+/// A shell that runs a clean-up command once this process lets go of its stdin: when the
+/// watchdog is dropped, or when the test process ends in any way (a failed assertion, a kill),
+/// so that what a test set up outside itself (a server, a firewall rule) never outlives it.
+pub struct Watchdog {
+    pipe: Option<ChildStdin>,
+    shell: Child,
+}
+
+impl Watchdog {
+    /// Starts the shell that will run `cleanup` (a shell command line, its output discarded).
+    pub fn spawn(cleanup: &str) -> Self {
+        let mut shell = Command::new("sh")
+            .args(["-c", &format!("cat >/dev/null; {cleanup}")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the watchdog shell starts");
+        let pipe = shell.stdin.take();
+        Self { pipe, shell }
+    }
+}
+
+impl Drop for Watchdog {
+    /// Lets the clean-up run, and waits for it for at most 30 s.
+    fn drop(&mut self) {
+        if let Some(mut pipe) = self.pipe.take() {
+            let _ = pipe.flush();
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.shell.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl PgServer {
@@ -105,8 +143,7 @@ impl PgServer {
         }
         let mut server = Self {
             port: 0,
-            watchdog_pipe: None,
-            watchdog: Command::new("true").spawn().expect("`true` runs"),
+            watchdog: None,
             bin,
             dir,
             as_postgres_user,
@@ -118,8 +155,7 @@ impl PgServer {
             &pwfile,
             &server.dir.join("initdb.log"),
         ));
-        server.watchdog = server.spawn_watchdog();
-        server.watchdog_pipe = server.watchdog.stdin.take();
+        server.watchdog = Some(server.spawn_watchdog());
         server.port = free_port();
         server.start_again();
         server
@@ -278,7 +314,7 @@ impl PgServer {
     }
 
     /// The shell that stops the server and removes its directory once its stdin closes.
-    fn spawn_watchdog(&self) -> Child {
+    fn spawn_watchdog(&self) -> Watchdog {
         let stop = format!(
             "{pg_ctl} -D {data} -m immediate -w -t 20 stop",
             pg_ctl = self.bin.join("pg_ctl").display(),
@@ -289,35 +325,10 @@ impl PgServer {
         } else {
             stop
         };
-        Command::new("sh")
-            .args([
-                "-c",
-                &format!(
-                    "cat >/dev/null; {stop} >/dev/null 2>&1; rm -rf {dir}",
-                    dir = self.dir.display()
-                ),
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the watchdog shell starts")
-    }
-}
-
-impl Drop for PgServer {
-    fn drop(&mut self) {
-        if let Some(mut pipe) = self.watchdog_pipe.take() {
-            let _ = pipe.flush();
-        }
-        // The pipe is closed: the watchdog stops the server and removes the directory.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.watchdog.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        Watchdog::spawn(&format!(
+            "{stop} >/dev/null 2>&1; rm -rf {dir}",
+            dir = self.dir.display()
+        ))
     }
 }
 
@@ -326,7 +337,12 @@ pub const INSTALL_ROOT: &str = "/usr/lib/postgresql";
 
 /// The newest installed server's `bin` directory; fails the test with [`MISSING`] if none.
 pub fn binaries() -> PathBuf {
-    binaries_in(Path::new(INSTALL_ROOT)).unwrap_or_else(|missing| panic!("{missing}"))
+    installed().unwrap_or_else(|missing| panic!("{missing}"))
+}
+
+/// The newest installed server's `bin` directory under [`INSTALL_ROOT`], or [`MISSING`].
+pub fn installed() -> Result<PathBuf, &'static str> {
+    binaries_in(Path::new(INSTALL_ROOT))
 }
 
 /// The `bin` directory of the newest server under `root` (Debian's layout,

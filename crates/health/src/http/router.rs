@@ -17,7 +17,7 @@ use super::negotiate::Format;
 use super::options::{Details, HttpOptions};
 use super::render::{Unrendered, render_component, render_excluding, try_render};
 use crate::history::Recorded;
-use crate::{ComponentKind, ComponentReport, Health, Scope, Startup, Status};
+use crate::{ComponentReport, Health, Scope, Startup, Status};
 
 /// The header of a `/health/{component}` answer that says how long ago, in seconds to the
 /// millisecond (`0.412`), the check behind the answer began; absent for a manual component and
@@ -166,10 +166,7 @@ async fn component(State(endpoint): State<Arc<Endpoint>>, Path(name): Path<Strin
 /// [`CHECK_AGE`]'s value for `c` at `now`: the seconds since its check began (when it ended,
 /// less how long it took), or `None` for a manual component or a check not run yet.
 fn check_age(c: &ComponentReport, now: SystemTime) -> Option<HeaderValue> {
-    if c.kind != ComponentKind::Check {
-        return None;
-    }
-    let began = c.checked_at?.checked_sub(c.duration.unwrap_or_default())?;
+    let began = c.check_began()?;
     // A clock stepped back since the check says 0: as fresh as can be told.
     let age = now.duration_since(began).unwrap_or_default();
     HeaderValue::from_str(&format!("{:.3}", age.as_secs_f64())).ok()

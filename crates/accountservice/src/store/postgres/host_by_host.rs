@@ -164,12 +164,12 @@ where
 fn one_config_per_host(config: &Config) -> Vec<Config> {
     let hosts = config.get_hosts();
     let addresses = config.get_hostaddrs();
-    let count = hosts.len().max(addresses.len());
+    let count = host_count(config);
     if count <= 1 || config.get_load_balance_hosts() == LoadBalanceHosts::Random {
         return vec![config.clone()];
     }
     let ports = config.get_ports();
-    (0..count)
+    (0..count as usize)
         .map(|i| {
             let mut one = without_hosts(config);
             match hosts.get(i) {

@@ -88,8 +88,8 @@ impl std::fmt::Debug for PgStore {
 }
 
 impl PgStore {
-    /// Connects (within the connect timeout, for each host the URL names), applies the migrations and keeps the connection
-    /// in the pool. Fails with one line naming the redacted URL and the cause.
+    /// Connects (within the connect timeout, for each host the URL names), applies the
+    /// migrations and keeps the connection in the pool. Fails with one line naming the redacted URL and the cause.
     pub async fn connect(settings: &PgSettings) -> Result<Self, StoreError> {
         let store = Self::new(settings)?;
         // Several hosts are tried one after the other, `connect_timeout` each, as with libpq.
